@@ -1,0 +1,1 @@
+//! The Envoy bootstrap that points a proxy at coalmine over ADS.

@@ -1,0 +1,1 @@
+//! Parses Istio networking documents (YAML/JSON) into the validated model.

@@ -1,0 +1,27 @@
+//! coalmine: an Envoy xDS control plane for safe releases.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//!  sources                 pure core                               edges that talk
+//!  files (--config) ──► istio (parse, validate) ──► model::Config
+//!                                                     │
+//!                                  translate (per proxy class) ──► snapshot ──► xds ──► Envoy
+//! ```
+//!
+//! - [`model`]: the validated domain; no protobuf, no Kubernetes.
+//! - [`istio`]: Istio-style YAML documents into the model, with errors naming the field.
+//! - [`translate`]: pure, deterministic model → Envoy v3 resources.
+//! - [`snapshot`]: encoded resources with content-hash versions, shared by every stream.
+//! - [`xds`]: the ADS protocol as a sans-IO state machine, and its tonic edge.
+//! - [`serve`]: the wiring of `coalmine serve`.
+#![forbid(unsafe_code)]
+
+pub mod bootstrap;
+pub mod istio;
+pub mod model;
+pub mod serve;
+pub mod snapshot;
+pub mod source;
+pub mod translate;
+pub mod xds;

@@ -1,0 +1,83 @@
+//! The validated domain model: gateways, routes, destinations, subsets and services.
+//!
+//! Every input dialect (Istio today, Gateway API and Kubernetes discovery later) is
+//! parsed and validated into these types once, at the edge. Nothing here knows about
+//! protobuf, Envoy or Kubernetes, and a value of these types is always valid: the
+//! translation that consumes them cannot fail.
+
+mod key;
+mod route;
+mod service;
+mod weight;
+
+pub use key::{Kind, ResourceKey};
+pub use route::{
+    Abort, CorsPolicy, Delay, Destination, Fault, HeaderMatch, HeaderOps, Headers, HttpRoute,
+    Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch, StringMatch, VirtualService,
+    WeightedDestination,
+};
+pub use service::{
+    ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer, OutlierDetection,
+    Resolution, Service, ServicePort, Subset, TrafficPolicy,
+};
+pub use weight::Weight;
+
+use std::collections::BTreeMap;
+
+/// Labels as Kubernetes has them: sorted, so that everything derived from them is stable.
+pub type Labels = BTreeMap<String, String>;
+
+/// The whole validated configuration that coalmine serves: one consistent set.
+///
+/// Cross-resource checks (every subset defined, every host resolved, no two virtual
+/// services claiming one host on one port) have passed for a value of this type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub gateways: Vec<Gateway>,
+    pub virtual_services: Vec<VirtualService>,
+    pub destination_rules: Vec<DestinationRule>,
+    /// Every service a destination may name, keyed by host.
+    pub services: BTreeMap<String, Service>,
+}
+
+/// An ingress point: the proxies it selects open one listener per server port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    pub key: ResourceKey,
+    /// Matched against the labels an Envoy declares in its node metadata; empty selects
+    /// every proxy.
+    pub selector: Labels,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: Option<String>,
+    pub port: u32,
+    pub protocol: Protocol,
+    /// Hosts this server accepts, as Istio writes them (`*`, `*.example.com`,
+    /// `example.com`; a `namespace/` prefix is removed during parsing).
+    pub hosts: Vec<String>,
+    pub tls: Option<ServerTls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+/// TLS termination for an HTTPS server, from certificate files on the proxy's disk
+/// (Istio's `SIMPLE` mode with `serverCertificate` / `privateKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub server_certificate: String,
+    pub private_key: String,
+    pub ca_certificates: Option<String>,
+}
+
+/// The name a virtual service uses for "every proxy that no Gateway selects".
+pub const MESH_GATEWAY: &str = "mesh";
+
+/// The listener port every proxy that no Gateway selects gets.
+pub const DEFAULT_LISTENER_PORT: u32 = 10000;

@@ -1,0 +1,177 @@
+//! Virtual services: hosts, ordered HTTP routes, matches and what a matching request gets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{ResourceKey, Weight};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualService {
+    pub key: ResourceKey,
+    /// Hosts as the `Host` / `:authority` header carries them (`*` and `*.suffix` allowed).
+    pub hosts: Vec<String>,
+    /// Gateways as `namespace/name` (the parser fills the namespace in), or
+    /// [`super::MESH_GATEWAY`]. Never empty: an omitted field means `mesh`.
+    pub gateways: Vec<String>,
+    /// Matched in order; the first route whose match holds wins.
+    pub http: Vec<HttpRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRoute {
+    pub name: Option<String>,
+    /// Any one of these matching is enough; empty matches every request.
+    pub matches: Vec<RouteMatch>,
+    pub action: RouteAction,
+    pub rewrite: Option<Rewrite>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<Retries>,
+    pub fault: Option<Fault>,
+    pub mirror: Option<Mirror>,
+    pub cors: Option<CorsPolicy>,
+    pub headers: Headers,
+}
+
+/// Every condition present must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteMatch {
+    pub name: Option<String>,
+    pub uri: Option<StringMatch>,
+    pub method: Option<StringMatch>,
+    pub authority: Option<StringMatch>,
+    /// Header name (lowercase) to how its value must match.
+    pub headers: BTreeMap<String, HeaderMatch>,
+    /// Headers that must be absent, or present without matching the given value.
+    pub without_headers: BTreeMap<String, HeaderMatch>,
+    pub query_params: BTreeMap<String, StringMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    /// RE2 syntax, matched against the whole value.
+    Regex(String),
+}
+
+/// A header condition; `Present` is Istio's empty match object (`{}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderMatch {
+    Value(StringMatch),
+    Present,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    /// Weighted destinations; the weights add up to [`Weight::FULL`].
+    Route(Vec<WeightedDestination>),
+    Redirect(Redirect),
+    /// A fault that aborts every request (Istio allows a route with only `fault`).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedDestination {
+    pub destination: Destination,
+    pub weight: Weight,
+    /// Header changes for requests sent to this destination only.
+    pub headers: Headers,
+}
+
+/// A resolved destination: the host names a known service, the subset is defined for
+/// it, and the port is one of its ports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    /// Replaces the matched path prefix (or the whole path for an exact match).
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub scheme: Option<String>,
+    pub port: Option<u32>,
+    /// 301 unless given: 301, 302, 303, 307 or 308.
+    pub status: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retries {
+    pub attempts: u32,
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy `retry_on` conditions, comma separated as Istio writes them.
+    pub retry_on: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub delay: Option<Delay>,
+    pub abort: Option<Abort>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delay {
+    pub fixed: Duration,
+    /// Share of requests delayed, 0-100; `None` means all.
+    pub percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abort {
+    pub http_status: u32,
+    pub percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    pub destination: Destination,
+    /// Share of requests mirrored, 0-100; `None` means all.
+    pub percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    pub allow_origins: Vec<StringMatch>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<Duration>,
+    pub allow_credentials: Option<bool>,
+}
+
+/// Header changes for requests and responses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    pub request: HeaderOps,
+    pub response: HeaderOps,
+}
+
+impl Headers {
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.response.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderOps {
+    /// Overwrites the header.
+    pub set: BTreeMap<String, String>,
+    /// Appends a value, keeping any already there.
+    pub add: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+}
+
+impl HeaderOps {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}

@@ -1,0 +1,1 @@
+//! The wiring of `coalmine serve`: sources, snapshots, the xDS server and shutdown.

@@ -1,0 +1,1 @@
+//! Encoded Envoy resources with content-hash versions, shared by every stream.

@@ -1,0 +1,1 @@
+//! Pure, deterministic translation of the model into Envoy v3 resources.
