@@ -18,10 +18,14 @@
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;
+pub mod cli;
+pub mod desired;
 pub mod istio;
+pub mod ledger;
 pub mod model;
 pub mod serve;
 pub mod snapshot;
 pub mod source;
+pub mod store;
 pub mod translate;
 pub mod xds;

@@ -1,1 +1,27 @@
 //! Parses Istio networking documents (YAML/JSON) into the validated model.
+//!
+//! [`parse_documents`] splits text into documents and checks their envelope;
+//! [`build_config`] reads each spec by kind, runs the cross-resource checks, and
+//! returns a consistent [`crate::model::Config`] or every error found, each naming
+//! the resource and the field path. A field coalmine does not support is an error,
+//! never silently dropped. Nothing here talks to Envoy, Kubernetes or the store.
+
+mod build;
+mod check;
+mod destination_rule;
+mod document;
+mod duration;
+mod error;
+mod gateway;
+mod http_match;
+mod http_policy;
+mod service_entry;
+mod virtual_service;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+pub use build::build_config;
+pub use document::{parse_documents, Document, API_GROUP, API_VERSIONS};
+pub use error::{Errors, FieldError, Result};

@@ -1,1 +1,17 @@
 //! The ADS protocol: a sans-IO per-stream state machine and its tonic edge.
+//!
+//! [`sotw::SotwStream`] holds everything one State-of-the-World ADS stream knows
+//! (subscriptions, nonces, what was sent, ACKed and NACKed) and turns requests and new
+//! views into responses; it does no IO and is tested with plain `#[test]`s.
+//! [`server`] is the only place that touches tonic: it reads requests, watches for new
+//! snapshots, and writes what the state machine returns. [`codec`] writes responses
+//! from the shared, already-encoded resource bytes.
+
+pub mod codec;
+pub mod node;
+pub mod server;
+pub mod sotw;
+
+pub use node::NodeInfo;
+pub use server::{AdsService, XdsState};
+pub use sotw::{Event, Response, SotwStream};

@@ -1,0 +1,328 @@
+//! Cross-resource checks: every destination resolved to a known service, subset and
+//! port; every gateway defined; no host claimed twice on one listener; one
+//! DestinationRule and one ServiceEntry per host. Produces the consistent Config.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::{FieldError, Report};
+use crate::model::{
+    Config, Destination, DestinationRule, Gateway, Labels, ResourceKey, RouteAction, Service,
+    VirtualService, MESH_GATEWAY,
+};
+
+/// Resources that read cleanly, each kind sorted by key, and what the broken ones
+/// would have defined.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    pub gateways: Vec<Gateway>,
+    pub virtual_services: Vec<VirtualService>,
+    pub destination_rules: Vec<DestinationRule>,
+    /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
+    pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
+    pub broken: Broken,
+}
+
+/// Names that documents with errors declare. References to them are not reported
+/// again: the document's own errors already say what to fix.
+#[derive(Debug, Default)]
+pub(crate) struct Broken {
+    /// `namespace/name` of Gateways.
+    pub gateways: BTreeSet<String>,
+    /// Hosts of ServiceEntries.
+    pub hosts: BTreeSet<String>,
+    /// Hosts of DestinationRules, with the namespace they were written in.
+    pub rule_hosts: Vec<(String, String)>,
+}
+
+/// Runs every cross-resource check, adding errors to `errors`, and assembles the Config.
+pub(crate) fn check(
+    read: Read,
+    discovered: &BTreeMap<String, Service>,
+    errors: &mut Vec<FieldError>,
+) -> Config {
+    let services = collect_services(read.service_entries, discovered, errors);
+    let destination_rules = index_rules(read.destination_rules, &services, errors);
+    let rules: BTreeMap<&str, &DestinationRule> = destination_rules
+        .iter()
+        .map(|rule| (rule.host.as_str(), rule))
+        .collect();
+    let broken_rule_hosts: BTreeSet<String> = read
+        .broken
+        .rule_hosts
+        .iter()
+        .map(|(host, ns)| resolve_host(host, ns, &services).unwrap_or_else(|| host.clone()))
+        .collect();
+    let gateways: BTreeMap<String, &Gateway> = read
+        .gateways
+        .iter()
+        .map(|g| (format!("{}/{}", g.key.namespace, g.key.name), g))
+        .collect();
+    let known = Known {
+        services: &services,
+        rules: &rules,
+        broken_hosts: &read.broken.hosts,
+        broken_rule_hosts: &broken_rule_hosts,
+    };
+    let mut claims: Vec<Claim> = Vec::new();
+    let mut virtual_services = read.virtual_services;
+    for vs in &mut virtual_services {
+        let mut r = Report::new(vs.key.to_string());
+        for (k, gateway) in vs.gateways.iter().enumerate() {
+            let defined = gateway == MESH_GATEWAY
+                || gateways.contains_key(gateway)
+                || read.broken.gateways.contains(gateway);
+            if !defined {
+                r.push(
+                    format!("spec.gateways[{k}]"),
+                    format!("gateway {gateway:?} is not defined"),
+                );
+            }
+        }
+        resolve_destinations(vs, &known, &mut r);
+        claim_hosts(vs, &gateways, &mut claims, &mut r);
+        errors.extend(r.errors);
+    }
+    Config {
+        gateways: read.gateways,
+        virtual_services,
+        destination_rules,
+        services,
+    }
+}
+
+/// Discovered services, then every ServiceEntry host (which takes precedence over a
+/// discovered service of the same host); a host in two ServiceEntries is an error.
+fn collect_services(
+    entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
+    discovered: &BTreeMap<String, Service>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, Service> {
+    let mut services = discovered.clone();
+    let mut declared: BTreeMap<String, ResourceKey> = BTreeMap::new();
+    for (key, entry_services) in entries {
+        let mut r = Report::new(key.to_string());
+        for (i, service) in entry_services {
+            if let Some(other) = declared.get(&service.host) {
+                r.push(
+                    format!("spec.hosts[{i}]"),
+                    format!("host {:?} is already defined by {other}", service.host),
+                );
+                continue;
+            }
+            declared.insert(service.host.clone(), key.clone());
+            services.insert(service.host.clone(), service);
+        }
+        errors.extend(r.errors);
+    }
+    services
+}
+
+/// Resolves each rule's host to a known service where one matches; a second rule for
+/// the same host is an error.
+fn index_rules(
+    rules: Vec<DestinationRule>,
+    services: &BTreeMap<String, Service>,
+    errors: &mut Vec<FieldError>,
+) -> Vec<DestinationRule> {
+    let mut out: Vec<DestinationRule> = Vec::new();
+    for mut rule in rules {
+        if let Some(host) = resolve_host(&rule.host, &rule.key.namespace, services) {
+            rule.host = host;
+        }
+        if let Some(other) = out.iter().find(|o| o.host == rule.host) {
+            errors.push(FieldError {
+                resource: rule.key.to_string(),
+                field: "spec.host".into(),
+                message: format!("host {:?} already has {}", rule.host, other.key),
+            });
+            continue;
+        }
+        out.push(rule);
+    }
+    out
+}
+
+/// The names a destination host may stand for: itself, and for a short Kubernetes
+/// name (`name`, `name.namespace`, `name.namespace.svc`) the full
+/// `name.namespace.svc.cluster.local`, the namespace defaulting to `namespace`.
+fn candidates(host: &str, namespace: &str) -> Vec<String> {
+    let mut out = vec![host.to_string()];
+    match host.matches('.').count() {
+        0 => out.push(format!("{host}.{namespace}.svc.cluster.local")),
+        1 => out.push(format!("{host}.svc.cluster.local")),
+        2 if host.ends_with(".svc") => out.push(format!("{host}.cluster.local")),
+        _ => {}
+    }
+    out
+}
+
+/// The full host of a known service that `host` names, if any.
+fn resolve_host(
+    host: &str,
+    namespace: &str,
+    services: &BTreeMap<String, Service>,
+) -> Option<String> {
+    candidates(host, namespace)
+        .into_iter()
+        .find(|h| services.contains_key(h))
+}
+
+/// Everything a destination is resolved against.
+struct Known<'a> {
+    services: &'a BTreeMap<String, Service>,
+    rules: &'a BTreeMap<&'a str, &'a DestinationRule>,
+    broken_hosts: &'a BTreeSet<String>,
+    broken_rule_hosts: &'a BTreeSet<String>,
+}
+
+fn resolve_destinations(vs: &mut VirtualService, known: &Known<'_>, r: &mut Report) {
+    let namespace = vs.key.namespace.clone();
+    for (i, route) in vs.http.iter_mut().enumerate() {
+        if let RouteAction::Route(destinations) = &mut route.action {
+            for (j, weighted) in destinations.iter_mut().enumerate() {
+                let path = format!("spec.http[{i}].route[{j}].destination");
+                resolve(&mut weighted.destination, &path, &namespace, known, r);
+            }
+        }
+        if let Some(mirror) = &mut route.mirror {
+            let path = format!("spec.http[{i}].mirror");
+            resolve(&mut mirror.destination, &path, &namespace, known, r);
+        }
+    }
+}
+
+/// Fills in the full host and the port (0 until now when not given), or reports why
+/// the destination names nothing.
+fn resolve(d: &mut Destination, path: &str, namespace: &str, known: &Known<'_>, r: &mut Report) {
+    let Some(host) = resolve_host(&d.host, namespace, known.services) else {
+        let broken = candidates(&d.host, namespace)
+            .iter()
+            .any(|h| known.broken_hosts.contains(h));
+        if !broken {
+            r.push(
+                format!("{path}.host"),
+                format!(
+                    "host {:?} is not defined by any ServiceEntry or discovered service",
+                    d.host
+                ),
+            );
+        }
+        return;
+    };
+    d.host = host;
+    let service = &known.services[&d.host];
+    if let Some(subset) = &d.subset {
+        let rule = known.rules.get(d.host.as_str());
+        let defined = rule.is_some_and(|rule| rule.subset(subset).is_some());
+        if !defined && !known.broken_rule_hosts.contains(&d.host) {
+            r.push(
+                format!("{path}.subset"),
+                format!(
+                    "subset {subset:?} is not defined by a DestinationRule for host {:?}",
+                    d.host
+                ),
+            );
+        }
+    }
+    let ports = || {
+        let numbers: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
+        numbers.join(", ")
+    };
+    if d.port != 0 {
+        if service.port(d.port).is_none() {
+            r.push(
+                format!("{path}.port.number"),
+                format!(
+                    "port {} is not a port of host {:?} (ports: {})",
+                    d.port,
+                    d.host,
+                    ports()
+                ),
+            );
+        }
+        return;
+    }
+    match service.ports.as_slice() {
+        [only] => d.port = only.number,
+        [] => r.push(
+            format!("{path}.host"),
+            format!("host {:?} has no ports", d.host),
+        ),
+        _ => r.push(
+            path,
+            format!(
+                "host {:?} has several ports ({}): port.number is required",
+                d.host,
+                ports()
+            ),
+        ),
+    }
+}
+
+/// One host served on one listener: a gateway port (for the proxies a selector picks)
+/// or the mesh.
+struct Claim {
+    host: String,
+    /// `None` for the mesh.
+    listener: Option<(u32, Labels)>,
+    owner: ResourceKey,
+}
+
+impl Claim {
+    fn collides(&self, other: &Claim) -> bool {
+        self.host == other.host
+            && match (&self.listener, &other.listener) {
+                (None, None) => true,
+                (Some((port, a)), Some((other_port, b))) => port == other_port && overlap(a, b),
+                _ => false,
+            }
+    }
+}
+
+/// Whether some proxy could carry labels that both selectors pick.
+fn overlap(a: &Labels, b: &Labels) -> bool {
+    a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
+}
+
+/// Reports each host of `vs` that an earlier VirtualService already serves on one of
+/// the same listeners, then records the hosts of `vs`.
+fn claim_hosts(
+    vs: &VirtualService,
+    gateways: &BTreeMap<String, &Gateway>,
+    claims: &mut Vec<Claim>,
+    r: &mut Report,
+) {
+    let mut listeners: BTreeSet<Option<(u32, Labels)>> = BTreeSet::new();
+    for gateway in &vs.gateways {
+        if gateway == MESH_GATEWAY {
+            listeners.insert(None);
+        } else if let Some(gateway) = gateways.get(gateway) {
+            for server in &gateway.servers {
+                listeners.insert(Some((server.port, gateway.selector.clone())));
+            }
+        }
+    }
+    let mut mine = Vec::new();
+    for (k, host) in vs.hosts.iter().enumerate() {
+        for listener in &listeners {
+            let claim = Claim {
+                host: host.to_ascii_lowercase(),
+                listener: listener.clone(),
+                owner: vs.key.clone(),
+            };
+            if let Some(other) = claims.iter().find(|c| c.collides(&claim)) {
+                let place = match &claim.listener {
+                    None => "on the mesh".to_string(),
+                    Some((port, _)) => format!("on gateway port {port}"),
+                };
+                r.push(
+                    format!("spec.hosts[{k}]"),
+                    format!("host {host:?} is already served {place} by {}", other.owner),
+                );
+                break;
+            }
+            mine.push(claim);
+        }
+    }
+    claims.extend(mine);
+}

@@ -1,0 +1,222 @@
+//! Splitting YAML or JSON text into Kubernetes-shaped documents and checking their
+//! envelope (`apiVersion`, `kind`, `metadata`); the `spec` is read elsewhere.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{Errors, FieldError, Report, Result};
+use super::walk::{Fields, Obj};
+use crate::model::{Kind, ResourceKey};
+
+/// The API group every Istio networking kind lives in.
+pub const API_GROUP: &str = "networking.istio.io";
+
+/// Versions of [`API_GROUP`] accepted; they have the same meaning.
+pub const API_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
+
+/// A Kubernetes-shaped document as stored: its key and the whole document as JSON.
+///
+/// `value` has `metadata.namespace` filled in and no `status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub key: ResourceKey,
+    pub api_version: String,
+    pub value: Value,
+}
+
+/// Splits YAML (multi-document, `---`) or JSON (one object, several objects in a row,
+/// a JSON array, or a `List` kind with `items`) into documents.
+///
+/// Checks `apiVersion`, `kind` and `metadata.name`, and fills `metadata.namespace`
+/// with `default` when absent. Empty documents are skipped. Documents are numbered
+/// from 1 in the order they appear (the items of an array or `List` each count as
+/// one), and errors name a document by that number until it has a kind and a name.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>> {
+    let mut errors = Vec::new();
+    let mut documents = Vec::new();
+    let values = split(text, &mut errors);
+    for (index, value) in values.into_iter().enumerate() {
+        if let Some(document) = try_document(value, index + 1, &mut errors) {
+            documents.push(document);
+        }
+    }
+    if errors.is_empty() {
+        Ok(documents)
+    } else {
+        Err(Errors(errors))
+    }
+}
+
+/// Every non-empty document in `text`, arrays and `List`s flattened into their items.
+fn split(text: &str, errors: &mut Vec<FieldError>) -> Vec<Value> {
+    let mut values = Vec::new();
+    let syntax_error = |count: usize, message: String| FieldError {
+        resource: format!("document {}", count + 1),
+        field: String::new(),
+        message,
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+            match value {
+                Ok(value) => flatten(value, &mut values),
+                Err(e) => {
+                    errors.push(syntax_error(values.len(), format!("invalid JSON: {e}")));
+                    break;
+                }
+            }
+        }
+    } else {
+        for document in serde_yaml::Deserializer::from_str(text) {
+            match Value::deserialize(document) {
+                Ok(value) => flatten(value, &mut values),
+                Err(e) => {
+                    errors.push(syntax_error(values.len(), format!("invalid YAML: {e}")));
+                    break;
+                }
+            }
+        }
+    }
+    values
+}
+
+fn flatten(value: Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Null => {}
+        Value::Array(items) => items.into_iter().for_each(|item| flatten(item, out)),
+        Value::Object(mut map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+            match map.remove("items") {
+                Some(items @ Value::Array(_)) => flatten(items, out),
+                Some(Value::Null) | None => {}
+                Some(other) => out.push(other),
+            }
+        }
+        other => out.push(other),
+    }
+}
+
+const ENVELOPE: Fields = Fields::known(&["apiVersion", "kind", "metadata", "spec", "status"]);
+
+/// Checks the envelope of one document, naming it by its key once kind and name read.
+fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -> Option<Document> {
+    let mut key_report = Report::new("");
+    let key = try_key(&value, &mut key_report);
+    let mut report = match &key {
+        Some(key) => Report::new(key.to_string()),
+        None => Report::new(format!("document {number}")),
+    };
+    let envelope = Obj::new(&mut report, "", &value, ENVELOPE);
+    report.adopt(key_report);
+    let api_version = envelope.and_then(|envelope| try_api_version(envelope, &mut report));
+    if let Some(envelope) = envelope {
+        match envelope.get("spec") {
+            None => report.push("spec", "required"),
+            Some(Value::Object(_)) => {}
+            Some(_) => report.push("spec", "must be an object"),
+        }
+    }
+    let clean = report.is_clean();
+    errors.extend(report.errors);
+    let (key, api_version) = (key?, api_version?);
+    if !clean {
+        return None;
+    }
+    let map = value.as_object_mut()?;
+    map.remove("status");
+    map.get_mut("metadata")?
+        .as_object_mut()?
+        .insert("namespace".into(), Value::String(key.namespace.clone()));
+    Some(Document {
+        key,
+        api_version,
+        value,
+    })
+}
+
+/// The document's key; errors here carry no resource yet (the caller names it).
+fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
+    let envelope = Obj::any(value)?;
+    let kind = envelope.required_string(r, "kind").and_then(|kind| {
+        let found = [
+            Kind::Gateway,
+            Kind::VirtualService,
+            Kind::DestinationRule,
+            Kind::ServiceEntry,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind);
+        if found.is_none() {
+            r.push(
+                "kind",
+                format!(
+                    "unsupported kind {kind:?} (expected Gateway, VirtualService, \
+                     DestinationRule or ServiceEntry)"
+                ),
+            );
+        }
+        found
+    });
+    // Only name and namespace matter; labels, annotations, uid and the like are ignored.
+    let metadata = match envelope.get("metadata") {
+        None => {
+            r.push("metadata", "required");
+            return None;
+        }
+        Some(metadata) => Obj::any(metadata).map(|m| m.with_path("metadata")),
+    };
+    let Some(metadata) = metadata else {
+        r.push("metadata", "must be an object");
+        return None;
+    };
+    let name = metadata
+        .required_string(r, "name")
+        .filter(|name| check_name(r, "metadata.name", name, 253));
+    let namespace = match metadata.string(r, "namespace") {
+        None => Some("default".to_string()),
+        Some(ns) if ns.is_empty() => Some("default".to_string()),
+        Some(ns) => Some(ns).filter(|ns| check_name(r, "metadata.namespace", ns, 63)),
+    };
+    Some(ResourceKey::new(kind?, namespace?, name?))
+}
+
+/// Checks a Kubernetes object name: lower-case letters, digits, `-` and `.`, starting
+/// and ending alphanumeric, at most `max` characters (namespaces take no `.`).
+fn check_name(r: &mut Report, field: &str, name: &str, max: usize) -> bool {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid = name.len() <= max
+        && name.chars().all(allowed)
+        && !(max == 63 && name.contains('.'))
+        && edge_ok(name.chars().next())
+        && edge_ok(name.chars().last());
+    if !valid {
+        r.push(
+            field,
+            format!(
+                "{name:?} is not a valid name: lower-case letters, digits and '-'{}, \
+                 starting and ending with a letter or digit, at most {max} characters",
+                if max == 63 { "" } else { " or '.'" }
+            ),
+        );
+    }
+    valid
+}
+
+fn try_api_version(envelope: Obj<'_, '_>, r: &mut Report) -> Option<String> {
+    let api_version = envelope.required_string(r, "apiVersion")?;
+    let version = api_version
+        .strip_prefix(API_GROUP)
+        .and_then(|rest| rest.strip_prefix('/'));
+    if version.is_some_and(|v| API_VERSIONS.contains(&v)) {
+        Some(api_version)
+    } else {
+        r.push(
+            "apiVersion",
+            format!(
+                "unsupported apiVersion {api_version:?} (expected {API_GROUP}/v1, \
+                 v1beta1 or v1alpha3)"
+            ),
+        );
+        None
+    }
+}

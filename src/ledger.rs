@@ -1,0 +1,238 @@
+//! The ACK ledger: for every connected proxy, what it was served, what it ACKed and
+//! the last NACK with Envoy's error text, per resource type.
+//!
+//! Streams write their state here after every step; the admin API reads it to list
+//! proxies, to say which proxies have applied a revision, and to wait for them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::snapshot::TypeKind;
+use crate::xds::NodeInfo;
+
+/// One type's state on one proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeRecord {
+    /// The version last sent (or found already held on reconnect).
+    pub served: Option<String>,
+    /// The revision whose content `served` is.
+    pub served_revision: u64,
+    pub acked: Option<String>,
+    pub nack: Option<NackRecord>,
+}
+
+impl TypeRecord {
+    /// Whether the proxy holds what it was served.
+    pub fn in_sync(&self) -> bool {
+        self.served.is_none() || self.served == self.acked
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NackRecord {
+    /// The version the proxy rejected.
+    pub version: String,
+    pub message: String,
+    pub at: SystemTime,
+    /// The revision whose content the proxy rejected.
+    pub revision: u64,
+}
+
+/// One connected proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRecord {
+    pub node: NodeInfo,
+    pub connected_since: SystemTime,
+    /// The revision of the configuration this stream serves.
+    pub revision: u64,
+    /// Indexed in [`TypeKind::ALL`] order.
+    pub types: [TypeRecord; 4],
+}
+
+impl ProxyRecord {
+    pub fn new(node: NodeInfo, revision: u64) -> Self {
+        Self {
+            node,
+            connected_since: SystemTime::now(),
+            revision,
+            types: Default::default(),
+        }
+    }
+
+    pub fn get(&self, kind: TypeKind) -> &TypeRecord {
+        &self.types[kind.index()]
+    }
+
+    /// Where this proxy stands on a revision.
+    pub fn status_of(&self, revision: u64) -> ProxyStatus {
+        let nack = self
+            .types
+            .iter()
+            .filter_map(|t| t.nack.as_ref())
+            .find(|n| n.revision == revision);
+        if let Some(nack) = nack {
+            return ProxyStatus::Rejected(nack.message.clone());
+        }
+        if self.revision >= revision && self.in_sync() {
+            ProxyStatus::Acked
+        } else {
+            ProxyStatus::Pending
+        }
+    }
+
+    pub fn in_sync(&self) -> bool {
+        self.types.iter().all(TypeRecord::in_sync)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyStatus {
+    Acked,
+    Pending,
+    /// The proxy NACKed the revision, with its error text.
+    Rejected(String),
+}
+
+/// Every connected proxy, by stream id.
+#[derive(Debug)]
+pub struct Ledger {
+    proxies: Mutex<BTreeMap<u64, ProxyRecord>>,
+    next_id: Mutex<u64>,
+    /// Bumped on every change, so waiters wake without polling.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            proxies: Mutex::default(),
+            next_id: Mutex::new(0),
+            changes: watch::channel(0).0,
+        }
+    }
+}
+
+impl Ledger {
+    /// Registers a new stream and returns its id.
+    pub fn connect(&self, record: ProxyRecord) -> u64 {
+        let id = {
+            let mut next = self.next_id.lock().expect("ledger poisoned");
+            *next += 1;
+            *next
+        };
+        self.proxies
+            .lock()
+            .expect("ledger poisoned")
+            .insert(id, record);
+        self.notify();
+        id
+    }
+
+    /// Replaces a stream's record with `update` applied to it.
+    pub fn update(&self, id: u64, update: impl FnOnce(&mut ProxyRecord)) {
+        if let Some(record) = self.proxies.lock().expect("ledger poisoned").get_mut(&id) {
+            update(record);
+        }
+        self.notify();
+    }
+
+    pub fn disconnect(&self, id: u64) {
+        self.proxies.lock().expect("ledger poisoned").remove(&id);
+        self.notify();
+    }
+
+    /// Every connected proxy, ordered by node id then stream id.
+    pub fn proxies(&self) -> Vec<ProxyRecord> {
+        let mut all: Vec<ProxyRecord> = self
+            .proxies
+            .lock()
+            .expect("ledger poisoned")
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| {
+            a.node
+                .id
+                .cmp(&b.node.id)
+                .then(a.connected_since.cmp(&b.connected_since))
+        });
+        all
+    }
+
+    /// A receiver that changes whenever any proxy's record does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn notify(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_record(revision: u64, served: &str, acked: &str) -> ProxyRecord {
+        let mut r = ProxyRecord::new(
+            NodeInfo {
+                id: "gw-1".into(),
+                ..Default::default()
+            },
+            revision,
+        );
+        r.types[0].served = Some(served.into());
+        r.types[0].acked = Some(acked.into());
+        r
+    }
+
+    #[test]
+    fn acked_once_on_the_revision_and_in_sync() {
+        assert_eq!(mk_record(3, "a", "a").status_of(3), ProxyStatus::Acked);
+        assert_eq!(mk_record(4, "a", "a").status_of(3), ProxyStatus::Acked);
+        assert_eq!(mk_record(3, "b", "a").status_of(3), ProxyStatus::Pending);
+        assert_eq!(mk_record(2, "a", "a").status_of(3), ProxyStatus::Pending);
+    }
+
+    #[test]
+    fn nack_of_the_revision_is_reported_with_its_text() {
+        let mut r = mk_record(3, "b", "a");
+        r.types[0].nack = Some(NackRecord {
+            version: "b".into(),
+            message: "invalid route".into(),
+            at: SystemTime::now(),
+            revision: 3,
+        });
+        assert_eq!(
+            r.status_of(3),
+            ProxyStatus::Rejected("invalid route".into())
+        );
+        // A later revision that fixes it is acked; the rejected one stays rejected.
+        let mut fixed = r.clone();
+        fixed.revision = 4;
+        fixed.types[0].served = Some("c".into());
+        fixed.types[0].acked = Some("c".into());
+        assert_eq!(fixed.status_of(4), ProxyStatus::Acked);
+        assert_eq!(
+            fixed.status_of(3),
+            ProxyStatus::Rejected("invalid route".into())
+        );
+    }
+
+    #[test]
+    fn ledger_lists_and_forgets_proxies() {
+        let ledger = Ledger::default();
+        let mut rx = ledger.subscribe();
+        let id = ledger.connect(mk_record(1, "a", "a"));
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        ledger.update(id, |r| r.revision = 2);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(ledger.proxies()[0].revision, 2);
+        ledger.disconnect(id);
+        assert!(ledger.proxies().is_empty());
+    }
+}

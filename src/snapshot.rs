@@ -1,1 +1,0 @@
-//! Encoded Envoy resources with content-hash versions, shared by every stream.

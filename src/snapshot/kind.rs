@@ -1,0 +1,57 @@
+//! The four resource types coalmine serves, in the order ADS must push them.
+
+use std::fmt;
+
+/// Resource types in xDS push order: CDS, EDS, LDS, RDS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TypeKind {
+    Cluster,
+    Endpoint,
+    Listener,
+    Route,
+}
+
+impl TypeKind {
+    /// Every type, in push order.
+    pub const ALL: [TypeKind; 4] = [
+        TypeKind::Cluster,
+        TypeKind::Endpoint,
+        TypeKind::Listener,
+        TypeKind::Route,
+    ];
+
+    pub fn type_url(self) -> &'static str {
+        match self {
+            TypeKind::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            TypeKind::Endpoint => {
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            TypeKind::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            TypeKind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        }
+    }
+
+    pub fn from_type_url(url: &str) -> Option<TypeKind> {
+        TypeKind::ALL.into_iter().find(|k| k.type_url() == url)
+    }
+
+    /// Short name, as Envoy's stats and coalmine's API use it.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            TypeKind::Cluster => "cds",
+            TypeKind::Endpoint => "eds",
+            TypeKind::Listener => "lds",
+            TypeKind::Route => "rds",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for TypeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}

@@ -1,0 +1,173 @@
+//! Listeners: `0.0.0.0_PORT`, one filter chain with an HTTP connection manager that
+//! takes its routes over RDS (`http.PORT`), and TLS termination for HTTPS servers.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    address, data_source::Specifier, socket_address::PortSpecifier, transport_socket, Address,
+    DataSource, SocketAddress, TransportSocket,
+};
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::RouteSpecifier, http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    common_tls_context::ValidationContextType, CertificateValidationContext, CommonTlsContext,
+    DownstreamTlsContext, TlsCertificate,
+};
+use envoy_types::pb::google::protobuf::{Any, BoolValue};
+use envoy_types::util::pack_any;
+
+use super::ads_config_source;
+use super::route::{route_config_name, FiltersUsed};
+use super::route_filter::{CORS_FILTER, FAULT_FILTER, ROUTER_FILTER};
+use crate::model::ServerTls;
+
+pub(super) fn listener_name(port: u32) -> String {
+    format!("0.0.0.0_{port}")
+}
+
+/// The listener for one port; `filters` says which optional HTTP filters its routes use.
+pub(super) fn to_listener(port: u32, tls: Option<&ServerTls>, filters: FiltersUsed) -> Listener {
+    let name = listener_name(port);
+    let hcm = Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(
+            to_http_connection_manager(&name, port, filters),
+        ))),
+    };
+    Listener {
+        name: name.clone(),
+        address: Some(to_address("0.0.0.0", port)),
+        filter_chains: vec![FilterChain {
+            filters: vec![hcm],
+            transport_socket: tls.map(to_transport_socket),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+pub(super) fn to_address(host: &str, port: u32) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: host.to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(port)),
+            ..Default::default()
+        })),
+    }
+}
+
+fn to_http_connection_manager(
+    stat_prefix: &str,
+    port: u32,
+    filters: FiltersUsed,
+) -> HttpConnectionManager {
+    let mut http_filters = Vec::new();
+    if filters.fault {
+        http_filters.push(to_http_filter(FAULT_FILTER, pack_any(HttpFault::default())));
+    }
+    if filters.cors {
+        http_filters.push(to_http_filter(CORS_FILTER, pack_any(Cors {})));
+    }
+    http_filters.push(to_http_filter(ROUTER_FILTER, pack_any(Router::default())));
+    HttpConnectionManager {
+        stat_prefix: stat_prefix.to_string(),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config_name(port),
+        })),
+        http_filters,
+        use_remote_address: Some(BoolValue { value: true }),
+        ..Default::default()
+    }
+}
+
+fn to_http_filter(name: &str, config: Any) -> HttpFilter {
+    HttpFilter {
+        name: name.to_string(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(config)),
+        ..Default::default()
+    }
+}
+
+/// TLS termination from certificate files on the proxy's disk (Istio's `SIMPLE` mode);
+/// with a CA file, client certificates are verified against it (`MUTUAL`).
+fn to_transport_socket(tls: &ServerTls) -> TransportSocket {
+    let file = |path: &String| DataSource {
+        specifier: Some(Specifier::Filename(path.clone())),
+        ..Default::default()
+    };
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: vec![TlsCertificate {
+                certificate_chain: Some(file(&tls.server_certificate)),
+                private_key: Some(file(&tls.private_key)),
+                ..Default::default()
+            }],
+            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
+            validation_context_type: tls.ca_certificates.as_ref().map(|ca| {
+                ValidationContextType::ValidationContext(CertificateValidationContext {
+                    trusted_ca: Some(file(ca)),
+                    ..Default::default()
+                })
+            }),
+            ..Default::default()
+        }),
+        require_client_certificate: tls
+            .ca_certificates
+            .as_ref()
+            .map(|_| BoolValue { value: true }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn hcm_of(listener: &Listener) -> HttpConnectionManager {
+        let filter = &listener.filter_chains[0].filters[0];
+        let Some(filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+            panic!("no typed config");
+        };
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+        );
+        HttpConnectionManager::decode(any.value.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn router_is_last_and_optional_filters_only_when_used() {
+        let names = |filters| -> Vec<String> {
+            let hcm = hcm_of(&to_listener(8080, None, filters));
+            hcm.http_filters.into_iter().map(|f| f.name).collect()
+        };
+        assert_eq!(names(FiltersUsed::default()), [ROUTER_FILTER]);
+        assert_eq!(
+            names(FiltersUsed {
+                fault: true,
+                cors: true
+            }),
+            [FAULT_FILTER, CORS_FILTER, ROUTER_FILTER]
+        );
+    }
+
+    #[test]
+    fn rds_names_the_port_route_config() {
+        let listener = to_listener(8080, None, FiltersUsed::default());
+        assert_eq!(listener.name, "0.0.0.0_8080");
+        let Some(RouteSpecifier::Rds(rds)) = hcm_of(&listener).route_specifier else {
+            panic!("no rds");
+        };
+        assert_eq!(rds.route_config_name, "http.8080");
+        assert_eq!(rds.config_source, Some(ads_config_source()));
+    }
+}

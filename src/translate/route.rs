@@ -1,0 +1,310 @@
+//! Route configurations: one per listener (`http.PORT`), a virtual host per virtual
+//! service, and per HTTP route what a matching request gets (clusters and weights,
+//! rewrites, retries, mirrors, redirects, header changes, fault and CORS).
+
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
+use envoy_types::pb::envoy::config::core::v3::{
+    header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
+    retry_policy::{self, RetryHostPredicate},
+    route::Action,
+    route_action::{ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy},
+    weighted_cluster::ClusterWeight,
+    DirectResponseAction, RedirectAction, RetryPolicy, Route, RouteAction as EnvoyRouteAction,
+    RouteConfiguration, VirtualHost, WeightedCluster,
+};
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
+use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use envoy_types::util::pack_any;
+
+use super::route_filter::{self, CORS_FILTER, FAULT_FILTER};
+use super::route_match::{match_all, to_route_match};
+use super::select::{ListenerPlan, VirtualHostPlan};
+use super::{cluster_name, to_duration, to_fractional_percent};
+use crate::model::{
+    HeaderOps, Headers, HttpRoute, Redirect, Retries, RouteAction, RouteMatch, StringMatch,
+    WeightedDestination,
+};
+
+/// Istio's `retry_on` when a route's retries name no conditions.
+const DEFAULT_RETRY_ON: &str =
+    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+/// The HTTP filters a listener's routes need besides the router.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct FiltersUsed {
+    pub fault: bool,
+    pub cors: bool,
+}
+
+pub(super) fn route_config_name(port: u32) -> String {
+    format!("http.{port}")
+}
+
+pub(super) fn filters_used(plan: &ListenerPlan<'_>) -> FiltersUsed {
+    let routes = || {
+        plan.virtual_hosts
+            .iter()
+            .flat_map(|v| &v.virtual_service.http)
+    };
+    FiltersUsed {
+        fault: routes().any(|r| r.fault.is_some()),
+        cors: routes().any(|r| r.cors.is_some()),
+    }
+}
+
+pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfiguration {
+    RouteConfiguration {
+        name: route_config_name(plan.port),
+        virtual_hosts: plan.virtual_hosts.iter().map(to_virtual_host).collect(),
+        ..Default::default()
+    }
+}
+
+fn to_virtual_host(plan: &VirtualHostPlan<'_>) -> VirtualHost {
+    let vs = plan.virtual_service;
+    VirtualHost {
+        name: format!("{}/{}", vs.key.namespace, vs.key.name),
+        domains: plan.domains.clone(),
+        routes: vs.http.iter().flat_map(to_routes).collect(),
+        ..Default::default()
+    }
+}
+
+/// One Envoy route per match, in order (a route without matches matches everything).
+fn to_routes(route: &HttpRoute) -> Vec<Route> {
+    if route.matches.is_empty() {
+        vec![to_route(route, None)]
+    } else {
+        route
+            .matches
+            .iter()
+            .map(|m| to_route(route, Some(m)))
+            .collect()
+    }
+}
+
+fn to_route(route: &HttpRoute, m: Option<&RouteMatch>) -> Route {
+    let name = [route.name.as_deref(), m.and_then(|m| m.name.as_deref())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(".");
+    let mut out = Route {
+        name,
+        r#match: Some(m.map(to_route_match).unwrap_or_else(match_all)),
+        ..Default::default()
+    };
+    add_headers(&mut out, &route.headers);
+    let fault = route.fault.as_ref().map(route_filter::to_http_fault);
+    // Fault and CORS on one route would make a two-entry map, whose encoding order
+    // varies; a routed request then carries the fault on its cluster weights instead
+    // (Envoy looks there first).
+    let fault_on_clusters = matches!(route.action, RouteAction::Route(_)) && route.cors.is_some();
+    let action = match &route.action {
+        RouteAction::Route(destinations) => {
+            let cluster_fault = fault.clone().filter(|_| fault_on_clusters);
+            Action::Route(to_route_action(
+                route,
+                m,
+                destinations,
+                cluster_fault,
+                &mut out,
+            ))
+        }
+        RouteAction::Redirect(redirect) => Action::Redirect(to_redirect_action(redirect)),
+        RouteAction::None => Action::DirectResponse(DirectResponseAction {
+            status: route
+                .fault
+                .as_ref()
+                .and_then(|f| f.abort.as_ref())
+                .map_or(500, |a| a.http_status),
+            body: None,
+            body_format: None,
+        }),
+    };
+    out.action = Some(action);
+    if let Some(fault) = fault.filter(|_| !fault_on_clusters) {
+        out.typed_per_filter_config
+            .insert(FAULT_FILTER.into(), fault);
+    }
+    if let Some(cors) = &route.cors {
+        let policy = route_filter::to_cors_policy(cors);
+        out.typed_per_filter_config
+            .insert(CORS_FILTER.into(), policy);
+    }
+    out
+}
+
+fn to_route_action(
+    route: &HttpRoute,
+    m: Option<&RouteMatch>,
+    destinations: &[WeightedDestination],
+    cluster_fault: Option<Any>,
+    out: &mut Route,
+) -> EnvoyRouteAction {
+    let nonzero: Vec<&WeightedDestination> = destinations
+        .iter()
+        .filter(|d| d.weight.units() > 0)
+        .collect();
+    let live: Vec<&WeightedDestination> = if nonzero.is_empty() {
+        destinations.iter().collect()
+    } else {
+        nonzero
+    };
+    let cluster_specifier = match live.as_slice() {
+        [only] if cluster_fault.is_none() => {
+            add_headers(out, &only.headers);
+            ClusterSpecifier::Cluster(cluster_name(&only.destination))
+        }
+        _ => ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: live
+                .iter()
+                .map(|d| to_cluster_weight(d, cluster_fault.clone()))
+                .collect(),
+            ..Default::default()
+        }),
+    };
+    let rewrite = route.rewrite.as_ref();
+    let mut action = EnvoyRouteAction {
+        cluster_specifier: Some(cluster_specifier),
+        host_rewrite_specifier: rewrite
+            .and_then(|r| r.authority.clone())
+            .map(HostRewriteSpecifier::HostRewriteLiteral),
+        // Istio disables Envoy's 15 s default when a route sets no timeout.
+        timeout: Some(to_duration(route.timeout.unwrap_or_default())),
+        retry_policy: route.retries.as_ref().and_then(to_retry_policy),
+        request_mirror_policies: route
+            .mirror
+            .iter()
+            .map(|mirror| RequestMirrorPolicy {
+                cluster: cluster_name(&mirror.destination),
+                runtime_fraction: mirror.percent.map(|p| RuntimeFractionalPercent {
+                    default_value: Some(to_fractional_percent(Some(p))),
+                    runtime_key: String::new(),
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(uri) = rewrite.and_then(|r| r.uri.as_ref()) {
+        if matches!(m.and_then(|m| m.uri.as_ref()), Some(StringMatch::Regex(_))) {
+            // A regex match has no prefix to swap: the whole path is replaced.
+            action.regex_rewrite = Some(
+                envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute {
+                    pattern: Some(RegexMatcher {
+                        regex: "^.*$".into(),
+                        engine_type: None,
+                    }),
+                    substitution: uri.clone(),
+                },
+            );
+        } else {
+            // Swaps the matched prefix; for an exact match that is the whole path.
+            action.prefix_rewrite = uri.clone();
+        }
+    }
+    action
+}
+
+fn to_cluster_weight(d: &WeightedDestination, fault: Option<Any>) -> ClusterWeight {
+    let (request_headers_to_add, request_headers_to_remove) = to_header_options(&d.headers.request);
+    let (response_headers_to_add, response_headers_to_remove) =
+        to_header_options(&d.headers.response);
+    ClusterWeight {
+        name: cluster_name(&d.destination),
+        weight: Some(UInt32Value {
+            value: d.weight.units(),
+        }),
+        request_headers_to_add,
+        request_headers_to_remove,
+        response_headers_to_add,
+        response_headers_to_remove,
+        typed_per_filter_config: fault
+            .map(|f| route_filter::one_filter_config(FAULT_FILTER, f))
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// `None` for zero attempts: no retries at all.
+fn to_retry_policy(retries: &Retries) -> Option<RetryPolicy> {
+    if retries.attempts == 0 {
+        return None;
+    }
+    Some(RetryPolicy {
+        retry_on: retries
+            .retry_on
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RETRY_ON.into()),
+        num_retries: Some(UInt32Value {
+            value: retries.attempts,
+        }),
+        per_try_timeout: retries.per_try_timeout.map(to_duration),
+        // As Istio: a retry goes to another host when there is one.
+        retry_host_predicate: vec![RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: Some(retry_policy::retry_host_predicate::ConfigType::TypedConfig(
+                pack_any(PreviousHostsPredicate {}),
+            )),
+        }],
+        host_selection_retry_max_attempts: 5,
+        ..Default::default()
+    })
+}
+
+fn to_redirect_action(redirect: &Redirect) -> RedirectAction {
+    let response_code = match redirect.status {
+        302 => RedirectResponseCode::Found,
+        303 => RedirectResponseCode::SeeOther,
+        307 => RedirectResponseCode::TemporaryRedirect,
+        308 => RedirectResponseCode::PermanentRedirect,
+        _ => RedirectResponseCode::MovedPermanently,
+    };
+    RedirectAction {
+        host_redirect: redirect.authority.clone().unwrap_or_default(),
+        port_redirect: redirect.port.unwrap_or(0),
+        response_code: response_code as i32,
+        scheme_rewrite_specifier: redirect
+            .scheme
+            .clone()
+            .map(SchemeRewriteSpecifier::SchemeRedirect),
+        path_rewrite_specifier: redirect.uri.clone().map(PathRewriteSpecifier::PathRedirect),
+        ..Default::default()
+    }
+}
+
+fn add_headers(route: &mut Route, headers: &Headers) {
+    let (add, remove) = to_header_options(&headers.request);
+    route.request_headers_to_add.extend(add);
+    route.request_headers_to_remove.extend(remove);
+    let (add, remove) = to_header_options(&headers.response);
+    route.response_headers_to_add.extend(add);
+    route.response_headers_to_remove.extend(remove);
+}
+
+/// `set` overwrites, `add` appends; both sorted by header name.
+fn to_header_options(ops: &HeaderOps) -> (Vec<HeaderValueOption>, Vec<String>) {
+    let option = |(key, value): (&String, &String), action: HeaderAppendAction| HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.clone(),
+            value: value.clone(),
+            ..Default::default()
+        }),
+        append_action: action as i32,
+        ..Default::default()
+    };
+    let set = ops
+        .set
+        .iter()
+        .map(|kv| option(kv, HeaderAppendAction::OverwriteIfExistsOrAdd));
+    let add = ops
+        .add
+        .iter()
+        .map(|kv| option(kv, HeaderAppendAction::AppendIfExistsOrAdd));
+    (set.chain(add).collect(), ops.remove.clone())
+}

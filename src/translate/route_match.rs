@@ -1,0 +1,186 @@
+//! Request matching: model `RouteMatch` conditions into Envoy route, header and query
+//! parameter matchers.
+
+use envoy_types::pb::envoy::config::route::v3::{
+    header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
+    route_match::PathSpecifier, HeaderMatcher, QueryParameterMatcher,
+    RouteMatch as EnvoyRouteMatch,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    string_matcher::MatchPattern, RegexMatcher, StringMatcher,
+};
+
+use crate::model::{HeaderMatch, RouteMatch, StringMatch};
+
+/// Every request: the match of a route that has no `match` entries.
+pub(super) fn match_all() -> EnvoyRouteMatch {
+    EnvoyRouteMatch {
+        path_specifier: Some(PathSpecifier::Prefix("/".into())),
+        ..Default::default()
+    }
+}
+
+/// One Envoy match for one model match; all of its conditions must hold.
+pub(super) fn to_route_match(m: &RouteMatch) -> EnvoyRouteMatch {
+    let path_specifier = match &m.uri {
+        None => PathSpecifier::Prefix("/".into()),
+        Some(StringMatch::Exact(path)) => PathSpecifier::Path(path.clone()),
+        Some(StringMatch::Prefix(prefix)) => PathSpecifier::Prefix(prefix.clone()),
+        Some(StringMatch::Regex(regex)) => PathSpecifier::SafeRegex(to_regex_matcher(regex)),
+    };
+    let mut headers = Vec::new();
+    if let Some(method) = &m.method {
+        headers.push(to_header_matcher(
+            ":method",
+            &HeaderMatch::Value(method.clone()),
+            false,
+        ));
+    }
+    if let Some(authority) = &m.authority {
+        let value = HeaderMatch::Value(authority.clone());
+        headers.push(to_header_matcher(":authority", &value, false));
+    }
+    headers.extend(
+        m.headers
+            .iter()
+            .map(|(name, hm)| to_header_matcher(name, hm, false)),
+    );
+    headers.extend(
+        m.without_headers
+            .iter()
+            .map(|(name, hm)| to_header_matcher(name, hm, true)),
+    );
+    let query_parameters = m
+        .query_params
+        .iter()
+        .map(|(name, sm)| QueryParameterMatcher {
+            name: name.clone(),
+            query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(
+                to_string_matcher(sm),
+            )),
+        })
+        .collect();
+    EnvoyRouteMatch {
+        path_specifier: Some(path_specifier),
+        headers,
+        query_parameters,
+        ..Default::default()
+    }
+}
+
+/// A header condition; `invert` for `withoutHeaders` (absent, or not matching).
+pub(super) fn to_header_matcher(name: &str, m: &HeaderMatch, invert: bool) -> HeaderMatcher {
+    let specifier = match m {
+        HeaderMatch::Present => HeaderMatchSpecifier::PresentMatch(true),
+        HeaderMatch::Value(sm) => HeaderMatchSpecifier::StringMatch(to_string_matcher(sm)),
+    };
+    HeaderMatcher {
+        name: name.to_string(),
+        invert_match: invert,
+        header_match_specifier: Some(specifier),
+        ..Default::default()
+    }
+}
+
+pub(super) fn to_string_matcher(m: &StringMatch) -> StringMatcher {
+    let pattern = match m {
+        StringMatch::Exact(s) => MatchPattern::Exact(s.clone()),
+        StringMatch::Prefix(s) => MatchPattern::Prefix(s.clone()),
+        StringMatch::Regex(s) => MatchPattern::SafeRegex(to_regex_matcher(s)),
+    };
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    }
+}
+
+/// RE2 is Envoy's default (and only non-deprecated) engine, so only the regex is set.
+pub(super) fn to_regex_matcher(regex: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: regex.to_string(),
+        engine_type: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn exact(s: &str) -> StringMatch {
+        StringMatch::Exact(s.into())
+    }
+
+    #[test]
+    fn uri_matches_become_path_specifiers() {
+        let m = |uri| {
+            to_route_match(&RouteMatch {
+                uri: Some(uri),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            m(exact("/a")).path_specifier,
+            Some(PathSpecifier::Path("/a".into()))
+        );
+        assert_eq!(
+            m(StringMatch::Prefix("/p".into())).path_specifier,
+            Some(PathSpecifier::Prefix("/p".into()))
+        );
+        assert_eq!(
+            m(StringMatch::Regex("/r/.*".into())).path_specifier,
+            Some(PathSpecifier::SafeRegex(RegexMatcher {
+                regex: "/r/.*".into(),
+                engine_type: None
+            }))
+        );
+        assert_eq!(to_route_match(&RouteMatch::default()), match_all());
+    }
+
+    #[test]
+    fn method_authority_headers_and_query_params() {
+        let m = RouteMatch {
+            method: Some(exact("GET")),
+            authority: Some(StringMatch::Prefix("api.".into())),
+            headers: BTreeMap::from([("x-canary".to_string(), HeaderMatch::Value(exact("true")))]),
+            without_headers: BTreeMap::from([
+                ("x-debug".to_string(), HeaderMatch::Present),
+                ("x-env".to_string(), HeaderMatch::Value(exact("prod"))),
+            ]),
+            query_params: BTreeMap::from([("v".to_string(), StringMatch::Regex("[0-9]+".into()))]),
+            ..Default::default()
+        };
+        let got = to_route_match(&m);
+        let summary: Vec<(&str, bool, bool)> = got
+            .headers
+            .iter()
+            .map(|h| {
+                let present = matches!(
+                    h.header_match_specifier,
+                    Some(HeaderMatchSpecifier::PresentMatch(true))
+                );
+                (h.name.as_str(), h.invert_match, present)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (":method", false, false),
+                (":authority", false, false),
+                ("x-canary", false, false),
+                ("x-debug", true, true),
+                ("x-env", true, false),
+            ]
+        );
+        assert_eq!(
+            got.headers[2].header_match_specifier,
+            Some(HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(MatchPattern::Exact("true".into())),
+                ignore_case: false,
+            }))
+        );
+        assert_eq!(got.query_parameters.len(), 1);
+        assert_eq!(got.query_parameters[0].name, "v");
+        assert_eq!(got.path_specifier, Some(PathSpecifier::Prefix("/".into())));
+    }
+}

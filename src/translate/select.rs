@@ -1,0 +1,349 @@
+//! Which Gateways select a proxy, which listeners a proxy class gets, and which virtual
+//! services (with which domains) each listener serves. Builds no protobuf.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{
+    Config, Destination, Gateway, Labels, Protocol, ResourceKey, RouteAction, ServerTls,
+    VirtualService, DEFAULT_LISTENER_PORT, MESH_GATEWAY,
+};
+
+/// The Gateways that select a proxy with these node-metadata labels (selector ⊆
+/// labels; an empty selector selects all). Sorted.
+pub fn select_gateways(config: &Config, labels: &Labels) -> BTreeSet<ResourceKey> {
+    config
+        .gateways
+        .iter()
+        .filter(|g| g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        .map(|g| g.key.clone())
+        .collect()
+}
+
+/// One listener to build: its port, TLS, and the virtual hosts of its route config.
+#[derive(Debug)]
+pub(super) struct ListenerPlan<'a> {
+    pub port: u32,
+    /// The first HTTPS server's TLS on this port, if any (servers on one port share one
+    /// filter chain, so one certificate).
+    pub tls: Option<&'a ServerTls>,
+    pub virtual_hosts: Vec<VirtualHostPlan<'a>>,
+}
+
+#[derive(Debug)]
+pub(super) struct VirtualHostPlan<'a> {
+    pub virtual_service: &'a VirtualService,
+    /// Envoy domains, unique across the whole route configuration; never empty.
+    pub domains: Vec<String>,
+}
+
+/// The listeners a proxy class gets: the default one for a class no Gateway selects,
+/// else one per distinct server port of its Gateways. Sorted by port.
+pub(super) fn plan_listeners<'a>(
+    config: &'a Config,
+    gateways: &BTreeSet<ResourceKey>,
+) -> Vec<ListenerPlan<'a>> {
+    let mut services: Vec<&VirtualService> = config.virtual_services.iter().collect();
+    services.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let selected: Vec<&Gateway> = gateways
+        .iter()
+        .filter_map(|key| config.gateways.iter().find(|g| &g.key == key))
+        .collect();
+    if selected.is_empty() {
+        let bound = services
+            .iter()
+            .filter(|vs| vs.gateways.iter().any(|g| g == MESH_GATEWAY))
+            .map(|vs| (*vs, vs.hosts.clone()));
+        return vec![ListenerPlan {
+            port: DEFAULT_LISTENER_PORT,
+            tls: None,
+            virtual_hosts: to_virtual_hosts(bound),
+        }];
+    }
+
+    let mut ports: BTreeMap<u32, Option<&ServerTls>> = BTreeMap::new();
+    for server in selected.iter().flat_map(|g| &g.servers) {
+        let tls = ports.entry(server.port).or_default();
+        if tls.is_none() && server.protocol == Protocol::Https {
+            *tls = server.tls.as_ref();
+        }
+    }
+    ports
+        .into_iter()
+        .map(|(port, tls)| {
+            let bound = services
+                .iter()
+                .map(|vs| (*vs, hosts_on_port(vs, &selected, port)));
+            ListenerPlan {
+                port,
+                tls,
+                virtual_hosts: to_virtual_hosts(bound),
+            }
+        })
+        .collect()
+}
+
+/// The hosts a virtual service serves on `port`: its hosts intersected with the hosts
+/// of every server on that port of the selected gateways it binds to. In VS order.
+fn hosts_on_port(vs: &VirtualService, selected: &[&Gateway], port: u32) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for gateway in selected {
+        let name = format!("{}/{}", gateway.key.namespace, gateway.key.name);
+        if !vs.gateways.contains(&name) {
+            continue;
+        }
+        for server in gateway.servers.iter().filter(|s| s.port == port) {
+            for host in &vs.hosts {
+                hosts.extend(server.hosts.iter().filter_map(|sh| intersect(sh, host)));
+            }
+        }
+    }
+    hosts
+}
+
+/// Virtual hosts with unique domains: a domain an earlier virtual service (by key)
+/// already claims is skipped, as is a virtual service left with none.
+fn to_virtual_hosts<'a>(
+    bound: impl Iterator<Item = (&'a VirtualService, Vec<String>)>,
+) -> Vec<VirtualHostPlan<'a>> {
+    let mut claimed = BTreeSet::new();
+    let mut out = Vec::new();
+    for (virtual_service, hosts) in bound {
+        let domains: Vec<String> = hosts
+            .iter()
+            .flat_map(|h| to_domains(h))
+            .filter(|d| claimed.insert(d.clone()))
+            .collect();
+        if !domains.is_empty() {
+            out.push(VirtualHostPlan {
+                virtual_service,
+                domains,
+            });
+        }
+    }
+    out
+}
+
+/// A host and its `host:*` variant (any port in the Host header); a wildcard host
+/// stays as it is, since Envoy allows one wildcard per domain.
+fn to_domains(host: &str) -> Vec<String> {
+    if host.starts_with('*') {
+        vec![host.to_string()]
+    } else {
+        vec![host.to_string(), format!("{host}:*")]
+    }
+}
+
+/// The narrower of a server host and a virtual-service host when one covers the
+/// other (Istio's host intersection), else `None`.
+pub(super) fn intersect(server: &str, vs: &str) -> Option<String> {
+    if covers(server, vs) {
+        Some(vs.to_string())
+    } else if covers(vs, server) {
+        Some(server.to_string())
+    } else {
+        None
+    }
+}
+
+/// Whether every name `narrow` matches is matched by `wide`: `*` covers all,
+/// `*.example.com` covers its subdomains (and narrower wildcards under it).
+fn covers(wide: &str, narrow: &str) -> bool {
+    if wide == "*" || wide.eq_ignore_ascii_case(narrow) {
+        return true;
+    }
+    match wide.strip_prefix('*') {
+        Some(suffix) => {
+            let narrow = narrow.to_ascii_lowercase();
+            narrow.len() > suffix.len() && narrow.ends_with(&suffix.to_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+/// Every destination a virtual service's routes send to or mirror to, including
+/// zero-weight ones (so a canary's cluster is warm before traffic shifts to it).
+pub(super) fn destinations(vs: &VirtualService) -> impl Iterator<Item = Destination> + '_ {
+    vs.http.iter().flat_map(|route| {
+        let routed = match &route.action {
+            RouteAction::Route(weighted) => {
+                weighted.iter().map(|w| w.destination.clone()).collect()
+            }
+            RouteAction::Redirect(_) | RouteAction::None => Vec::new(),
+        };
+        routed
+            .into_iter()
+            .chain(route.mirror.iter().map(|m| m.destination.clone()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kind, Server};
+
+    fn mk_gateway(name: &str, selector: &[(&str, &str)], servers: Vec<Server>) -> Gateway {
+        Gateway {
+            key: ResourceKey::new(Kind::Gateway, "default", name),
+            selector: selector
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            servers,
+        }
+    }
+
+    fn mk_server(port: u32, hosts: &[&str]) -> Server {
+        Server {
+            name: None,
+            port,
+            protocol: Protocol::Http,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            tls: None,
+        }
+    }
+
+    fn mk_vs(name: &str, hosts: &[&str], gateways: &[&str]) -> VirtualService {
+        VirtualService {
+            key: ResourceKey::new(Kind::VirtualService, "default", name),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            gateways: gateways.iter().map(|g| g.to_string()).collect(),
+            http: Vec::new(),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selector_must_be_a_subset_of_the_labels() {
+        let config = Config {
+            gateways: vec![
+                mk_gateway("all", &[], vec![]),
+                mk_gateway("ingress", &[("app", "ingress")], vec![]),
+                mk_gateway("two", &[("app", "ingress"), ("zone", "a")], vec![]),
+            ],
+            ..Default::default()
+        };
+        let names = |l: &Labels| -> Vec<String> {
+            select_gateways(&config, l)
+                .into_iter()
+                .map(|k| k.name)
+                .collect()
+        };
+        assert_eq!(names(&Labels::new()), ["all"]);
+        assert_eq!(names(&labels(&[("app", "ingress")])), ["all", "ingress"]);
+        assert_eq!(
+            names(&labels(&[("app", "ingress"), ("zone", "a"), ("x", "y")])),
+            ["all", "ingress", "two"]
+        );
+        assert_eq!(names(&labels(&[("app", "other")])), ["all"]);
+    }
+
+    #[test]
+    fn host_intersection_follows_istio() {
+        assert_eq!(
+            intersect("*", "a.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            intersect("*.example.com", "a.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            intersect("*.example.com", "*.b.example.com").as_deref(),
+            Some("*.b.example.com")
+        );
+        assert_eq!(
+            intersect("a.example.com", "*.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            intersect("a.example.com", "*").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(intersect("*.example.com", "example.com"), None);
+        assert_eq!(intersect("a.example.com", "b.example.com"), None);
+        assert_eq!(intersect("*.example.com", "a.example.org"), None);
+    }
+
+    #[test]
+    fn default_listener_serves_only_mesh_services() {
+        let config = Config {
+            virtual_services: vec![
+                mk_vs("b", &["b.local"], &[MESH_GATEWAY]),
+                mk_vs("a", &["*"], &[MESH_GATEWAY]),
+                mk_vs("gw-only", &["c.local"], &["default/gw"]),
+            ],
+            ..Default::default()
+        };
+        let plans = plan_listeners(&config, &BTreeSet::new());
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].port, DEFAULT_LISTENER_PORT);
+        let vhosts: Vec<_> = plans[0]
+            .virtual_hosts
+            .iter()
+            .map(|v| (v.virtual_service.key.name.as_str(), v.domains.clone()))
+            .collect();
+        assert_eq!(
+            vhosts,
+            [
+                ("a", vec!["*".to_string()]),
+                ("b", vec!["b.local".into(), "b.local:*".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn gateway_ports_merge_and_hosts_filter_services() {
+        let gw = mk_gateway(
+            "gw",
+            &[],
+            vec![
+                mk_server(80, &["*.example.com"]),
+                mk_server(80, &["api.test"]),
+                mk_server(443, &["*"]),
+            ],
+        );
+        let other = mk_gateway("other", &[], vec![mk_server(80, &["*"])]);
+        let config = Config {
+            gateways: vec![gw.clone(), other.clone()],
+            virtual_services: vec![
+                mk_vs("web", &["www.example.com"], &["default/gw"]),
+                mk_vs("api", &["api.test", "api.example.org"], &["default/gw"]),
+                mk_vs("mesh-only", &["www.example.com"], &[MESH_GATEWAY]),
+                mk_vs("not-bound", &["x.example.com"], &["default/third"]),
+            ],
+            ..Default::default()
+        };
+        let keys = BTreeSet::from([gw.key.clone(), other.key.clone()]);
+        let plans = plan_listeners(&config, &keys);
+        let ports: Vec<u32> = plans.iter().map(|p| p.port).collect();
+        assert_eq!(ports, [80, 443]);
+        let on_80: Vec<_> = plans[0]
+            .virtual_hosts
+            .iter()
+            .map(|v| (v.virtual_service.key.name.as_str(), v.domains.clone()))
+            .collect();
+        assert_eq!(
+            on_80,
+            [
+                ("api", vec!["api.test".to_string(), "api.test:*".into()]),
+                (
+                    "web",
+                    vec!["www.example.com".into(), "www.example.com:*".into()]
+                ),
+            ]
+        );
+        let on_443: Vec<_> = plans[1]
+            .virtual_hosts
+            .iter()
+            .map(|v| v.domains.len())
+            .collect();
+        assert_eq!(on_443, [4, 2]);
+    }
+}

@@ -1,0 +1,251 @@
+//! One State-of-the-World ADS stream as a sans-IO state machine.
+//!
+//! The rules it keeps (xDS protocol, "ACK/NACK and resource type instance version"):
+//! - the first request for a type subscribes to it: wildcard when it names nothing or
+//!   names `*`, else the names given;
+//! - a request whose nonce is not the last one sent for its type is stale and ignored;
+//! - a request carrying the last nonce ACKs it, or NACKs it when it has an
+//!   `error_detail`; either way it may change the subscription;
+//! - after a NACK nothing is re-sent until the content for that proxy changes, so a
+//!   rejected config never loops: the proxy keeps its last ACKed version;
+//! - a new view is pushed type by type in the order CDS, EDS, LDS, RDS, and a type is
+//!   sent only when its content (hence its version) differs from what was last sent;
+//! - on reconnect, a proxy that already holds the current version (its request's
+//!   `version_info`) is not sent it again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+
+use crate::snapshot::{short_hash, Encoded, TypeKind, View};
+
+/// A response to write on the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub kind: TypeKind,
+    pub version: String,
+    pub nonce: String,
+    pub resources: Vec<Arc<Encoded>>,
+}
+
+/// What happened on the stream, for the ledger and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Ack {
+        kind: TypeKind,
+        version: String,
+    },
+    Nack {
+        kind: TypeKind,
+        /// The version the proxy rejected.
+        version: String,
+        message: String,
+    },
+}
+
+/// The output of one step: responses to write (in order) and events to record.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub responses: Vec<Response>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subscription {
+    Wildcard,
+    Names(BTreeSet<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    version: String,
+    /// Empty when nothing was written because the proxy already held this version.
+    nonce: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TypeState {
+    subscription: Option<Subscription>,
+    sent: Option<Sent>,
+    acked: Option<String>,
+    nack: Option<(String, String)>,
+}
+
+/// Everything one SotW ADS stream knows.
+#[derive(Debug)]
+pub struct SotwStream {
+    view: Arc<View>,
+    types: [TypeState; 4],
+    nonces: u64,
+}
+
+impl SotwStream {
+    pub fn new(view: Arc<View>) -> Self {
+        Self {
+            view,
+            types: Default::default(),
+            nonces: 0,
+        }
+    }
+
+    /// The version last ACKed for a type, if any.
+    pub fn acked(&self, kind: TypeKind) -> Option<&str> {
+        self.types[kind.index()].acked.as_deref()
+    }
+
+    /// The version last sent (or found already held) for a type, if any.
+    pub fn sent(&self, kind: TypeKind) -> Option<&str> {
+        self.types[kind.index()]
+            .sent
+            .as_ref()
+            .map(|s| s.version.as_str())
+    }
+
+    /// The last NACK for a type: the rejected version and the proxy's error text.
+    pub fn last_nack(&self, kind: TypeKind) -> Option<(&str, &str)> {
+        self.types[kind.index()]
+            .nack
+            .as_ref()
+            .map(|(v, m)| (v.as_str(), m.as_str()))
+    }
+
+    /// Handles one request from the proxy. Requests for types coalmine does not serve
+    /// are ignored.
+    pub fn handle_request(&mut self, req: &DiscoveryRequest) -> Output {
+        let mut out = Output::default();
+        let Some(kind) = TypeKind::from_type_url(&req.type_url) else {
+            return out;
+        };
+        let state = &mut self.types[kind.index()];
+        let subscription = subscription_of(req, state.subscription.as_ref());
+
+        if req.response_nonce.is_empty() {
+            // A first request for this type on this stream, possibly from a proxy that
+            // reconnected and already holds a version.
+            state.subscription = Some(subscription);
+            let (version, resources) = self.content(kind);
+            let state = &mut self.types[kind.index()];
+            if !req.version_info.is_empty() && req.version_info == version {
+                state.sent = Some(Sent {
+                    version: version.clone(),
+                    nonce: String::new(),
+                });
+                state.acked = Some(version.clone());
+                out.events.push(Event::Ack { kind, version });
+            } else {
+                out.responses.push(self.respond(kind, version, resources));
+            }
+            return out;
+        }
+
+        let Some(sent) = state.sent.clone() else {
+            return out;
+        };
+        if sent.nonce != req.response_nonce {
+            return out; // stale: a newer response is on its way to the proxy
+        }
+        match &req.error_detail {
+            Some(status) => {
+                state.nack = Some((sent.version.clone(), status.message.clone()));
+                out.events.push(Event::Nack {
+                    kind,
+                    version: sent.version.clone(),
+                    message: status.message.clone(),
+                });
+            }
+            None => {
+                state.acked = Some(req.version_info.clone());
+                out.events.push(Event::Ack {
+                    kind,
+                    version: req.version_info.clone(),
+                });
+            }
+        }
+        state.subscription = Some(subscription);
+        // Only a changed subscription can make the content differ from what was sent.
+        let (version, resources) = self.content(kind);
+        if version != sent.version {
+            out.responses.push(self.respond(kind, version, resources));
+        }
+        out
+    }
+
+    /// Moves the stream to a new view, pushing every subscribed type whose content
+    /// changed, in xDS order.
+    pub fn handle_view(&mut self, view: Arc<View>) -> Output {
+        self.view = view;
+        let mut out = Output::default();
+        for kind in TypeKind::ALL {
+            let state = &self.types[kind.index()];
+            if state.subscription.is_none() {
+                continue;
+            }
+            let (version, resources) = self.content(kind);
+            let unchanged = self.types[kind.index()]
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.version == version);
+            if !unchanged {
+                out.responses.push(self.respond(kind, version, resources));
+            }
+        }
+        out
+    }
+
+    /// The resources this stream is subscribed to for a type, and their version: a hash
+    /// of their names and versions, so it changes exactly when the content does.
+    fn content(&self, kind: TypeKind) -> (String, Vec<Arc<Encoded>>) {
+        let all = self.view.resources(kind);
+        let resources: Vec<Arc<Encoded>> = match &self.types[kind.index()].subscription {
+            None => Vec::new(),
+            Some(Subscription::Wildcard) => all.values().cloned().collect(),
+            Some(Subscription::Names(names)) => {
+                names.iter().filter_map(|n| all.get(n).cloned()).collect()
+            }
+        };
+        let mut text = Vec::new();
+        for r in &resources {
+            text.extend_from_slice(r.name.as_bytes());
+            text.push(0);
+            text.extend_from_slice(r.version.as_bytes());
+            text.push(0);
+        }
+        (short_hash(&text), resources)
+    }
+
+    fn respond(
+        &mut self,
+        kind: TypeKind,
+        version: String,
+        resources: Vec<Arc<Encoded>>,
+    ) -> Response {
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        self.types[kind.index()].sent = Some(Sent {
+            version: version.clone(),
+            nonce: nonce.clone(),
+        });
+        Response {
+            kind,
+            version,
+            nonce,
+            resources,
+        }
+    }
+}
+
+/// A request naming nothing keeps a wildcard subscription (or starts one, when it is the
+/// first for its type: the legacy wildcard that Envoy uses for CDS and LDS).
+fn subscription_of(req: &DiscoveryRequest, current: Option<&Subscription>) -> Subscription {
+    let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
+    let keeps_wildcard = matches!(current, None | Some(Subscription::Wildcard));
+    if names.contains("*") || (names.is_empty() && keeps_wildcard) {
+        Subscription::Wildcard
+    } else {
+        Subscription::Names(names)
+    }
+}
+
+#[cfg(test)]
+mod tests;

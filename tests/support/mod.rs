@@ -1,0 +1,73 @@
+//! The end-to-end test harness: real Envoy 1.40, the real coalmine binary, test
+//! backends and traffic, all on 127.0.0.1. Integration tests use it as `mod support;`.
+//!
+//! Every e2e test runs beside others in parallel, so each one uses its own Gateway
+//! (`config::GatewaySpec`: unique `app` label, free port) and bootstraps its Envoy
+//! with that label, never the shared default listener 0.0.0.0:10000.
+#![allow(dead_code, unused_imports)]
+
+pub mod backend;
+pub mod config;
+pub mod envoy;
+pub mod http;
+pub mod process;
+pub mod traffic;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use backend::Backend;
+pub use config::{ConfigDir, GatewaySpec};
+pub use envoy::Envoy;
+pub use process::Coalmine;
+pub use traffic::{send, Load};
+
+/// A port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// `prefix-<pid>-<n>`: unique across the parallel tests of this machine.
+pub fn unique(prefix: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `cond` every 50 ms until it holds (true) or `timeout` passes (false).
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Cargo's target dir: `CARGO_TARGET_DIR`, else `<crate>/target`.
+pub fn target_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => manifest.join(d),
+        _ => manifest.join("target"),
+    }
+}
+
+/// A usual e2e setup: coalmine on `config`, and one Envoy bootstrapped by the CLI
+/// with the Gateway's labels (node id = the Gateway's `app`).
+pub fn start_envoy_for(coalmine: &Coalmine, gw: &GatewaySpec, delta: bool) -> Envoy {
+    Envoy::start(&coalmine.bootstrap(&gw.app, &gw.labels(), delta))
+}
