@@ -17,11 +17,14 @@
 //! - [`serve`]: the wiring of `coalmine serve`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod desired;
+pub mod envoy_json;
 pub mod istio;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod serve;
 pub mod snapshot;

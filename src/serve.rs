@@ -1,12 +1,14 @@
-//! The wiring of `coalmine serve`: sources, snapshots, the xDS server and shutdown.
+//! The wiring of `coalmine serve`: store, sources, snapshots, the xDS and admin servers,
+//! and shutdown.
 //!
-//! Configuration flows from the config path (watched) into a debounced publisher,
-//! which builds a [`Snapshot`] only for a set that differs from the one served, and
-//! hands it to every ADS stream through a `watch` channel. Nothing here decides what a
-//! config means; it only moves validated sets around and does the IO.
+//! Changes (REST applies, `--config` file edits) become revisions in [`Desired`]; a
+//! debounced publisher turns the latest revision into a [`Snapshot`] and hands it to
+//! every ADS stream through a `watch` channel. Nothing here decides what a config
+//! means; it only moves validated sets around and does the IO.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +19,13 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
-use crate::model::Config;
+use crate::admin::{self, AdminState};
+use crate::desired::{self, Desired, Published};
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::source;
+use crate::store::Store;
 use crate::xds::{AdsService, XdsState};
 
 /// How long streams get to close on shutdown before the process exits anyway.
@@ -31,104 +37,163 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub xds_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
     pub debounce: Duration,
     pub debounce_max: Duration,
+    /// The bearer token every `/api/` call must carry, when set.
+    pub admin_token: Option<String>,
+    /// Allow a non-loopback admin address without a token.
+    pub insecure_admin: bool,
+    /// Revisions kept in the store.
+    pub retention: usize,
 }
 
 /// Runs until SIGTERM or SIGINT, then closes every stream and returns.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
-    let (config_tx, config_rx) = watch::channel(Arc::new(Config::default()));
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(Arc::default())));
+    if !opts.admin_addr.ip().is_loopback() && opts.admin_token.is_none() && !opts.insecure_admin {
+        anyhow::bail!(
+            "refusing to serve the admin API on non-loopback {} without a token: set --admin-token-file or COALMINE_ADMIN_TOKEN, or pass --insecure-admin",
+            opts.admin_addr
+        );
+    }
+    let store = Store::open(&opts.data_dir, opts.retention)
+        .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
+    let desired = Arc::new(Desired::open(store).context("cannot load the stored configuration")?);
+    let ledger = Arc::new(Ledger::default());
+    let metrics = Arc::new(Metrics::default());
+    let published = desired.published();
+    info!(revision = published.revision, data_dir = %opts.data_dir.display(), "store loaded");
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(published.config, published.revision)));
+    metrics.set_revision(published.revision);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     if let Some(path) = opts.config.clone() {
-        tokio::spawn(source::watch(path, WATCH_INTERVAL, move |result| {
-            accept(&config_tx, result)
+        let desired = desired.clone();
+        tokio::spawn(source::watch(path, WATCH_INTERVAL, move |docs| {
+            accept(&desired, docs)
         }));
     }
-    tokio::spawn(publish(
-        config_rx,
-        snapshot_tx,
-        opts.debounce,
-        opts.debounce_max,
-    ));
+    tokio::spawn(publish(desired.subscribe(), snapshot_tx, metrics.clone(), opts.debounce, opts.debounce_max));
 
-    let listener = TcpListener::bind(opts.xds_addr)
+    let xds_listener = TcpListener::bind(opts.xds_addr)
         .await
         .with_context(|| format!("cannot listen for xDS on {}", opts.xds_addr))?;
-    info!(addr = %listener.local_addr()?, "xds listening");
+    let admin_listener = TcpListener::bind(opts.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen for the admin API on {}", opts.admin_addr))?;
+    info!(addr = %xds_listener.local_addr()?, "xds listening");
+    info!(addr = %admin_listener.local_addr()?, "admin listening");
+
     let ads = AdsService::new(XdsState {
-        snapshots: snapshot_rx,
+        snapshots: snapshot_rx.clone(),
         shutdown: shutdown_rx.clone(),
+        ledger: ledger.clone(),
+        metrics: metrics.clone(),
     });
     let mut stop = shutdown_rx.clone();
-    let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(ads)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-    let server = tokio::spawn(server);
+    let xds = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(ads)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+    );
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let router = admin::router(AdminState {
+        desired: desired.clone(),
+        ledger,
+        metrics,
+        snapshots: snapshot_rx,
+        token: opts.admin_token.map(Arc::from),
+        ready: ready.clone(),
+    });
+    let mut stop = shutdown_rx.clone();
+    let admin = tokio::spawn(async move {
+        axum::serve(admin_listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    // The store is loaded and both ports listen.
+    ready.store(true, Ordering::SeqCst);
 
     shutdown_signal().await;
     info!("shutting down: closing xDS streams");
+    ready.store(false, Ordering::SeqCst);
     let _ = shutdown_tx.send(true);
-    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-        Ok(result) => result??,
-        Err(_) => warn!("streams did not close within {DRAIN_TIMEOUT:?}; exiting anyway"),
+    let drained = async {
+        let _ = xds.await;
+        let _ = admin.await;
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+        warn!("streams did not close within {DRAIN_TIMEOUT:?}; exiting anyway");
     }
     Ok(())
 }
 
-/// Takes a freshly loaded config set: a valid one goes to the publisher, an invalid one
-/// is logged field by field and the last good set stays.
-fn accept(config_tx: &watch::Sender<Arc<Config>>, result: source::Result<Config>) {
-    match result {
-        Ok(config) => {
-            config_tx.send_if_modified(|current| {
-                let changed = **current != config;
-                if changed {
-                    *current = Arc::new(config);
-                }
-                changed
-            });
-        }
+/// Takes a freshly read config path: its documents replace the stored set as one
+/// revision; an invalid set is logged field by field and the last good set stays.
+fn accept(desired: &Desired, docs: source::Result<Vec<crate::istio::Document>>) {
+    let result = match docs {
+        Ok(docs) => desired.replace_all(docs, "config file change"),
         Err(source::Error::Invalid { path, errors }) => {
-            for e in &errors.0 {
-                warn!(path = %path.display(), resource = %e.resource, field = %e.field,
-                    "config rejected, keeping the last good set: {}: {}: {}", e.resource, e.field, e.message);
-            }
+            log_rejected(&path.display().to_string(), &errors);
+            return;
         }
+        Err(e) => {
+            warn!("config rejected, keeping the last good set: {e}");
+            return;
+        }
+    };
+    match result {
+        Ok(outcome) if outcome.changed.is_empty() => {}
+        Ok(outcome) => info!(revision = outcome.revision, changes = outcome.changed.len(), "config file applied"),
+        Err(desired::Error::Invalid(errors)) => log_rejected("config", &errors),
         Err(e) => warn!("config rejected, keeping the last good set: {e}"),
     }
 }
 
-/// Turns configs into snapshots: waits until changes pause for `debounce` (but never
-/// longer than `max` after the first), then publishes the latest. Intermediate configs
-/// are dropped, so bursts never queue work.
+fn log_rejected(source: &str, errors: &crate::istio::Errors) {
+    for e in &errors.0 {
+        warn!(
+            source,
+            "config rejected, keeping the last good set: {}: {}: {}", e.resource, e.field, e.message
+        );
+    }
+}
+
+/// Turns published revisions into snapshots: waits until changes pause for `debounce`
+/// (but never longer than `max` after the first), then publishes the latest.
+/// Intermediate revisions are dropped, so bursts never queue work.
 async fn publish(
-    mut configs: watch::Receiver<Arc<Config>>,
+    mut published: watch::Receiver<Published>,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    metrics: Arc<Metrics>,
     debounce: Duration,
     max: Duration,
 ) {
-    while configs.changed().await.is_ok() {
+    while published.changed().await.is_ok() {
         let deadline = Instant::now() + max;
         loop {
             let quiet = tokio::time::sleep_until((Instant::now() + debounce).min(deadline));
             tokio::select! {
-                changed = configs.changed() => if changed.is_err() { return },
+                changed = published.changed() => if changed.is_err() { return },
                 _ = quiet => break,
             }
             if Instant::now() >= deadline {
                 break;
             }
         }
-        let config = configs.borrow_and_update().clone();
-        let snapshot = Snapshot::new(config);
-        info!(version = snapshot.version(), "config accepted, pushing");
+        let latest = published.borrow_and_update().clone();
+        let snapshot = Snapshot::new(latest.config, latest.revision);
+        info!(revision = latest.revision, version = snapshot.version(), "pushing configuration");
+        metrics.set_revision(latest.revision);
         snapshots.send_replace(Arc::new(snapshot));
     }
 }

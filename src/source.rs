@@ -10,7 +10,6 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::istio::{self, Document, Errors};
-use crate::model::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -97,22 +96,19 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<Vec<Document>> {
     Ok(docs)
 }
 
-/// Reads, parses and validates a config path as one set.
-pub fn load(path: &Path) -> Result<Config> {
-    build(path, &read(path)?)
+/// Reads and parses a config path into documents (validation of the set is the
+/// caller's: it decides what the set replaces).
+pub fn load(path: &Path) -> Result<Vec<Document>> {
+    parse(&read(path)?)
 }
 
-fn build(path: &Path, files: &[(PathBuf, String)]) -> Result<Config> {
-    let docs = parse(files)?;
-    istio::build_config(&docs, &Default::default()).map_err(|errors| Error::Invalid {
-        path: path.to_path_buf(),
-        errors,
-    })
-}
-
-/// Calls `on_change` with the result of loading `path` once at the start and then every
+/// Calls `on_change` with the documents of `path` once at the start and then every
 /// time its files change (or start or stop being readable), checking every `interval`.
-pub async fn watch(path: PathBuf, interval: Duration, mut on_change: impl FnMut(Result<Config>)) {
+pub async fn watch(
+    path: PathBuf,
+    interval: Duration,
+    mut on_change: impl FnMut(Result<Vec<Document>>),
+) {
     let mut last: Option<String> = None;
     loop {
         let read = read(&path);
@@ -121,7 +117,7 @@ pub async fn watch(path: PathBuf, interval: Duration, mut on_change: impl FnMut(
             Err(e) => format!("unreadable: {e}"),
         };
         if last.as_ref() != Some(&key) {
-            on_change(read.and_then(|files| build(&path, &files)));
+            on_change(read.and_then(|files| parse(&files)));
             last = Some(key);
         }
         tokio::time::sleep(interval).await;

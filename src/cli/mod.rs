@@ -1,4 +1,11 @@
 //! The command line (SPEC section 2): argument types and dispatch to each command.
+//!
+//! Exit status: 0 on success, 1 on a rejected request (the reason printed), 2 on bad
+//! usage (clap's own errors exit 2 as well).
+
+mod client;
+mod commands;
+mod output;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -10,16 +17,29 @@ use clap::{Parser, Subcommand};
 
 use crate::bootstrap::{self, BootstrapOptions};
 use crate::serve::{self, ServeOptions};
+use client::Client;
+use commands::Failure;
+use output::Format;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "coalmine",
-    version,
-    about = "An Envoy xDS control plane for safe releases"
-)]
+#[command(name = "coalmine", version, about = "An Envoy xDS control plane for safe releases")]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where client commands find the admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The admin API of a running coalmine.
+    #[arg(long, env = "COALMINE_SERVER", default_value = "http://127.0.0.1:18080", global = true)]
+    pub server: String,
+    /// The admin bearer token.
+    #[arg(long, env = "COALMINE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table", global = true)]
+    pub output: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +48,73 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print an Envoy bootstrap (YAML) that points a proxy at this control plane.
     Bootstrap(BootstrapArgs),
+    /// Apply YAML/JSON documents (a file, a folder, or - for stdin) as one revision.
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        /// Print what would change for Envoy; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once every connected proxy the change reaches has ACKed it.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove resources (those in -f, or KIND NAME) as one revision.
+    Delete {
+        #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+        file: Option<String>,
+        kind: Option<String>,
+        name: Option<String>,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List or show resources, with their status.
+    Get {
+        kind: String,
+        name: Option<String>,
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// What applying would change, resource by resource, in Envoy's terms.
+    Diff {
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Connected proxies and their ACK/NACK ledger.
+    Proxies {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revisions of the stored configuration, oldest first.
+    History {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Make a new revision equal to a stored one.
+    Restore {
+        revision: u64,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,15 +128,28 @@ pub struct ServeArgs {
     /// Folder of the durable state.
     #[arg(long, env = "COALMINE_DATA_DIR", default_value = "./coalmine-data")]
     pub data_dir: PathBuf,
-    /// A YAML file or folder of resources, re-read whenever it changes.
+    /// A YAML file or folder of resources, re-read on change; each change is a revision
+    /// and the files' set replaces the stored one.
     #[arg(long, env = "COALMINE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// A file holding the admin bearer token.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin bearer token itself (used when no token file is given).
+    #[arg(long = "admin-token", env = "COALMINE_ADMIN_TOKEN", hide_env_values = true, hide = true)]
+    pub admin_token: Option<String>,
+    /// Serve the admin API on a non-loopback address without a token.
+    #[arg(long)]
+    pub insecure_admin: bool,
     /// Pause after a change before pushing (e.g. 10ms).
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
     /// The longest a push may wait while changes keep coming.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub debounce_max: Duration,
+    /// How many revisions the store keeps.
+    #[arg(long, default_value_t = 1000)]
+    pub retention: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,22 +175,107 @@ pub struct BootstrapArgs {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    match args.command {
-        Command::Serve(a) => run_serve(a),
-        Command::Bootstrap(a) => {
-            print!("{}", bootstrap::render(&to_bootstrap_options(a)));
-            ExitCode::SUCCESS
+    let result = match args.command {
+        Command::Serve(a) => return run_serve(a),
+        Command::Bootstrap(a) => bootstrap_command(a),
+        client_command => block_on(run_client(client_command)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Rejected(reason)) => {
+            eprintln!("error: {reason}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(reason)) => {
+            eprintln!("error: {reason}");
+            ExitCode::from(2)
         }
     }
 }
 
+async fn run_client(command: Command) -> commands::Outcome {
+    let mk = |s: &ServerArgs| (Client::new(&s.server, s.token.clone()), s.output);
+    match command {
+        Command::Apply { file, dry_run, wait, timeout, server } => {
+            let (c, o) = mk(&server);
+            commands::apply(&c, &file, dry_run, wait, &timeout, o).await
+        }
+        Command::Delete { file, kind, name, namespace, wait, timeout, server } => {
+            let (c, o) = mk(&server);
+            match (file, kind, name) {
+                (Some(file), _, _) => commands::delete_file(&c, &file, wait, &timeout, o).await,
+                (None, Some(kind), Some(name)) => commands::delete_one(&c, &kind, &name, &namespace, o).await,
+                _ => Err(Failure::Usage("delete needs -f PATH or KIND NAME".into())),
+            }
+        }
+        Command::Get { kind, name, namespace, server } => {
+            let (c, o) = mk(&server);
+            commands::get(&c, &kind, name.as_deref(), namespace.as_deref(), o).await
+        }
+        Command::Diff { file, server } => {
+            let (c, o) = mk(&server);
+            commands::diff(&c, &file, o).await
+        }
+        Command::Proxies { server } => {
+            let (c, o) = mk(&server);
+            commands::proxies(&c, o).await
+        }
+        Command::History { server } => {
+            let (c, o) = mk(&server);
+            commands::history(&c, o).await
+        }
+        Command::Restore { revision, wait, timeout, server } => {
+            let (c, o) = mk(&server);
+            commands::restore(&c, revision, wait, &timeout, o).await
+        }
+        Command::Serve(_) | Command::Bootstrap(_) => unreachable!("handled by run"),
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime")
+        .block_on(f)
+}
+
+fn bootstrap_command(a: BootstrapArgs) -> commands::Outcome {
+    let opts = BootstrapOptions {
+        node_id: a.node_id,
+        cluster: a.cluster,
+        labels: a.labels.into_iter().collect(),
+        xds_addr: a.xds_addr,
+        admin_port: a.admin_port,
+        delta: a.delta,
+    };
+    opts.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    print!("{}", bootstrap::render(&opts));
+    Ok(())
+}
+
 fn run_serve(a: ServeArgs) -> ExitCode {
     init_tracing();
+    let token = match (&a.admin_token_file, a.admin_token) {
+        (Some(path), _) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+            Err(e) => {
+                tracing::error!("cannot read --admin-token-file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, token) => token.filter(|t| !t.is_empty()),
+    };
     let opts = ServeOptions {
         xds_addr: a.xds_addr,
+        admin_addr: a.admin_addr,
+        data_dir: a.data_dir,
         config: a.config,
         debounce: a.debounce,
         debounce_max: a.debounce_max,
+        admin_token: token,
+        insecure_admin: a.insecure_admin,
+        retention: a.retention,
     };
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     match runtime.block_on(serve::run(opts)) {
@@ -99,17 +284,6 @@ fn run_serve(a: ServeArgs) -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn to_bootstrap_options(a: BootstrapArgs) -> BootstrapOptions {
-    BootstrapOptions {
-        node_id: a.node_id,
-        cluster: a.cluster,
-        labels: a.labels.into_iter().collect(),
-        xds_addr: a.xds_addr,
-        admin_port: a.admin_port,
-        delta: a.delta,
     }
 }
 
@@ -124,22 +298,5 @@ fn init_tracing() {
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected key=value, got {s:?}")),
-    }
-}
-
-/// Durations as `500ms`, `2s`, `1m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
-    }
+    bootstrap::try_parse_label(s).map_err(|e| e.to_string())
 }

@@ -48,36 +48,54 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>> {
 }
 
 /// Every non-empty document in `text`, arrays and `List`s flattened into their items.
+///
+/// Text that starts like JSON is read as a stream of JSON values; should that fail,
+/// it may still be YAML in flow style, and only when both fail is the JSON error
+/// reported.
 fn split(text: &str, errors: &mut Vec<FieldError>) -> Vec<Value> {
-    let mut values = Vec::new();
-    let syntax_error = |count: usize, message: String| FieldError {
-        resource: format!("document {}", count + 1),
-        field: String::new(),
-        message,
-    };
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-            match value {
-                Ok(value) => flatten(value, &mut values),
-                Err(e) => {
-                    errors.push(syntax_error(values.len(), format!("invalid JSON: {e}")));
-                    break;
-                }
-            }
-        }
+    let looks_like_json = trimmed.starts_with('{') || trimmed.starts_with('[');
+    let result = if looks_like_json {
+        split_json(text).or_else(|json_error| split_yaml(text).map_err(|_| json_error))
     } else {
-        for document in serde_yaml::Deserializer::from_str(text) {
-            match Value::deserialize(document) {
-                Ok(value) => flatten(value, &mut values),
-                Err(e) => {
-                    errors.push(syntax_error(values.len(), format!("invalid YAML: {e}")));
-                    break;
-                }
-            }
+        split_yaml(text)
+    };
+    match result {
+        Ok(values) => values,
+        Err((values, message)) => {
+            errors.push(FieldError {
+                resource: format!("document {}", values.len() + 1),
+                field: String::new(),
+                message,
+            });
+            values
         }
     }
-    values
+}
+
+/// The values read, or those read before a syntax error and the error.
+type Split = std::result::Result<Vec<Value>, (Vec<Value>, String)>;
+
+fn split_json(text: &str) -> Split {
+    let mut values = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        match value {
+            Ok(value) => flatten(value, &mut values),
+            Err(e) => return Err((values, format!("invalid JSON: {e}"))),
+        }
+    }
+    Ok(values)
+}
+
+fn split_yaml(text: &str) -> Split {
+    let mut values = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        match Value::deserialize(document) {
+            Ok(value) => flatten(value, &mut values),
+            Err(e) => return Err((values, format!("invalid YAML: {e}"))),
+        }
+    }
+    Ok(values)
 }
 
 fn flatten(value: Value, out: &mut Vec<Value>) {
@@ -170,23 +188,36 @@ fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
     };
     let name = metadata
         .required_string(r, "name")
-        .filter(|name| check_name(r, "metadata.name", name, 253));
+        .filter(|name| check_name(r, "metadata.name", name, NameRule::Subdomain));
     let namespace = match metadata.string(r, "namespace") {
         None => Some("default".to_string()),
         Some(ns) if ns.is_empty() => Some("default".to_string()),
-        Some(ns) => Some(ns).filter(|ns| check_name(r, "metadata.namespace", ns, 63)),
+        Some(ns) => Some(ns).filter(|ns| check_name(r, "metadata.namespace", ns, NameRule::Label)),
     };
     Some(ResourceKey::new(kind?, namespace?, name?))
 }
 
-/// Checks a Kubernetes object name: lower-case letters, digits, `-` and `.`, starting
-/// and ending alphanumeric, at most `max` characters (namespaces take no `.`).
-fn check_name(r: &mut Report, field: &str, name: &str, max: usize) -> bool {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+/// What a Kubernetes name may look like.
+#[derive(Clone, Copy, PartialEq)]
+enum NameRule {
+    /// An object name: a DNS subdomain, up to 253 characters, dots allowed.
+    Subdomain,
+    /// A namespace: a DNS label, up to 63 characters, no dots.
+    Label,
+}
+
+/// Checks a Kubernetes name: lower-case letters, digits and `-` (and `.` in a
+/// subdomain), starting and ending with a letter or digit.
+fn check_name(r: &mut Report, field: &str, name: &str, rule: NameRule) -> bool {
+    let (max, dots) = match rule {
+        NameRule::Subdomain => (253, true),
+        NameRule::Label => (63, false),
+    };
+    let allowed =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let valid = name.len() <= max
         && name.chars().all(allowed)
-        && !(max == 63 && name.contains('.'))
         && edge_ok(name.chars().next())
         && edge_ok(name.chars().last());
     if !valid {
@@ -195,7 +226,7 @@ fn check_name(r: &mut Report, field: &str, name: &str, max: usize) -> bool {
             format!(
                 "{name:?} is not a valid name: lower-case letters, digits and '-'{}, \
                  starting and ending with a letter or digit, at most {max} characters",
-                if max == 63 { "" } else { " or '.'" }
+                if dots { " or '.'" } else { "" }
             ),
         );
     }

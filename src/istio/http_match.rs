@@ -1,5 +1,6 @@
 //! The `match[]` of a VirtualService HTTP route, and string matches with RE2 regexes.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -76,10 +77,13 @@ fn try_header_matches(m: Obj<'_, '_>, key: &str, r: &mut Report) -> BTreeMap<Str
             Value::Object(map) if map.values().all(Value::is_null) => Some(HeaderMatch::Present),
             _ => try_string_match(&path, value, r).map(HeaderMatch::Value),
         };
-        if out.contains_key(&lower) {
-            r.push(&path, format!("header {lower:?} is matched twice"));
-        } else if let Some(matcher) = matcher {
-            out.insert(lower, matcher);
+        match out.entry(lower) {
+            Entry::Occupied(e) => r.push(&path, format!("header {:?} is matched twice", e.key())),
+            Entry::Vacant(e) => {
+                if let Some(matcher) = matcher {
+                    e.insert(matcher);
+                }
+            }
         }
     }
     out

@@ -65,8 +65,11 @@ pub(crate) fn try_virtual_service(
         }
     }
     let gateways = try_gateways(spec, &key.namespace, r);
-    let http = spec
-        .list(r, "http")
+    let routes = spec.list(r, "http");
+    if routes.is_empty() && !spec.has("tcp") && !spec.has("tls") {
+        r.push(spec.at("http"), "at least one route is required");
+    }
+    let http = routes
         .into_iter()
         .filter_map(|(path, value)| try_http_route(&path, value, r))
         .collect();

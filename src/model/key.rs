@@ -22,6 +22,38 @@ impl Kind {
     }
 }
 
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Gateway,
+        Kind::VirtualService,
+        Kind::DestinationRule,
+        Kind::ServiceEntry,
+    ];
+
+    /// A kind as users type it: its name, plural or short name, in any case
+    /// (`VirtualService`, `virtualservices`, `vs`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        let lower = name.to_ascii_lowercase();
+        let short = match lower.as_str() {
+            "gw" => Some(Kind::Gateway),
+            "vs" => Some(Kind::VirtualService),
+            "dr" => Some(Kind::DestinationRule),
+            "se" => Some(Kind::ServiceEntry),
+            _ => None,
+        };
+        short.or_else(|| {
+            Kind::ALL.into_iter().find(|k| {
+                let full = k.as_str().to_ascii_lowercase();
+                let plural = match full.strip_suffix('y') {
+                    Some(stem) => format!("{stem}ies"),
+                    None => format!("{full}s"),
+                };
+                lower == full || lower == plural
+            })
+        })
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -49,5 +81,21 @@ impl ResourceKey {
 impl fmt::Display for ResourceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_as_users_type_them() {
+        assert_eq!(Kind::from_name("VirtualService"), Some(Kind::VirtualService));
+        assert_eq!(Kind::from_name("virtualservices"), Some(Kind::VirtualService));
+        assert_eq!(Kind::from_name("vs"), Some(Kind::VirtualService));
+        assert_eq!(Kind::from_name("serviceentries"), Some(Kind::ServiceEntry));
+        assert_eq!(Kind::from_name("ServiceEntry"), Some(Kind::ServiceEntry));
+        assert_eq!(Kind::from_name("gateways"), Some(Kind::Gateway));
+        assert_eq!(Kind::from_name("Pod"), None);
     }
 }

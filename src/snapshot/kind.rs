@@ -35,6 +35,11 @@ impl TypeKind {
         TypeKind::ALL.into_iter().find(|k| k.type_url() == url)
     }
 
+    /// The Envoy message name: `Cluster`, `ClusterLoadAssignment`, ...
+    pub fn message_name(self) -> &'static str {
+        self.type_url().rsplit('.').next().unwrap_or_default()
+    }
+
     /// Short name, as Envoy's stats and coalmine's API use it.
     pub fn short_name(self) -> &'static str {
         match self {

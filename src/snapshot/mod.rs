@@ -7,8 +7,10 @@
 //! config × proxies. Nothing here does IO.
 
 mod canonical;
+mod diff;
 mod kind;
 
+pub use diff::{diff, DiffAction};
 pub use kind::TypeKind;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -65,6 +67,10 @@ impl View {
 #[derive(Debug)]
 pub struct Snapshot {
     config: Arc<Config>,
+    /// The stored revision this configuration is (0 before any).
+    revision: u64,
+    /// When it was published, for push latency.
+    created: std::time::Instant,
     /// A hash of the whole configuration, for logs and the admin API.
     version: String,
     cache: Mutex<Cache>,
@@ -79,10 +85,12 @@ struct Cache {
 }
 
 impl Snapshot {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, revision: u64) -> Self {
         let version = short_hash(format!("{config:?}").as_bytes());
         Self {
             config,
+            revision,
+            created: std::time::Instant::now(),
             version,
             cache: Mutex::default(),
         }
@@ -90,6 +98,14 @@ impl Snapshot {
 
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn created(&self) -> std::time::Instant {
+        self.created
     }
 
     pub fn version(&self) -> &str {

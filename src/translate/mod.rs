@@ -5,9 +5,12 @@
 //! [`route_match`] and per-filter configs in [`route_filter`]), the clusters those
 //! routes name ([`cluster`]) and, for EDS clusters, their endpoints ([`endpoint`]).
 //! [`select`] decides which listeners a class gets and which virtual services each
-//! serves. Nothing here does I/O, reads the clock or iterates a `HashMap`; every
-//! protobuf map this module fills holds at most one entry, so that encoding the same
-//! resources always gives the same bytes (prost writes maps in iteration order).
+//! serves. Nothing here does I/O, reads the clock or iterates a `HashMap`.
+//!
+//! prost encodes protobuf maps (`typed_per_filter_config`, ...) in `HashMap` iteration
+//! order, so every map filled here holds one entry, and encoding the same resources
+//! gives the same bytes. The one exception: a redirect or fault-only route with both
+//! a fault and a CORS policy carries two entries, whose encoded order may vary.
 
 mod cluster;
 mod endpoint;
@@ -17,6 +20,8 @@ mod route_filter;
 mod route_match;
 mod select;
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(test)]

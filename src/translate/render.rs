@@ -122,13 +122,30 @@ fn expand(text: &str) -> String {
     out.join("\n")
 }
 
-/// Drops fields that hold their default value.
+/// Drops fields that hold their default value (enums too, except ones worth seeing).
 fn clean(text: &str) -> String {
     const DEFAULTS: [&str; 7] = [
         ": None,", ": [],", ": {},", ": \"\",", ": 0,", ": false,", ": 0.0,",
     ];
+    const DEFAULT_ENUMS: [&str; 14] = [
+        "protocol: Tcp,",
+        "drain_type: Default,",
+        "traffic_direction: Unspecified,",
+        "codec_type: Auto,",
+        "server_header_transformation: Overwrite,",
+        "forward_client_cert_details: Sanitize,",
+        "path_with_escaped_slashes_action: ImplementationSpecificDefault,",
+        "cluster_not_found_response_code: ServiceUnavailable,",
+        "priority: Default,",
+        "internal_redirect_action: PassThroughInternalRedirect,",
+        "dns_lookup_family: Auto,",
+        "protocol_selection: UseConfiguredProtocol,",
+        "ocsp_staple_policy: LenientStapling,",
+        "headers_with_underscores_action: Allow,",
+    ];
     text.lines()
         .filter(|l| !DEFAULTS.iter().any(|d| l.ends_with(d)))
+        .filter(|l| !DEFAULT_ENUMS.contains(&l.trim()))
         .collect::<Vec<_>>()
         .join("\n")
 }

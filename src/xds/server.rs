@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use futures::future::BoxFuture;
@@ -17,16 +18,21 @@ use tracing::{debug, info, warn};
 use super::codec::SotwCodec;
 use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
-use crate::snapshot::Snapshot;
+use crate::ledger::{Ledger, NackRecord, ProxyRecord};
+use crate::metrics::Metrics;
+use crate::snapshot::{Snapshot, TypeKind};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 
-/// What every stream shares: the current snapshot and the shutdown signal.
+/// What every stream shares: the current snapshot, the ledger, metrics and the
+/// shutdown signal.
 #[derive(Debug, Clone)]
 pub struct XdsState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub shutdown: watch::Receiver<bool>,
+    pub ledger: Arc<Ledger>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The `AggregatedDiscoveryService` as a tower service, so that responses go through
@@ -99,17 +105,16 @@ async fn run_sotw(
         Ok(Some(req)) => req,
         _ => return,
     };
-    let node = first
-        .node
-        .as_ref()
-        .map(NodeInfo::from_node)
-        .unwrap_or_default();
+    let node = first.node.as_ref().map(NodeInfo::from_node).unwrap_or_default();
     info!(node = %node.id, cluster = %node.cluster, labels = ?node.labels, "proxy connected");
-    let snapshot = state.snapshots.borrow_and_update().clone();
+    let mut snapshot = state.snapshots.borrow_and_update().clone();
     let mut stream = SotwStream::new(snapshot.view_for(&node.labels));
+    let id = state.ledger.connect(ProxyRecord::new(node.clone(), snapshot.revision()));
+    state.metrics.connected(1);
     let mut out = stream.handle_request(&first);
     loop {
-        if !deliver(&node, out, &tx).await {
+        record(&state, id, &snapshot, &stream, &out);
+        if !deliver(&state, &node, &snapshot, out, &tx).await {
             break;
         }
         out = tokio::select! {
@@ -125,7 +130,7 @@ async fn run_sotw(
                 if changed.is_err() {
                     break;
                 }
-                let snapshot = state.snapshots.borrow_and_update().clone();
+                snapshot = state.snapshots.borrow_and_update().clone();
                 stream.handle_view(snapshot.view_for(&node.labels))
             },
             _ = stopped(&mut state.shutdown) => {
@@ -134,6 +139,8 @@ async fn run_sotw(
             }
         };
     }
+    state.ledger.disconnect(id);
+    state.metrics.connected(-1);
     info!(node = %node.id, "proxy disconnected");
 }
 
@@ -141,29 +148,60 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Writes the responses and logs the events; false once the stream is gone.
+/// Writes the stream's state after a step into the ledger.
+fn record(state: &XdsState, id: u64, snapshot: &Snapshot, stream: &SotwStream, out: &Output) {
+    let revision = snapshot.revision();
+    state.ledger.update(id, |r| {
+        r.revision = revision;
+        for resp in &out.responses {
+            r.types[resp.kind.index()].served_revision = revision;
+        }
+        for kind in TypeKind::ALL {
+            let t = &mut r.types[kind.index()];
+            t.served = stream.sent(kind).map(str::to_string);
+            t.acked = stream.acked(kind).map(str::to_string);
+        }
+        for event in &out.events {
+            if let Event::Nack { kind, version, message } = event {
+                let t = &mut r.types[kind.index()];
+                t.nack = Some(NackRecord {
+                    version: version.clone(),
+                    message: message.clone(),
+                    at: SystemTime::now(),
+                    revision: t.served_revision,
+                });
+            }
+        }
+    });
+}
+
+/// Writes the responses, and logs and counts the events; false once the stream is gone.
 async fn deliver(
+    state: &XdsState,
     node: &NodeInfo,
+    snapshot: &Snapshot,
     out: Output,
     tx: &mpsc::Sender<Result<Response, Status>>,
 ) -> bool {
     for event in &out.events {
         match event {
-            Event::Ack { kind, version } => debug!(node = %node.id, %kind, %version, "ACK"),
-            Event::Nack {
-                kind,
-                version,
-                message,
-            } => {
+            Event::Ack { kind, version } => {
+                state.metrics.ack(*kind);
+                debug!(node = %node.id, %kind, %version, "ACK")
+            }
+            Event::Nack { kind, version, message } => {
+                state.metrics.nack(*kind);
                 warn!(node = %node.id, %kind, %version, error = %message, "NACK: proxy rejected config")
             }
         }
     }
     for resp in out.responses {
-        debug!(node = %node.id, kind = %resp.kind, version = %resp.version, nonce = %resp.nonce, resources = resp.resources.len(), "push");
+        let kind = resp.kind;
+        debug!(node = %node.id, %kind, version = %resp.version, nonce = %resp.nonce, resources = resp.resources.len(), "push");
         if tx.send(Ok(resp)).await.is_err() {
             return false;
         }
+        state.metrics.push(kind, snapshot.created().elapsed());
     }
     true
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use super::*;
 use crate::model::*;
 
+mod check;
+mod kinds;
+
 pub(super) const FULL: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -222,6 +225,9 @@ fn reads_json_objects_arrays_and_lists() {
     let array = serde_json::to_string_pretty(&values).unwrap();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values}).to_string();
     let one_by_one: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    let flow_yaml =
+        "{apiVersion: networking.istio.io/v1, kind: Gateway, metadata: {name: g}, spec: {}}";
+    assert_eq!(parse_documents(flow_yaml).unwrap()[0].key.name, "g");
     for text in [array, list, one_by_one.join("\n")] {
         assert_eq!(parse_documents(&text).unwrap(), yaml_docs);
     }
@@ -280,7 +286,7 @@ fn reports_syntax_errors() {
     let errors = parse_documents("kind: [unclosed\n").unwrap_err();
     assert_eq!(errors.0[0].resource, "document 1");
     assert!(errors.0[0].message.starts_with("invalid YAML"), "{errors}");
-    let errors = parse_documents("{\"kind\": }").unwrap_err();
+    let errors = parse_documents("{\"kind\": [}").unwrap_err();
     assert!(errors.0[0].message.starts_with("invalid JSON"), "{errors}");
 }
 

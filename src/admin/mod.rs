@@ -1,0 +1,109 @@
+//! The admin REST API (SPEC section 3): `fn router(state) -> axum::Router`.
+//!
+//! Handlers only translate HTTP to calls on [`Desired`], the [`Ledger`] and the current
+//! [`Snapshot`]; every domain error becomes an [`ApiError`] with per-field details.
+//! Every `/api/` route requires the bearer token when one is configured.
+
+mod error;
+mod openapi;
+mod resources;
+mod revisions;
+mod status;
+mod views;
+
+pub use error::ApiError;
+pub use views::{ProxyView, RevisionStatus};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::desired::Desired;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+
+/// The largest request body accepted (a clear 413 past it).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub desired: Arc<Desired>,
+    pub ledger: Arc<Ledger>,
+    pub metrics: Arc<Metrics>,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Required as `Authorization: Bearer <token>` on `/api/` when set.
+    pub token: Option<Arc<str>>,
+    /// True once the store is loaded and the xDS port listens.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/apply", post(resources::apply))
+        .route("/api/v1/delete", post(resources::delete_documents))
+        .route("/api/v1/resources", get(resources::list))
+        .route(
+            "/api/v1/resources/{kind}/{namespace}/{name}",
+            get(resources::get_one).delete(resources::delete_one),
+        )
+        .route("/api/v1/proxies", get(status::proxies))
+        .route("/api/v1/config_dump", get(status::config_dump))
+        .route("/api/v1/revisions", get(revisions::list))
+        .route("/api/v1/revisions/{revision}/restore", post(revisions::restore))
+        .route("/api/v1/revisions/{revision}/status", get(revisions::status))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! Resource endpoints: apply (with dry run and wait), delete, get and list.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::views::{ApplyResponse, DryRunResponse, EnvoyChange};
+use super::AdminState;
+use crate::desired::Outcome;
+use crate::istio::{self, Document};
+use crate::model::{Config, Kind, ResourceKey, MESH_GATEWAY};
+use crate::snapshot::{self, Snapshot};
+use crate::translate;
+
+/// The longest `?wait=` honoured, and the wait of `?wait=true`.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ChangeParams {
+    /// Only report what would change (the Envoy-level diff); apply nothing.
+    #[serde(rename = "dryRun", default)]
+    pub dry_run: bool,
+    /// Return only once every connected proxy has ACKed the new revision, or one has
+    /// NACKed it, or this long has passed (`30s`, or `true` for 60s).
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Only this kind (`VirtualService`, `vs`, `virtualservices`, ...).
+    pub kind: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/apply", params(ChangeParams),
+    request_body(content = String, description = "YAML (multi-document) or JSON resources", content_type = "application/yaml"),
+    responses((status = 200, body = ApplyResponse), (status = 400, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn apply(
+    State(state): State<AdminState>,
+    Query(params): Query<ChangeParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let docs = documents(body)?;
+    if params.dry_run {
+        let desired = state.desired.clone();
+        let plan = blocking(move || desired.plan_apply(docs)).await?;
+        let current = state.snapshots.borrow().clone();
+        let next = Snapshot::new(plan.config.clone(), current.revision());
+        let body = DryRunResponse {
+            revision: state.desired.published().revision,
+            dry_run: true,
+            changed: envoy_diff(&state, &current, &next),
+            resources: plan.changed,
+        };
+        return Ok(Json(body).into_response());
+    }
+    let wait = wait_of(&params)?;
+    let desired = state.desired.clone();
+    let outcome = blocking(move || desired.apply(docs)).await?;
+    answer(&state, outcome, wait).await
+}
+
+#[utoipa::path(post, path = "/api/v1/delete", params(ChangeParams),
+    request_body(content = String, description = "the resources to delete (only their kind, namespace and name are read)"),
+    responses((status = 200, body = ApplyResponse), (status = 404, body = super::error::ErrorBody)))]
+pub async fn delete_documents(
+    State(state): State<AdminState>,
+    Query(params): Query<ChangeParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let keys: Vec<ResourceKey> = documents(body)?.into_iter().map(|d| d.key).collect();
+    let wait = wait_of(&params)?;
+    let desired = state.desired.clone();
+    let outcome = blocking(move || desired.delete(&keys)).await?;
+    answer(&state, outcome, wait).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/resources/{kind}/{namespace}/{name}", params(ChangeParams),
+    responses((status = 200, body = ApplyResponse), (status = 404, body = super::error::ErrorBody)))]
+pub async fn delete_one(
+    State(state): State<AdminState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(params): Query<ChangeParams>,
+) -> Result<Response, ApiError> {
+    let key = key_of(&kind, namespace, name)?;
+    let wait = wait_of(&params)?;
+    let desired = state.desired.clone();
+    let outcome = blocking(move || desired.delete(&[key])).await?;
+    answer(&state, outcome, wait).await
+}
+
+/// A stored resource with its status.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResourceList {
+    /// Whole documents, each with a `status` (see `ResourceStatus`).
+    pub resources: Vec<serde_json::Value>,
+}
+
+/// Whether the proxies took a resource, and which proxies serve it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResourceStatus {
+    /// `Accepted`, or `Rejected` when a proxy it reaches NACKed the current revision.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Node ids of the connected proxies it reaches.
+    pub proxies: Vec<String>,
+    pub revision: u64,
+}
+
+#[utoipa::path(get, path = "/api/v1/resources", params(ListParams), responses((status = 200, body = ResourceList)))]
+pub async fn list(State(state): State<AdminState>, Query(params): Query<ListParams>) -> Result<Json<ResourceList>, ApiError> {
+    let kind = match &params.kind {
+        Some(k) => Some(Kind::from_name(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?),
+        None => None,
+    };
+    let resources = state
+        .desired
+        .documents()
+        .into_iter()
+        .filter(|d| kind.is_none_or(|k| d.key.kind == k))
+        .map(|d| with_status(&state, d))
+        .collect();
+    Ok(Json(ResourceList { resources }))
+}
+
+#[utoipa::path(get, path = "/api/v1/resources/{kind}/{namespace}/{name}",
+    responses((status = 200, body = serde_json::Value), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AdminState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = key_of(&kind, namespace, name)?;
+    let doc = state.desired.get(&key).ok_or_else(|| ApiError::not_found(format!("{key} not found")))?;
+    Ok(Json(with_status(&state, doc)))
+}
+
+fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {} bytes: nothing was applied", super::MAX_BODY_BYTES),
+        ),
+        status => ApiError::new(status, rejection.body_text()),
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
+    let docs = istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    if docs.is_empty() {
+        return Err(ApiError::bad_request("the request holds no resources"));
+    }
+    Ok(docs)
+}
+
+fn key_of(kind: &str, namespace: String, name: String) -> Result<ResourceKey, ApiError> {
+    let kind = Kind::from_name(kind).ok_or_else(|| ApiError::not_found(format!("unknown kind {kind:?}")))?;
+    Ok(ResourceKey::new(kind, namespace, name))
+}
+
+pub(super) fn wait_of(params: &ChangeParams) -> Result<Option<Duration>, ApiError> {
+    match params.wait.as_deref() {
+        None | Some("false") | Some("") => Ok(None),
+        Some("true") => Ok(Some(DEFAULT_WAIT)),
+        Some(text) => humantime::parse_duration(text)
+            .map(|d| Some(d.min(MAX_WAIT)))
+            .map_err(|e| ApiError::bad_request(format!("wait: {e} (use e.g. 30s)"))),
+    }
+}
+
+/// Runs a store-touching call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::desired::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// 200 with the outcome; with a wait, 409 when a proxy NACKed the revision and 504 when
+/// the wait ran out (the revision is stored either way, and the body says so).
+pub(super) async fn answer(state: &AdminState, outcome: Outcome, wait: Option<Duration>) -> Result<Response, ApiError> {
+    let status = match wait {
+        Some(timeout) => Some(super::revisions::wait_for(state, outcome.revision, timeout).await),
+        None => None,
+    };
+    let code = match &status {
+        Some(s) if !s.rejected.is_empty() => StatusCode::CONFLICT,
+        Some(s) if !s.complete() => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::OK,
+    };
+    let body = ApplyResponse {
+        revision: outcome.revision,
+        changed: outcome.changed,
+        status,
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+/// The Envoy-level diff between two snapshots for every class of proxy: the classes of
+/// the connected proxies, every single Gateway's, and the unselected one.
+fn envoy_diff(state: &AdminState, current: &Snapshot, next: &Snapshot) -> Vec<EnvoyChange> {
+    let proxies = state.ledger.proxies();
+    let mut classes: BTreeMap<BTreeSet<ResourceKey>, Vec<String>> = BTreeMap::new();
+    classes.entry(BTreeSet::new()).or_default();
+    for config in [current.config(), next.config()] {
+        for gw in &config.gateways {
+            classes.entry(BTreeSet::from([gw.key.clone()])).or_default();
+        }
+    }
+    for p in &proxies {
+        let mut gateways = translate::select_gateways(current.config(), &p.node.labels);
+        gateways.extend(translate::select_gateways(next.config(), &p.node.labels));
+        classes.entry(gateways).or_default().push(p.node.id.clone());
+    }
+    let mut out = Vec::new();
+    for (gateways, nodes) in classes {
+        let before = current.view_for_gateways(gateways.clone());
+        let after = next.view_for_gateways(gateways.clone());
+        for (kind, name, action) in snapshot::diff(&before, &after) {
+            out.push(EnvoyChange {
+                type_name: kind.message_name().to_string(),
+                name,
+                action: action.as_str().to_string(),
+                proxies: nodes.clone(),
+                gateways: gateways.iter().map(|k| format!("{}/{}", k.namespace, k.name)).collect(),
+            });
+        }
+    }
+    out
+}
+
+fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
+    let snapshot = state.snapshots.borrow().clone();
+    let revision = snapshot.revision();
+    let proxies = state.ledger.proxies();
+    let reached: Vec<_> = proxies
+        .iter()
+        .filter(|p| reaches(snapshot.config(), &doc.key, &translate::select_gateways(snapshot.config(), &p.node.labels)))
+        .collect();
+    let rejection = reached.iter().find_map(|p| match p.status_of(revision) {
+        crate::ledger::ProxyStatus::Rejected(message) => Some(format!("{}: {message}", p.node.id)),
+        _ => None,
+    });
+    let status = ResourceStatus {
+        state: if rejection.is_some() { "Rejected" } else { "Accepted" }.to_string(),
+        reason: rejection,
+        proxies: reached.iter().map(|p| p.node.id.clone()).collect(),
+        revision,
+    };
+    let mut value = doc.value;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("status".into(), serde_json::to_value(status).expect("status serializes"));
+    }
+    value
+}
+
+/// Whether a stored resource shapes what a proxy of this gateway class is served.
+fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>) -> bool {
+    let bound = |names: &[String]| {
+        if gateways.is_empty() {
+            names.iter().any(|g| g == MESH_GATEWAY)
+        } else {
+            gateways.iter().any(|k| names.contains(&format!("{}/{}", k.namespace, k.name)))
+        }
+    };
+    let hosts_served = || -> BTreeSet<&str> {
+        config
+            .virtual_services
+            .iter()
+            .filter(|vs| bound(&vs.gateways))
+            .flat_map(|vs| vs.http.iter())
+            .flat_map(|r| match &r.action {
+                crate::model::RouteAction::Route(ds) => ds.iter().map(|d| d.destination.host.as_str()).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    match key.kind {
+        Kind::Gateway => gateways.contains(key),
+        Kind::VirtualService => config.virtual_services.iter().any(|vs| &vs.key == key && bound(&vs.gateways)),
+        Kind::DestinationRule => config
+            .destination_rules
+            .iter()
+            .any(|dr| &dr.key == key && hosts_served().contains(dr.host.as_str())),
+        Kind::ServiceEntry => {
+            let hosts = hosts_served();
+            config.services.values().any(|s| &s.source == key && hosts.contains(s.host.as_str()))
+        }
+    }
+}

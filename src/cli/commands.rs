@@ -1,0 +1,266 @@
+//! The client commands of SPEC section 2: apply, delete, get, diff, proxies, history and
+//! restore, each a call to the admin API and a readable print of its answer.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::client::{Answer, Client, Error};
+use super::output::{print_structured, print_table, text, Format};
+use crate::source;
+
+/// What a client command ends with: success, a rejection (exit 1), or bad usage (2).
+#[derive(Debug)]
+pub enum Failure {
+    Rejected(String),
+    Usage(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Rejected(e.to_string())
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+/// The documents of `-f`: a file, a folder, or `-` for stdin, joined as one YAML stream.
+pub fn read_documents(path: &str) -> Result<String, Failure> {
+    if path == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
+        return Ok(text);
+    }
+    let files = source::read(Path::new(path)).map_err(|e| Failure::Usage(e.to_string()))?;
+    if files.is_empty() {
+        return Err(Failure::Usage(format!("{path}: no .yaml, .yml or .json files")));
+    }
+    Ok(files
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("\n---\n"))
+}
+
+fn wait_query(wait: bool, timeout: &str) -> String {
+    if wait {
+        format!("?wait={timeout}")
+    } else {
+        String::new()
+    }
+}
+
+pub async fn apply(client: &Client, file: &str, dry_run: bool, wait: bool, timeout: &str, format: Format) -> Outcome {
+    let body = read_documents(file)?;
+    if dry_run {
+        return diff_body(client, body, format).await;
+    }
+    let answer = client.post(&format!("/api/v1/apply{}", wait_query(wait, timeout)), Some(body)).await?;
+    report_change(answer, format)
+}
+
+pub async fn diff(client: &Client, file: &str, format: Format) -> Outcome {
+    diff_body(client, read_documents(file)?, format).await
+}
+
+async fn diff_body(client: &Client, body: String, format: Format) -> Outcome {
+    let answer = client.post("/api/v1/apply?dryRun=true", Some(body)).await?;
+    if print_structured(format, &answer.body) {
+        return Ok(());
+    }
+    let resources = answer.body["resources"].as_array().cloned().unwrap_or_default();
+    if resources.is_empty() {
+        println!("no changes");
+        return Ok(());
+    }
+    for r in &resources {
+        println!("{} {}", r["resource"].as_str().unwrap_or_default(), text(r, "action"));
+    }
+    let changes = answer.body["changed"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = changes
+        .iter()
+        .map(|c| {
+            let proxies = c["proxies"].as_array().map(|p| join(p)).unwrap_or_default();
+            let gateways = c["gateways"].as_array().map(|g| join(g)).unwrap_or_default();
+            let sign = match c["action"].as_str() {
+                Some("added") => "+",
+                Some("removed") => "-",
+                _ => "~",
+            };
+            vec![
+                sign.to_string(),
+                text(c, "type"),
+                text(c, "name"),
+                if gateways.is_empty() { "(no gateway)".into() } else { gateways },
+                proxies,
+            ]
+        })
+        .collect();
+    println!();
+    print_table(&["", "TYPE", "NAME", "GATEWAYS", "PROXIES"], &rows);
+    Ok(())
+}
+
+pub async fn delete_file(client: &Client, file: &str, wait: bool, timeout: &str, format: Format) -> Outcome {
+    let body = read_documents(file)?;
+    let answer = client.post(&format!("/api/v1/delete{}", wait_query(wait, timeout)), Some(body)).await?;
+    report_change(answer, format)
+}
+
+pub async fn delete_one(client: &Client, kind: &str, name: &str, namespace: &str, format: Format) -> Outcome {
+    let answer = client.delete(&format!("/api/v1/resources/{kind}/{namespace}/{name}")).await?;
+    report_change(answer, format)
+}
+
+pub async fn restore(client: &Client, revision: u64, wait: bool, timeout: &str, format: Format) -> Outcome {
+    let path = format!("/api/v1/revisions/{revision}/restore{}", wait_query(wait, timeout));
+    let answer = client.post(&path, None).await?;
+    report_change(answer, format)
+}
+
+/// Prints what a change did; with a wait, fails when a proxy NACKed or some did not ACK.
+fn report_change(answer: Answer, format: Format) -> Outcome {
+    let body = &answer.body;
+    if !print_structured(format, body) {
+        let changed = body["changed"].as_array().cloned().unwrap_or_default();
+        if changed.is_empty() {
+            println!("no changes (revision {})", body["revision"]);
+        }
+        for c in &changed {
+            println!("{} {}", text(c, "resource"), text(c, "action"));
+        }
+        if !changed.is_empty() {
+            println!("revision {}", body["revision"]);
+        }
+    }
+    let Some(status) = body.get("status").filter(|s| !s.is_null()) else {
+        return Ok(());
+    };
+    let rejected = status["rejected"].as_array().cloned().unwrap_or_default();
+    if !rejected.is_empty() {
+        let lines: Vec<String> = rejected
+            .iter()
+            .map(|r| format!("  {} rejected {}: {}", text(r, "node"), text(r, "type"), text(r, "message")))
+            .collect();
+        return Err(Failure::Rejected(format!("revision {} was NACKed:\n{}", body["revision"], lines.join("\n"))));
+    }
+    let pending = status["pending"].as_array().cloned().unwrap_or_default();
+    if !pending.is_empty() {
+        return Err(Failure::Rejected(format!(
+            "timed out: {} of {} proxies have not ACKed revision {}: {}",
+            pending.len(),
+            status["proxies"],
+            body["revision"],
+            join(&pending)
+        )));
+    }
+    if format == Format::Table {
+        println!("acked by {} of {} proxies", status["acked"], status["proxies"]);
+    }
+    Ok(())
+}
+
+pub async fn get(client: &Client, kind: &str, name: Option<&str>, namespace: Option<&str>, format: Format) -> Outcome {
+    let value = match name {
+        Some(name) => {
+            let ns = namespace.unwrap_or("default");
+            client.get(&format!("/api/v1/resources/{kind}/{ns}/{name}")).await?
+        }
+        None => {
+            let list = client.get(&format!("/api/v1/resources?kind={kind}")).await?;
+            let items: Vec<Value> = list["resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| namespace.is_none_or(|ns| r["metadata"]["namespace"] == ns))
+                .collect();
+            Value::Array(items)
+        }
+    };
+    if print_structured(format, &value) {
+        return Ok(());
+    }
+    let items = match &value {
+        Value::Array(items) => items.clone(),
+        one => vec![one.clone()],
+    };
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|r| {
+            let status = &r["status"];
+            let mut state = text(status, "state");
+            if let Some(reason) = status["reason"].as_str() {
+                state = format!("{state}: {reason}");
+            }
+            vec![
+                text(r, "kind"),
+                text(&r["metadata"], "namespace"),
+                text(&r["metadata"], "name"),
+                state,
+                status["proxies"].as_array().map(|p| join(p)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["KIND", "NAMESPACE", "NAME", "STATUS", "PROXIES"], &rows);
+    Ok(())
+}
+
+pub async fn proxies(client: &Client, format: Format) -> Outcome {
+    let value = client.get("/api/v1/proxies").await?;
+    if print_structured(format, &value) {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = value["proxies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let labels = p["labels"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            let mut row = vec![text(p, "node"), text(p, "cluster"), labels, p["revision"].to_string()];
+            let mut nack = String::new();
+            for kind in ["cds", "eds", "lds", "rds"] {
+                let t = &p["types"][kind];
+                let mut cell = text(t, "acked");
+                if t["pending"].as_bool() == Some(true) {
+                    cell = format!("{cell} (pending {})", text(t, "served"));
+                }
+                row.push(if cell.is_empty() { "-".into() } else { cell });
+                if let Some(n) = t["lastNack"].as_object() {
+                    nack = format!("{kind} {}: {}", n["at"].as_str().unwrap_or_default(), n["message"].as_str().unwrap_or_default());
+                }
+            }
+            row.push(nack);
+            row
+        })
+        .collect();
+    print_table(&["NODE", "CLUSTER", "LABELS", "REVISION", "CDS", "EDS", "LDS", "RDS", "LAST NACK"], &rows);
+    Ok(())
+}
+
+pub async fn history(client: &Client, format: Format) -> Outcome {
+    let value = client.get("/api/v1/revisions").await?;
+    if print_structured(format, &value) {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = value["revisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| vec![r["revision"].to_string(), text(r, "created"), text(r, "summary")])
+        .collect();
+    print_table(&["REVISION", "CREATED", "SUMMARY"], &rows);
+    Ok(())
+}
+
+fn join(values: &[Value]) -> String {
+    values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,120 @@
+//! Prometheus metrics of the control plane: pushes, ACKs, NACKs, connected proxies,
+//! push latency and the current revision, rendered in the text exposition format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::snapshot::TypeKind;
+
+/// Upper bounds of the push latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pushes: [AtomicU64; 4],
+    acks: [AtomicU64; 4],
+    nacks: [AtomicU64; 4],
+    connected: AtomicI64,
+    revision: AtomicU64,
+    latency: Histogram,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn push(&self, kind: TypeKind, latency: Duration) {
+        self.pushes[kind.index()].fetch_add(1, Relaxed);
+        let secs = latency.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.latency.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency.count.fetch_add(1, Relaxed);
+        self.latency.sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    pub fn ack(&self, kind: TypeKind) {
+        self.acks[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn nack(&self, kind: TypeKind) {
+        self.nacks[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn connected(&self, delta: i64) {
+        self.connected.fetch_add(delta, Relaxed);
+    }
+
+    pub fn set_revision(&self, revision: u64) {
+        self.revision.store(revision, Relaxed);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let per_type = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; 4]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for kind in TypeKind::ALL {
+                let v = values[kind.index()].load(Relaxed);
+                let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {v}");
+            }
+        };
+        per_type(&mut out, "coalmine_xds_pushes_total", "Responses pushed to proxies.", &self.pushes);
+        per_type(&mut out, "coalmine_xds_acks_total", "Responses proxies ACKed.", &self.acks);
+        per_type(&mut out, "coalmine_xds_nacks_total", "Responses proxies rejected (NACK).", &self.nacks);
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_connected_proxies ADS streams open now.\n# TYPE coalmine_connected_proxies gauge\ncoalmine_connected_proxies {}",
+            self.connected.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_revision The configuration revision being served.\n# TYPE coalmine_revision gauge\ncoalmine_revision {}",
+            self.revision.load(Relaxed)
+        );
+        let name = "coalmine_xds_push_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} From a configuration being published to its response being written to a stream.\n# TYPE {name} histogram");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let v = self.latency.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {v}");
+        }
+        let count = self.latency.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.latency.sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.push(TypeKind::Cluster, Duration::from_millis(3));
+        m.push(TypeKind::Route, Duration::from_millis(300));
+        m.nack(TypeKind::Route);
+        m.connected(2);
+        m.set_revision(7);
+        let text = m.render();
+        assert!(text.contains("coalmine_xds_pushes_total{type=\"cds\"} 1"), "{text}");
+        assert!(text.contains("coalmine_xds_nacks_total{type=\"rds\"} 1"));
+        assert!(text.contains("coalmine_connected_proxies 2"));
+        assert!(text.contains("coalmine_revision 7"));
+        assert!(text.contains("coalmine_xds_push_latency_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("coalmine_xds_push_latency_seconds_bucket{le=\"0.5\"} 2"));
+        assert!(text.contains("coalmine_xds_push_latency_seconds_count 2"));
+    }
+}
