@@ -260,7 +260,10 @@ mod tests {
             "V3"
         );
         let options = &json["typed_extension_protocol_options"][HTTP_OPTIONS];
-        assert_eq!(options["@type"], format!("type.googleapis.com/{HTTP_OPTIONS}"));
+        assert_eq!(
+            options["@type"],
+            format!("type.googleapis.com/{HTTP_OPTIONS}")
+        );
         assert_eq!(
             options["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"],
             100
@@ -319,7 +322,10 @@ mod tests {
             "type.googleapis.com/envoy.config.listener.v3.Listener"
         );
         assert_eq!(json["name"], "0.0.0.0_8080");
-        assert_eq!(json["filter_chains"][0]["filters"][0]["typed_config"]["@type"], HCM);
+        assert_eq!(
+            json["filter_chains"][0]["filters"][0]["typed_config"]["@type"],
+            HCM
+        );
     }
 
     #[test]
@@ -355,10 +361,7 @@ mod tests {
             "envoy.service.load_stats.v3.LoadStatsRequest",
             "envoy.service.metrics.v3.StreamMetricsMessage",
         ] {
-            assert!(
-                pool().get_message_by_name(name).is_some(),
-                "{name} missing"
-            );
+            assert!(pool().get_message_by_name(name).is_some(), "{name} missing");
         }
     }
 

@@ -44,11 +44,8 @@ impl Kind {
         short.or_else(|| {
             Kind::ALL.into_iter().find(|k| {
                 let full = k.as_str().to_ascii_lowercase();
-                let plural = match full.strip_suffix('y') {
-                    Some(stem) => format!("{stem}ies"),
-                    None => format!("{full}s"),
-                };
-                lower == full || lower == plural
+                let ies = full.strip_suffix('y').map(|stem| format!("{stem}ies"));
+                lower == full || lower == format!("{full}s") || Some(&lower) == ies.as_ref()
             })
         })
     }

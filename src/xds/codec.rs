@@ -5,13 +5,16 @@
 //! `Any` per stream; here the response's fields are written by hand around the shared
 //! `Bytes`, so the only per-stream copy is the write into the HTTP/2 buffer.
 
+use std::marker::PhantomData;
+
 use bytes::BufMut;
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
-use prost::encoding::{encode_key, encode_varint, string, WireType};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, string, WireType};
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::Status;
 use tonic_prost::ProstDecoder;
 
+use super::delta::DeltaResponse;
 use super::sotw::Response;
 
 /// The identifier Envoy shows as the control plane in its config dump.
@@ -23,6 +26,50 @@ const RESOURCES: u32 = 2;
 const TYPE_URL: u32 = 4;
 const NONCE: u32 = 5;
 const CONTROL_PLANE: u32 = 6;
+
+// Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse and Resource.
+const DELTA_SYSTEM_VERSION: u32 = 1;
+const DELTA_RESOURCES: u32 = 2;
+const DELTA_TYPE_URL: u32 = 4;
+const DELTA_NONCE: u32 = 5;
+const DELTA_REMOVED: u32 = 6;
+const DELTA_CONTROL_PLANE: u32 = 7;
+const RESOURCE_VERSION: u32 = 1;
+const RESOURCE_ANY: u32 = 2;
+const RESOURCE_NAME: u32 = 3;
+
+fn encode_control_plane(field: u32, buf: &mut impl BufMut) {
+    let id = CONTROL_PLANE_ID.to_string();
+    encode_key(field, WireType::LengthDelimited, buf);
+    encode_varint(string::encoded_len(1, &id) as u64, buf);
+    string::encode(1, &id, buf);
+}
+
+/// Writes a Delta response as an encoded `DeltaDiscoveryResponse`, each resource's
+/// `Any` straight from its shared bytes.
+pub fn encode_delta_response(resp: &DeltaResponse, buf: &mut impl BufMut) {
+    string::encode(DELTA_SYSTEM_VERSION, &resp.system_version, buf);
+    for r in &resp.resources {
+        let body_len = string::encoded_len(RESOURCE_VERSION, &r.version)
+            + key_len(RESOURCE_ANY)
+            + encoded_len_varint(r.any.len() as u64)
+            + r.any.len()
+            + string::encoded_len(RESOURCE_NAME, &r.name);
+        encode_key(DELTA_RESOURCES, WireType::LengthDelimited, buf);
+        encode_varint(body_len as u64, buf);
+        string::encode(RESOURCE_VERSION, &r.version, buf);
+        encode_key(RESOURCE_ANY, WireType::LengthDelimited, buf);
+        encode_varint(r.any.len() as u64, buf);
+        buf.put_slice(&r.any);
+        string::encode(RESOURCE_NAME, &r.name, buf);
+    }
+    string::encode(DELTA_TYPE_URL, &resp.kind.type_url().to_string(), buf);
+    string::encode(DELTA_NONCE, &resp.nonce, buf);
+    for name in &resp.removed {
+        string::encode(DELTA_REMOVED, name, buf);
+    }
+    encode_control_plane(DELTA_CONTROL_PLANE, buf);
+}
 
 /// Writes a SotW response as an encoded `DiscoveryResponse`.
 pub fn encode_response(resp: &Response, buf: &mut impl BufMut) {
@@ -42,36 +89,68 @@ pub fn encode_response(resp: &Response, buf: &mut impl BufMut) {
     string::encode(1, &CONTROL_PLANE_ID.to_string(), buf);
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SotwCodec;
+/// A response that knows how to write itself into a gRPC frame.
+pub trait WireResponse: Send + 'static {
+    fn encode_to(&self, buf: &mut EncodeBuf<'_>);
+}
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SotwEncoder;
+impl WireResponse for Response {
+    fn encode_to(&self, buf: &mut EncodeBuf<'_>) {
+        encode_response(self, buf)
+    }
+}
 
-impl Encoder for SotwEncoder {
-    type Item = Response;
+impl WireResponse for DeltaResponse {
+    fn encode_to(&self, buf: &mut EncodeBuf<'_>) {
+        encode_delta_response(self, buf)
+    }
+}
+
+/// The ADS codec: requests of type `Req` decoded by prost, responses `Resp` written
+/// from shared bytes.
+#[derive(Debug)]
+pub struct AdsCodec<Resp, Req>(PhantomData<(Resp, Req)>);
+
+impl<Resp, Req> Default for AdsCodec<Resp, Req> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[derive(Debug)]
+pub struct AdsEncoder<Resp>(PhantomData<Resp>);
+
+impl<Resp: WireResponse> Encoder for AdsEncoder<Resp> {
+    type Item = Resp;
     type Error = Status;
 
-    fn encode(&mut self, item: Response, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        encode_response(&item, dst);
+    fn encode(&mut self, item: Resp, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode_to(dst);
         Ok(())
     }
 }
 
-impl Codec for SotwCodec {
-    type Encode = Response;
-    type Decode = DiscoveryRequest;
-    type Encoder = SotwEncoder;
-    type Decoder = ProstDecoder<DiscoveryRequest>;
+impl<Resp, Req> Codec for AdsCodec<Resp, Req>
+where
+    Resp: WireResponse,
+    Req: prost::Message + Default + Send + 'static,
+{
+    type Encode = Resp;
+    type Decode = Req;
+    type Encoder = AdsEncoder<Resp>;
+    type Decoder = ProstDecoder<Req>;
 
-    fn encoder(&mut self) -> SotwEncoder {
-        SotwEncoder
+    fn encoder(&mut self) -> AdsEncoder<Resp> {
+        AdsEncoder(PhantomData)
     }
 
-    fn decoder(&mut self) -> ProstDecoder<DiscoveryRequest> {
+    fn decoder(&mut self) -> ProstDecoder<Req> {
         ProstDecoder::default()
     }
 }
+
+pub type SotwCodec = AdsCodec<Response, DiscoveryRequest>;
+pub type DeltaCodec = AdsCodec<DeltaResponse, DeltaDiscoveryRequest>;
 
 #[cfg(test)]
 mod tests {
@@ -113,5 +192,41 @@ mod tests {
         assert_eq!(decoded.control_plane.unwrap().identifier, CONTROL_PLANE_ID);
         let back = Cluster::decode(decoded.resources[0].value.as_slice()).unwrap();
         assert_eq!(back, cluster);
+    }
+
+    #[test]
+    fn hand_written_delta_response_decodes_as_delta_discovery_response() {
+        use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+        let any = Any {
+            type_url: TypeKind::Cluster.type_url().into(),
+            value: Cluster {
+                name: "c1".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        };
+        let resp = DeltaResponse {
+            kind: TypeKind::Cluster,
+            system_version: "sys".into(),
+            nonce: "3".into(),
+            resources: vec![Arc::new(Encoded {
+                name: "c1".into(),
+                version: "v1".into(),
+                any: any.encode_to_vec().into(),
+            })],
+            removed: vec!["old".into()],
+        };
+        let mut buf = Vec::new();
+        encode_delta_response(&resp, &mut buf);
+        let decoded = DeltaDiscoveryResponse::decode(buf.as_slice()).unwrap();
+        assert_eq!(decoded.system_version_info, "sys");
+        assert_eq!(decoded.nonce, "3");
+        assert_eq!(decoded.type_url, TypeKind::Cluster.type_url());
+        assert_eq!(decoded.removed_resources, ["old"]);
+        assert_eq!(decoded.resources.len(), 1);
+        assert_eq!(decoded.resources[0].name, "c1");
+        assert_eq!(decoded.resources[0].version, "v1");
+        assert_eq!(decoded.resources[0].resource.as_ref(), Some(&any));
+        assert_eq!(decoded.control_plane.unwrap().identifier, CONTROL_PLANE_ID);
     }
 }

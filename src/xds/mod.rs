@@ -8,6 +8,7 @@
 //! from the shared, already-encoded resource bytes.
 
 pub mod codec;
+pub mod delta;
 pub mod node;
 pub mod server;
 pub mod sotw;

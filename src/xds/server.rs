@@ -1,12 +1,14 @@
 //! The tonic edge of ADS: one task per stream that `select!`s between the proxy's
-//! requests, new snapshots and shutdown, and writes what [`SotwStream`] returns.
+//! requests, new snapshots and shutdown, and writes what the stream's state machine
+//! ([`SotwStream`] or [`DeltaStream`]) returns.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,15 +17,18 @@ use tonic::server::{Grpc, NamedService};
 use tonic::{Request, Status, Streaming};
 use tracing::{debug, info, warn};
 
-use super::codec::SotwCodec;
+use super::codec::{AdsCodec, WireResponse};
+use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
 use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
 use crate::ledger::{Ledger, NackRecord, ProxyRecord};
 use crate::metrics::Metrics;
-use crate::snapshot::{Snapshot, TypeKind};
+use crate::snapshot::{Snapshot, TypeKind, View};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// What every stream shares: the current snapshot, the ledger, metrics and the
 /// shutdown signal.
@@ -68,53 +73,126 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let state = self.state.clone();
         match req.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let method =
-                    tower::service_fn(move |request: Request<Streaming<DiscoveryRequest>>| {
-                        let state = state.clone();
-                        async move {
-                            Ok::<_, Status>(tonic::Response::new(open_sotw(
-                                state,
-                                request.into_inner(),
-                            )))
-                        }
-                    });
-                Ok(Grpc::new(SotwCodec).streaming(method, req).await)
-            }),
-            _ => Box::pin(async move {
-                Ok(Status::unimplemented("coalmine serves StreamAggregatedResources").into_http())
-            }),
+            SOTW_PATH => Box::pin(serve_stream::<SotwStream, _>(state, req)),
+            DELTA_PATH => Box::pin(serve_stream::<DeltaStream, _>(state, req)),
+            _ => {
+                Box::pin(async move { Ok(Status::unimplemented("not an ADS method").into_http()) })
+            }
         }
     }
 }
 
-type ResponseStream = ReceiverStream<Result<Response, Status>>;
+/// What the stream loop needs of a protocol's state machine (SotW or Delta).
+pub trait StreamProtocol: Send + 'static {
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: WireResponse;
 
-fn open_sotw(state: XdsState, requests: Streaming<DiscoveryRequest>) -> ResponseStream {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(run_sotw(state, requests, tx));
-    ReceiverStream::new(rx)
+    fn new(view: Arc<View>) -> Self;
+    fn node(req: &Self::Request) -> Option<&Node>;
+    fn handle_request(&mut self, req: &Self::Request) -> Output<Self::Response>;
+    fn handle_view(&mut self, view: Arc<View>) -> Output<Self::Response>;
+    fn sent(&self, kind: TypeKind) -> Option<&str>;
+    fn acked(&self, kind: TypeKind) -> Option<&str>;
+    fn kind_of(resp: &Self::Response) -> TypeKind;
 }
 
-async fn run_sotw(
+impl StreamProtocol for SotwStream {
+    type Request = DiscoveryRequest;
+    type Response = Response;
+
+    fn new(view: Arc<View>) -> Self {
+        SotwStream::new(view)
+    }
+    fn node(req: &DiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn handle_request(&mut self, req: &DiscoveryRequest) -> Output {
+        SotwStream::handle_request(self, req)
+    }
+    fn handle_view(&mut self, view: Arc<View>) -> Output {
+        SotwStream::handle_view(self, view)
+    }
+    fn sent(&self, kind: TypeKind) -> Option<&str> {
+        SotwStream::sent(self, kind)
+    }
+    fn acked(&self, kind: TypeKind) -> Option<&str> {
+        SotwStream::acked(self, kind)
+    }
+    fn kind_of(resp: &Response) -> TypeKind {
+        resp.kind
+    }
+}
+
+impl StreamProtocol for DeltaStream {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaResponse;
+
+    fn new(view: Arc<View>) -> Self {
+        DeltaStream::new(view)
+    }
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
+        DeltaStream::handle_request(self, req)
+    }
+    fn handle_view(&mut self, view: Arc<View>) -> DeltaOutput {
+        DeltaStream::handle_view(self, view)
+    }
+    fn sent(&self, kind: TypeKind) -> Option<&str> {
+        DeltaStream::sent(self, kind)
+    }
+    fn acked(&self, kind: TypeKind) -> Option<&str> {
+        DeltaStream::acked(self, kind)
+    }
+    fn kind_of(resp: &DeltaResponse) -> TypeKind {
+        resp.kind
+    }
+}
+
+async fn serve_stream<P, B>(
+    state: XdsState,
+    req: http::Request<B>,
+) -> Result<http::Response<Body>, Infallible>
+where
+    P: StreamProtocol,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    let method = tower::service_fn(move |request: Request<Streaming<P::Request>>| {
+        let state = state.clone();
+        async move {
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(run_stream::<P>(state, request.into_inner(), tx));
+            Ok::<_, Status>(tonic::Response::new(ReceiverStream::new(rx)))
+        }
+    });
+    Ok(Grpc::new(AdsCodec::<P::Response, P::Request>::default())
+        .streaming(method, req)
+        .await)
+}
+
+async fn run_stream<P: StreamProtocol>(
     mut state: XdsState,
-    mut requests: Streaming<DiscoveryRequest>,
-    tx: mpsc::Sender<Result<Response, Status>>,
+    mut requests: Streaming<P::Request>,
+    tx: mpsc::Sender<Result<P::Response, Status>>,
 ) {
     let first = match requests.message().await {
         Ok(Some(req)) => req,
         _ => return,
     };
-    let node = first.node.as_ref().map(NodeInfo::from_node).unwrap_or_default();
+    let node = P::node(&first).map(NodeInfo::from_node).unwrap_or_default();
     info!(node = %node.id, cluster = %node.cluster, labels = ?node.labels, "proxy connected");
     let mut snapshot = state.snapshots.borrow_and_update().clone();
-    let mut stream = SotwStream::new(snapshot.view_for(&node.labels));
-    let id = state.ledger.connect(ProxyRecord::new(node.clone(), snapshot.revision()));
+    let mut stream = P::new(snapshot.view_for(&node.labels));
+    let id = state
+        .ledger
+        .connect(ProxyRecord::new(node.clone(), snapshot.revision()));
     state.metrics.connected(1);
     let mut out = stream.handle_request(&first);
     loop {
-        record(&state, id, &snapshot, &stream, &out);
-        if !deliver(&state, &node, &snapshot, out, &tx).await {
+        record::<P>(&state, id, &snapshot, &stream, &out);
+        if !deliver::<P>(&state, &node, &snapshot, out, &tx).await {
             break;
         }
         out = tokio::select! {
@@ -149,12 +227,18 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Writes the stream's state after a step into the ledger.
-fn record(state: &XdsState, id: u64, snapshot: &Snapshot, stream: &SotwStream, out: &Output) {
+fn record<P: StreamProtocol>(
+    state: &XdsState,
+    id: u64,
+    snapshot: &Snapshot,
+    stream: &P,
+    out: &Output<P::Response>,
+) {
     let revision = snapshot.revision();
     state.ledger.update(id, |r| {
         r.revision = revision;
         for resp in &out.responses {
-            r.types[resp.kind.index()].served_revision = revision;
+            r.types[P::kind_of(resp).index()].served_revision = revision;
         }
         for kind in TypeKind::ALL {
             let t = &mut r.types[kind.index()];
@@ -162,7 +246,12 @@ fn record(state: &XdsState, id: u64, snapshot: &Snapshot, stream: &SotwStream, o
             t.acked = stream.acked(kind).map(str::to_string);
         }
         for event in &out.events {
-            if let Event::Nack { kind, version, message } = event {
+            if let Event::Nack {
+                kind,
+                version,
+                message,
+            } = event
+            {
                 let t = &mut r.types[kind.index()];
                 t.nack = Some(NackRecord {
                     version: version.clone(),
@@ -176,12 +265,12 @@ fn record(state: &XdsState, id: u64, snapshot: &Snapshot, stream: &SotwStream, o
 }
 
 /// Writes the responses, and logs and counts the events; false once the stream is gone.
-async fn deliver(
+async fn deliver<P: StreamProtocol>(
     state: &XdsState,
     node: &NodeInfo,
     snapshot: &Snapshot,
-    out: Output,
-    tx: &mpsc::Sender<Result<Response, Status>>,
+    out: Output<P::Response>,
+    tx: &mpsc::Sender<Result<P::Response, Status>>,
 ) -> bool {
     for event in &out.events {
         match event {
@@ -189,15 +278,19 @@ async fn deliver(
                 state.metrics.ack(*kind);
                 debug!(node = %node.id, %kind, %version, "ACK")
             }
-            Event::Nack { kind, version, message } => {
+            Event::Nack {
+                kind,
+                version,
+                message,
+            } => {
                 state.metrics.nack(*kind);
                 warn!(node = %node.id, %kind, %version, error = %message, "NACK: proxy rejected config")
             }
         }
     }
     for resp in out.responses {
-        let kind = resp.kind;
-        debug!(node = %node.id, %kind, version = %resp.version, nonce = %resp.nonce, resources = resp.resources.len(), "push");
+        let kind = P::kind_of(&resp);
+        debug!(node = %node.id, %kind, "push");
         if tx.send(Ok(resp)).await.is_err() {
             return false;
         }

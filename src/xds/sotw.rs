@@ -45,10 +45,19 @@ pub enum Event {
 }
 
 /// The output of one step: responses to write (in order) and events to record.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Output {
-    pub responses: Vec<Response>,
+#[derive(Debug, PartialEq, Eq)]
+pub struct Output<R = Response> {
+    pub responses: Vec<R>,
     pub events: Vec<Event>,
+}
+
+impl<R> Default for Output<R> {
+    fn default() -> Self {
+        Self {
+            responses: Vec::new(),
+            events: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

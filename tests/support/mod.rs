@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod dump;
 pub mod envoy;
 pub mod http;
 pub mod process;
