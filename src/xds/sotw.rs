@@ -13,7 +13,7 @@
 //! - on reconnect, a proxy that already holds the current version (its request's
 //!   `version_info`) is not sent it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
@@ -76,6 +76,9 @@ struct Sent {
 #[derive(Debug, Clone, Default)]
 struct TypeState {
     subscription: Option<Subscription>,
+    /// For EDS and RDS: what the proxy holds, name → version, so that a response
+    /// carries only what changed.
+    held: BTreeMap<String, String>,
     sent: Option<Sent>,
     acked: Option<String>,
     nack: Option<(String, String)>,
@@ -136,6 +139,7 @@ impl SotwStream {
             let (version, resources) = self.content(kind);
             let state = &mut self.types[kind.index()];
             if !req.version_info.is_empty() && req.version_info == version {
+                state.held = held_of(&resources);
                 state.sent = Some(Sent {
                     version: version.clone(),
                     nonce: String::new(),
@@ -143,7 +147,9 @@ impl SotwStream {
                 state.acked = Some(version.clone());
                 out.events.push(Event::Ack { kind, version });
             } else {
-                out.responses.push(self.respond(kind, version, resources));
+                state.held.clear();
+                out.responses
+                    .extend(self.respond(kind, version, resources, true));
             }
             return out;
         }
@@ -175,7 +181,8 @@ impl SotwStream {
         // Only a changed subscription can make the content differ from what was sent.
         let (version, resources) = self.content(kind);
         if version != sent.version {
-            out.responses.push(self.respond(kind, version, resources));
+            out.responses
+                .extend(self.respond(kind, version, resources, false));
         }
         out
     }
@@ -196,7 +203,8 @@ impl SotwStream {
                 .as_ref()
                 .is_some_and(|s| s.version == version);
             if !unchanged {
-                out.responses.push(self.respond(kind, version, resources));
+                out.responses
+                    .extend(self.respond(kind, version, resources, false));
             }
         }
         out
@@ -223,25 +231,52 @@ impl SotwStream {
         (short_hash(&text), resources)
     }
 
+    /// The response for a type's current content. Listeners and clusters go whole (the
+    /// xDS "state of the world" types); route configurations and endpoints go as only
+    /// those the proxy does not hold at their version (Envoy keeps the others), and not
+    /// at all when there is none, unless `force` (a first request is always answered).
     fn respond(
         &mut self,
         kind: TypeKind,
         version: String,
         resources: Vec<Arc<Encoded>>,
-    ) -> Response {
+        force: bool,
+    ) -> Option<Response> {
+        let resources = if matches!(kind, TypeKind::Endpoint | TypeKind::Route) {
+            let held = &mut self.types[kind.index()].held;
+            let fresh: Vec<Arc<Encoded>> = resources
+                .iter()
+                .filter(|r| held.get(&r.name) != Some(&r.version))
+                .cloned()
+                .collect();
+            *held = held_of(&resources);
+            if fresh.is_empty() && !force {
+                return None;
+            }
+            fresh
+        } else {
+            resources
+        };
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         self.types[kind.index()].sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
         });
-        Response {
+        Some(Response {
             kind,
             version,
             nonce,
             resources,
-        }
+        })
     }
+}
+
+fn held_of(resources: &[Arc<Encoded>]) -> BTreeMap<String, String> {
+    resources
+        .iter()
+        .map(|r| (r.name.clone(), r.version.clone()))
+        .collect()
 }
 
 /// A request naming nothing keeps a wildcard subscription (or starts one, when it is the

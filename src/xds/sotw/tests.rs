@@ -175,7 +175,7 @@ fn stale_nonce_is_ignored() {
 }
 
 #[test]
-fn subscription_change_on_ack_sends_the_new_set() {
+fn subscription_change_on_ack_sends_only_what_is_new() {
     let mut s = SotwStream::new(mk_view("1"));
     let r = s
         .handle_request(&mk_req(TypeKind::Endpoint, &["a"], "", ""))
@@ -189,12 +189,47 @@ fn subscription_change_on_ack_sends_the_new_set() {
         &r.nonce,
     ));
     assert_eq!(out.responses.len(), 1);
-    assert_eq!(names(&out.responses[0]), ["a", "b"]);
-    // Unsubscribing from everything sends an empty set.
+    assert_eq!(names(&out.responses[0]), ["b"], "a is held already");
+    assert_ne!(out.responses[0].version, r.version);
+    // Unsubscribing needs no response: Envoy drops what it no longer asks for.
     let r2 = &out.responses[0];
-    let out = s.handle_request(&mk_req(TypeKind::Endpoint, &[], &r2.version, &r2.nonce));
-    assert_eq!(out.responses.len(), 1);
-    assert!(out.responses[0].resources.is_empty());
+    let out = s.handle_request(&mk_req(TypeKind::Endpoint, &["b"], &r2.version, &r2.nonce));
+    assert!(out.responses.is_empty());
+}
+
+#[test]
+fn endpoint_change_sends_only_the_changed_assignment_but_clusters_go_whole() {
+    let mut s = SotwStream::new(mk_view("1"));
+    for (kind, n) in [
+        (TypeKind::Cluster, vec![]),
+        (TypeKind::Endpoint, vec!["a", "b"]),
+    ] {
+        let r = s
+            .handle_request(&mk_req(kind, &n, "", ""))
+            .responses
+            .remove(0);
+        s.handle_request(&mk_req(kind, &n, &r.version, &r.nonce));
+    }
+    let changed = Arc::new(View::new([
+        mk_map(&[("a", "2"), ("b", "1")]),
+        mk_map(&[("a", "1"), ("b", "2")]),
+        mk_map(&[("l", "1")]),
+        mk_map(&[("r", "1")]),
+    ]));
+    let out = s.handle_view(changed);
+    assert_eq!(out.responses.len(), 2);
+    assert_eq!(out.responses[0].kind, TypeKind::Cluster);
+    assert_eq!(
+        names(&out.responses[0]),
+        ["a", "b"],
+        "CDS is state of the world"
+    );
+    assert_eq!(out.responses[1].kind, TypeKind::Endpoint);
+    assert_eq!(
+        names(&out.responses[1]),
+        ["b"],
+        "only the changed assignment"
+    );
 }
 
 #[test]
