@@ -82,21 +82,29 @@ pub struct Outcome {
 pub struct Desired {
     store: Store,
     current: Mutex<BTreeMap<ResourceKey, Document>>,
+    /// Services discovered outside the documents (Kubernetes): not stored, not
+    /// revisions, but part of every config built.
+    discovered: Mutex<Discovered>,
     published: watch::Sender<Published>,
 }
 
+/// Discovered services by host.
+pub type Discovered = BTreeMap<String, crate::model::Service>;
+
 impl Desired {
-    /// Loads the newest stored revision (or an empty set).
-    pub fn open(store: Store) -> Result<Desired> {
+    /// Loads the newest stored revision (or an empty set), with the services already
+    /// discovered (empty without Kubernetes).
+    pub fn open(store: Store, discovered: Discovered) -> Result<Desired> {
         let (revision, documents) = match store.latest()? {
             Some(rev) => (rev.info.revision, rev.documents),
             None => (0, Vec::new()),
         };
         let docs = to_documents(&documents)?;
-        let config = build(&docs)?;
+        let config = build(&docs, &discovered)?;
         Ok(Desired {
             store,
             current: Mutex::new(docs),
+            discovered: Mutex::new(discovered),
             published: watch::channel(Published { revision, config }).0,
         })
     }
@@ -124,7 +132,42 @@ impl Desired {
     /// What applying `docs` (created or replaced by key) would do.
     pub fn plan_apply(&self, docs: Vec<Document>) -> Result<Plan> {
         let current = self.lock().clone();
-        plan(&current, merged(&current, docs))
+        plan(&current, merged(&current, docs), &self.discovered())
+    }
+
+    /// Replaces the discovered services and publishes the config they give, under the
+    /// same revision: endpoints moving is not a change of the stored configuration.
+    /// A service that disappeared while a route still names it stays, without
+    /// endpoints, so the route answers 503 instead of the whole set going invalid.
+    pub fn set_discovered(&self, services: Discovered) -> Result<()> {
+        let docs = self.lock();
+        let mut discovered = self.discovered.lock().expect("discovered poisoned");
+        let config = match build(&docs, &services) {
+            Ok(config) => {
+                *discovered = services;
+                config
+            }
+            Err(_) => {
+                let mut kept = services;
+                for (host, old) in discovered.iter() {
+                    kept.entry(host.clone())
+                        .or_insert_with(|| crate::model::Service {
+                            endpoints: Vec::new(),
+                            ..old.clone()
+                        });
+                }
+                let config = build(&docs, &kept)?;
+                *discovered = kept;
+                config
+            }
+        };
+        let revision = self.published.borrow().revision;
+        self.published.send_replace(Published { revision, config });
+        Ok(())
+    }
+
+    fn discovered(&self) -> Discovered {
+        self.discovered.lock().expect("discovered poisoned").clone()
     }
 
     /// Applies `docs` as one revision.
@@ -172,7 +215,7 @@ impl Desired {
         verb: &str,
     ) -> Result<Outcome> {
         let mut current = self.lock();
-        let plan = plan(&current, next(&current)?)?;
+        let plan = plan(&current, next(&current)?, &self.discovered())?;
         if plan.changed.is_empty() {
             return Ok(Outcome {
                 revision: self.published.borrow().revision,
@@ -212,8 +255,9 @@ fn merged(
 fn plan(
     current: &BTreeMap<ResourceKey, Document>,
     next: BTreeMap<ResourceKey, Document>,
+    discovered: &Discovered,
 ) -> Result<Plan> {
-    let config = build(&next)?;
+    let config = build(&next, discovered)?;
     let mut changed = Vec::new();
     for (key, doc) in &next {
         match current.get(key) {
@@ -241,9 +285,9 @@ fn plan(
     })
 }
 
-fn build(docs: &BTreeMap<ResourceKey, Document>) -> Result<Arc<Config>> {
+fn build(docs: &BTreeMap<ResourceKey, Document>, discovered: &Discovered) -> Result<Arc<Config>> {
     let list: Vec<Document> = docs.values().cloned().collect();
-    istio::build_config(&list, &BTreeMap::new())
+    istio::build_config(&list, discovered)
         .map(Arc::new)
         .map_err(Error::Invalid)
 }
@@ -265,4 +309,95 @@ fn summary(verb: &str, changed: &[Change]) -> String {
         parts.push(format!("and {} more", changed.len() - 4));
     }
     format!("{verb}: {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Endpoint, EndpointHealth, Kind, Resolution, Service, ServicePort};
+
+    const ROUTE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: ["*"]
+  http:
+  - route:
+    - destination: {host: web.default.svc.cluster.local}
+"#;
+
+    fn mk_service(endpoints: &[&str]) -> Service {
+        Service {
+            host: "web.default.svc.cluster.local".into(),
+            source: ResourceKey::new(Kind::ServiceEntry, "default", "web"),
+            ports: vec![ServicePort {
+                number: 80,
+                name: "http".into(),
+                protocol: "HTTP".into(),
+                target_port: Some(8080),
+            }],
+            resolution: Resolution::Static,
+            endpoints: endpoints
+                .iter()
+                .map(|a| Endpoint {
+                    address: a.to_string(),
+                    ports: Default::default(),
+                    labels: Default::default(),
+                    health: EndpointHealth::Healthy,
+                    weight: 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn mk_desired(dir: &tempfile::TempDir) -> Desired {
+        let discovered =
+            Discovered::from([(mk_service(&[]).host.clone(), mk_service(&["10.0.0.1"]))]);
+        Desired::open(Store::open(dir.path(), 10).unwrap(), discovered).unwrap()
+    }
+
+    #[test]
+    fn discovered_endpoints_publish_without_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let desired = mk_desired(&dir);
+        let docs = istio::parse_documents(ROUTE).unwrap();
+        assert_eq!(desired.apply(docs).unwrap().revision, 1);
+        let svc = mk_service(&["10.0.0.1", "10.0.0.2"]);
+        desired
+            .set_discovered(Discovered::from([(svc.host.clone(), svc)]))
+            .unwrap();
+        let published = desired.published();
+        assert_eq!(published.revision, 1);
+        let endpoints = &published.config.services["web.default.svc.cluster.local"].endpoints;
+        assert_eq!(endpoints.len(), 2);
+        assert_eq!(desired.revisions().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_vanished_service_that_a_route_names_stays_without_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let desired = mk_desired(&dir);
+        desired
+            .apply(istio::parse_documents(ROUTE).unwrap())
+            .unwrap();
+        desired.set_discovered(Discovered::new()).unwrap();
+        let config = desired.published().config;
+        let svc = &config.services["web.default.svc.cluster.local"];
+        assert!(svc.endpoints.is_empty());
+        assert_eq!(svc.ports[0].number, 80);
+    }
+
+    #[test]
+    fn a_rejected_change_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let desired = mk_desired(&dir);
+        let bad = ROUTE.replace("web.default.svc.cluster.local", "nowhere");
+        let err = desired
+            .apply(istio::parse_documents(&bad).unwrap())
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert_eq!(desired.published().revision, 0);
+        assert!(desired.revisions().unwrap().is_empty());
+    }
 }

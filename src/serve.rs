@@ -60,7 +60,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let store = Store::open(&opts.data_dir, opts.retention)
         .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
-    let desired = Arc::new(Desired::open(store).context("cannot load the stored configuration")?);
+    let desired = Arc::new(Desired::open(store, Default::default()).context("cannot load the stored configuration")?);
     let ledger = Arc::new(Ledger::default());
     let metrics = Arc::new(Metrics::default());
     let published = desired.published();

@@ -25,7 +25,7 @@ struct Fixture {
 
 fn mk_fixture(token: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let desired = Arc::new(Desired::open(Store::open(dir.path(), 100).unwrap()).unwrap());
+    let desired = Arc::new(Desired::open(Store::open(dir.path(), 100).unwrap(), Default::default()).unwrap());
     let published = desired.published();
     let (_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(published.config, published.revision)));
     Fixture {
