@@ -123,6 +123,27 @@ pub fn to_value(opts: &BootstrapOptions) -> Value {
             "lds_config": ads_source,
         },
         "static_resources": { "clusters": [xds_cluster(&opts.xds_addr)] },
+        "stats_sinks": [stats_sink()],
+        "stats_flush_interval": STATS_FLUSH_INTERVAL,
+    })
+}
+
+/// How often Envoy pushes its stats to coalmine: the resolution of built-in analysis.
+pub const STATS_FLUSH_INTERVAL: &str = "1s";
+
+/// Envoy's metrics service sink, over the same connection as ADS: the source of
+/// coalmine's built-in analysis (request success rate and duration per cluster).
+/// Counters stay cumulative and histograms are sent as buckets, so coalmine computes
+/// any window by difference.
+fn stats_sink() -> Value {
+    json!({
+        "name": "envoy.stat_sinks.metrics_service",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+            "transport_api_version": "V3",
+            "grpc_service": { "envoy_grpc": { "cluster_name": XDS_CLUSTER } },
+            "histogram_emit_mode": "HISTOGRAM",
+        },
     })
 }
 

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod serve;
 pub mod snapshot;
+pub mod stats;
 pub mod source;
 pub mod store;
 pub mod translate;

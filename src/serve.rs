@@ -25,8 +25,11 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::source;
+use crate::stats::service::StatsService;
+use crate::stats::Stats;
 use crate::store::Store;
 use crate::xds::{AdsService, XdsState};
+use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::MetricsServiceServer;
 
 /// How long streams get to close on shutdown before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,12 +63,18 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let store = Store::open(&opts.data_dir, opts.retention)
         .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
-    let desired = Arc::new(Desired::open(store, Default::default()).context("cannot load the stored configuration")?);
+    let desired = Arc::new(
+        Desired::open(store, Default::default()).context("cannot load the stored configuration")?,
+    );
     let ledger = Arc::new(Ledger::default());
     let metrics = Arc::new(Metrics::default());
+    let stats = Arc::new(Stats::default());
     let published = desired.published();
     info!(revision = published.revision, data_dir = %opts.data_dir.display(), "store loaded");
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(published.config, published.revision)));
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(
+        published.config,
+        published.revision,
+    )));
     metrics.set_revision(published.revision);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -75,7 +84,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             accept(&desired, docs)
         }));
     }
-    tokio::spawn(publish(desired.subscribe(), snapshot_tx, metrics.clone(), opts.debounce, opts.debounce_max));
+    tokio::spawn(publish(
+        desired.subscribe(),
+        snapshot_tx,
+        metrics.clone(),
+        opts.debounce,
+        opts.debounce_max,
+    ));
 
     let xds_listener = TcpListener::bind(opts.xds_addr)
         .await
@@ -98,6 +113,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(ads)
+            .add_service(MetricsServiceServer::new(StatsService::new(stats.clone())))
             .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
                 let _ = stop.wait_for(|s| *s).await;
             }),
@@ -153,7 +169,11 @@ fn accept(desired: &Desired, docs: source::Result<Vec<crate::istio::Document>>) 
     };
     match result {
         Ok(outcome) if outcome.changed.is_empty() => {}
-        Ok(outcome) => info!(revision = outcome.revision, changes = outcome.changed.len(), "config file applied"),
+        Ok(outcome) => info!(
+            revision = outcome.revision,
+            changes = outcome.changed.len(),
+            "config file applied"
+        ),
         Err(desired::Error::Invalid(errors)) => log_rejected("config", &errors),
         Err(e) => warn!("config rejected, keeping the last good set: {e}"),
     }
@@ -163,7 +183,10 @@ fn log_rejected(source: &str, errors: &crate::istio::Errors) {
     for e in &errors.0 {
         warn!(
             source,
-            "config rejected, keeping the last good set: {}: {}: {}", e.resource, e.field, e.message
+            "config rejected, keeping the last good set: {}: {}: {}",
+            e.resource,
+            e.field,
+            e.message
         );
     }
 }
@@ -192,7 +215,11 @@ async fn publish(
         }
         let latest = published.borrow_and_update().clone();
         let snapshot = Snapshot::new(latest.config, latest.revision);
-        info!(revision = latest.revision, version = snapshot.version(), "pushing configuration");
+        info!(
+            revision = latest.revision,
+            version = snapshot.version(),
+            "pushing configuration"
+        );
         metrics.set_revision(latest.revision);
         snapshots.send_replace(Arc::new(snapshot));
     }
