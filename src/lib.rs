@@ -11,6 +11,8 @@
 //!
 //! - [`model`]: the validated domain; no protobuf, no Kubernetes.
 //! - [`istio`]: Istio-style YAML documents into the model, with errors naming the field.
+//! - [`k8s`]: Kubernetes discovery (Services, EndpointSlices, Pod labels) into services.
+//! - [`rollout`]: automated releases' decisions, as a pure state machine.
 //! - [`translate`]: pure, deterministic model → Envoy v3 resources.
 //! - [`snapshot`]: encoded resources with content-hash versions, shared by every stream.
 //! - [`xds`]: the ADS protocol as a sans-IO state machine, and its tonic edge.
@@ -23,13 +25,16 @@ pub mod cli;
 pub mod desired;
 pub mod envoy_json;
 pub mod istio;
+pub mod k8s;
 pub mod ledger;
+pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod rollout;
 pub mod serve;
 pub mod snapshot;
-pub mod stats;
 pub mod source;
+pub mod stats;
 pub mod store;
 pub mod translate;
 pub mod xds;

@@ -40,7 +40,9 @@ impl Metrics {
             }
         }
         self.latency.count.fetch_add(1, Relaxed);
-        self.latency.sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        self.latency
+            .sum_us
+            .fetch_add(latency.as_micros() as u64, Relaxed);
     }
 
     pub fn ack(&self, kind: TypeKind) {
@@ -69,9 +71,24 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {v}");
             }
         };
-        per_type(&mut out, "coalmine_xds_pushes_total", "Responses pushed to proxies.", &self.pushes);
-        per_type(&mut out, "coalmine_xds_acks_total", "Responses proxies ACKed.", &self.acks);
-        per_type(&mut out, "coalmine_xds_nacks_total", "Responses proxies rejected (NACK).", &self.nacks);
+        per_type(
+            &mut out,
+            "coalmine_xds_pushes_total",
+            "Responses pushed to proxies.",
+            &self.pushes,
+        );
+        per_type(
+            &mut out,
+            "coalmine_xds_acks_total",
+            "Responses proxies ACKed.",
+            &self.acks,
+        );
+        per_type(
+            &mut out,
+            "coalmine_xds_nacks_total",
+            "Responses proxies rejected (NACK).",
+            &self.nacks,
+        );
         let _ = writeln!(
             out,
             "# HELP coalmine_connected_proxies ADS streams open now.\n# TYPE coalmine_connected_proxies gauge\ncoalmine_connected_proxies {}",
@@ -109,7 +126,10 @@ mod tests {
         m.connected(2);
         m.set_revision(7);
         let text = m.render();
-        assert!(text.contains("coalmine_xds_pushes_total{type=\"cds\"} 1"), "{text}");
+        assert!(
+            text.contains("coalmine_xds_pushes_total{type=\"cds\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("coalmine_xds_nacks_total{type=\"rds\"} 1"));
         assert!(text.contains("coalmine_connected_proxies 2"));
         assert!(text.contains("coalmine_revision 7"));

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub insecure_admin: bool,
     /// Revisions kept in the store.
     pub retention: usize,
+    /// Discover services from Kubernetes (in-cluster config or `KUBECONFIG`).
+    pub kubernetes: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then closes every stream and returns.
@@ -63,9 +65,24 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let store = Store::open(&opts.data_dir, opts.retention)
         .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
-    let desired = Arc::new(
-        Desired::open(store, Default::default()).context("cannot load the stored configuration")?,
-    );
+    let discovered = match opts.kubernetes {
+        true => Some(discover_kubernetes().await?),
+        false => None,
+    };
+    let initial = discovered
+        .as_ref()
+        .map(|rx| rx.borrow().clone())
+        .unwrap_or_default();
+    let desired =
+        Arc::new(Desired::open(store, initial).context("cannot load the stored configuration")?);
+    if let Some(rx) = discovered {
+        let desired = desired.clone();
+        tokio::spawn(crate::k8s::follow(rx, move |services| {
+            if let Err(e) = desired.set_discovered(services) {
+                warn!("discovered services rejected, keeping the last good set: {e}");
+            }
+        }));
+    }
     let ledger = Arc::new(Ledger::default());
     let metrics = Arc::new(Metrics::default());
     let stats = Arc::new(Stats::default());
@@ -151,6 +168,16 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         warn!("streams did not close within {DRAIN_TIMEOUT:?}; exiting anyway");
     }
     Ok(())
+}
+
+/// Connects to Kubernetes (in-cluster config or `KUBECONFIG`) and waits for the first
+/// full sync of Services, EndpointSlices and Pods.
+async fn discover_kubernetes() -> anyhow::Result<watch::Receiver<crate::k8s::Services>> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+    info!("kubernetes: waiting for the first sync of services, endpoint slices and pods");
+    Ok(crate::k8s::discover(client).await?)
 }
 
 /// Takes a freshly read config path: its documents replace the stored set as one

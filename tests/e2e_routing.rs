@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::config::{destination_rule, docs, service_entry};
+use support::dump::route_targets;
 use support::traffic::{self, send, send_path, wait_for_outcomes};
 use support::{start_envoy_for, Backend, Coalmine, ConfigDir, Envoy, GatewaySpec};
 
@@ -53,27 +54,14 @@ fn mesh(gw: &GatewaySpec, backends: &[&Backend], vs: &str) -> String {
     ])
 }
 
-/// Every `(cluster, weight)` of the weighted routes in Envoy's dynamic route configs.
-fn route_weights(envoy: &Envoy) -> Vec<(String, u64)> {
-    let routes = envoy.dump_section("RoutesConfigDump");
-    let mut out = Vec::new();
-    for rc in routes["dynamic_route_configs"].as_array().into_iter().flatten() {
-        for vh in rc["route_config"]["virtual_hosts"].as_array().into_iter().flatten() {
-            for r in vh["routes"].as_array().into_iter().flatten() {
-                let clusters = &r["route"]["weighted_clusters"]["clusters"];
-                for c in clusters.as_array().into_iter().flatten() {
-                    let name = c["name"].as_str().unwrap_or("?").to_string();
-                    out.push((name, c["weight"].as_u64().unwrap_or(0)));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn wait_weights(envoy: &Envoy, want: &[(&str, u64)]) {
-    let want: Vec<(String, u64)> = want.iter().map(|(n, w)| (n.to_string(), *w)).collect();
-    envoy.wait_until(|e| route_weights(e) == want, WAIT);
+/// Waits until the route configuration of `gw` sends traffic to exactly `want`
+/// (cluster → weight in millionths; 100 for a lone cluster).
+fn wait_weights(envoy: &Envoy, gw: &GatewaySpec, want: &[(&str, u64)]) {
+    let want: BTreeMap<String, u64> = want.iter().map(|(n, w)| (n.to_string(), *w)).collect();
+    let route = format!("http.{}", gw.port);
+    let ok = support::poll_until(WAIT, || route_targets(envoy, &route) == want);
+    let got = route_targets(envoy, &route);
+    assert!(ok, "{route} never routed to {want:?}; it has {got:?}");
 }
 
 /// How many of `counts` went to `version`, after checking that every one of the
@@ -117,7 +105,7 @@ fn weighted_split_follows_the_file() {
     cfg.write("mesh.yaml", &mesh(&gw, &[&v1, &v2], &even));
     let coalmine = Coalmine::start(&cfg.path(), &[]);
     let envoy = start_envoy_for(&coalmine, &gw, false);
-    wait_weights(&envoy, &[(V1, 500_000), (V2, 500_000)]);
+    wait_weights(&envoy, &gw, &[(V1, 500_000), (V2, 500_000)]);
     wait_for_outcomes(gw.port, HOST, &[], &["v1", "v2"], WAIT);
 
     let counts = send(1000, gw.port, HOST, &[]);
@@ -126,7 +114,7 @@ fn weighted_split_follows_the_file() {
 
     let canary = split_vs("petstore", &gw.name, &[("v1", 90.0), ("v2", 10.0)]);
     cfg.write("mesh.yaml", &mesh(&gw, &[&v1, &v2], &canary));
-    wait_weights(&envoy, &[(V1, 900_000), (V2, 100_000)]);
+    wait_weights(&envoy, &gw, &[(V1, 900_000), (V2, 100_000)]);
     let counts = send(1000, gw.port, HOST, &[]);
     let n2 = hits(&counts, 1000, "v2");
     assert!((50..=150).contains(&n2), "90/10 split: {counts:?}");
@@ -136,7 +124,9 @@ fn weighted_split_follows_the_file() {
 fn header_canary_and_prefix_rewrite() {
     let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
     let gw = GatewaySpec::new("header");
-    let route = |subset: &str| format!("    route:\n    - destination: {{host: petstore, subset: {subset}}}\n");
+    let route = |subset: &str| {
+        format!("    route:\n    - destination: {{host: petstore, subset: {subset}}}\n")
+    };
     let canary = "headers: {x-canary: {exact: \"true\"}}";
     let vs = format!(
         "apiVersion: networking.istio.io/v1
@@ -173,7 +163,10 @@ spec:
 
     let only = |v: &str| BTreeMap::from([(v.to_string(), 50)]);
     assert_eq!(send(50, gw.port, HOST, &[("x-canary", "true")]), only("v2"));
-    assert_eq!(send(50, gw.port, HOST, &[("x-canary", "false")]), only("v1"));
+    assert_eq!(
+        send(50, gw.port, HOST, &[("x-canary", "false")]),
+        only("v1")
+    );
     assert_eq!(send(50, gw.port, HOST, &[("x-canary", "TRUE")]), only("v1"));
     assert_eq!(send(50, gw.port, HOST, &[]), only("v1"));
 
@@ -188,10 +181,21 @@ spec:
     let r = traffic::get(gw.port, HOST, "/petstore", &[]).expect("get");
     assert_eq!(r.header("x-request-path"), Some("/api/pets"), "{r:?}");
     let seen = |b: &Backend| -> Vec<String> { b.received().into_iter().map(|r| r.path).collect() };
-    assert!(seen(&v1).iter().any(|p| p == "/api/pets/7"), "{:?}", seen(&v1));
-    assert!(seen(&v2).iter().any(|p| p == "/api/pets/7?q=1"), "{:?}", seen(&v2));
     assert!(
-        !seen(&v1).iter().chain(&seen(&v2)).any(|p| p.starts_with("/petstore")),
+        seen(&v1).iter().any(|p| p == "/api/pets/7"),
+        "{:?}",
+        seen(&v1)
+    );
+    assert!(
+        seen(&v2).iter().any(|p| p == "/api/pets/7?q=1"),
+        "{:?}",
+        seen(&v2)
+    );
+    assert!(
+        !seen(&v1)
+            .iter()
+            .chain(&seen(&v2))
+            .any(|p| p.starts_with("/petstore")),
         "no backend sees the original /petstore path"
     );
 }
@@ -220,21 +224,35 @@ spec:
     let cfg = ConfigDir::new();
     cfg.write(
         "mesh.yaml",
-        &docs(&[&gw.yaml(), &service_entry("petstore", "petstore", &eps), &vs]),
+        &docs(&[
+            &gw.yaml(),
+            &service_entry("petstore", "petstore", &eps),
+            &vs,
+        ]),
     );
     let coalmine = Coalmine::start(&cfg.path(), &[]);
     let envoy = start_envoy_for(&coalmine, &gw, false);
     wait_for_outcomes(gw.port, HOST, &[], &["v1", "v2"], WAIT);
     let clusters = envoy.dynamic_cluster_names();
-    assert_eq!(clusters, ["outbound|80||petstore"], "one cluster, no subsets");
+    assert_eq!(
+        clusters,
+        ["outbound|80||petstore"],
+        "one cluster, no subsets"
+    );
 
     let before: Vec<u64> = v1s.iter().map(Backend::hits).collect();
     let counts = send(1000, gw.port, HOST, &[]);
     let n2 = hits(&counts, 1000, "v2");
-    assert!((150..=250).contains(&n2), "1 of 5 endpoints is v2: {counts:?}");
+    assert!(
+        (150..=250).contains(&n2),
+        "1 of 5 endpoints is v2: {counts:?}"
+    );
     for (b, was) in v1s.iter().zip(before) {
         let got = b.hits() - was;
-        assert!((150..=250).contains(&got), "each v1 replica ~200: {got} {counts:?}");
+        assert!(
+            (150..=250).contains(&got),
+            "each v1 replica ~200: {got} {counts:?}"
+        );
     }
 }
 
@@ -247,7 +265,7 @@ fn fractional_weights_reach_envoy_in_millionths() {
     cfg.write("mesh.yaml", &mesh(&gw, &[&v1, &v2], &vs));
     let coalmine = Coalmine::start(&cfg.path(), &[]);
     let envoy = start_envoy_for(&coalmine, &gw, false);
-    wait_weights(&envoy, &[(V1, 999_000), (V2, 1_000)]);
+    wait_weights(&envoy, &gw, &[(V1, 999_000), (V2, 1_000)]);
     envoy.listener_ready(gw.port, WAIT);
 
     let counts = send(1000, gw.port, HOST, &[]);
@@ -257,7 +275,7 @@ fn fractional_weights_reach_envoy_in_millionths() {
     // Four decimals is the finest step; it still reaches Envoy exactly.
     let vs = split_vs("petstore", &gw.name, &[("v1", 99.9999), ("v2", 0.0001)]);
     cfg.write("mesh.yaml", &mesh(&gw, &[&v1, &v2], &vs));
-    wait_weights(&envoy, &[(V1, 999_999), (V2, 1)]);
+    wait_weights(&envoy, &gw, &[(V1, 999_999), (V2, 1)]);
 }
 
 #[test]
@@ -273,7 +291,10 @@ fn gateway_selector_picks_proxies_by_label() {
     let stranger = Envoy::start(&coalmine.bootstrap(&stranger_id, &[("app", &stranger_id)], false));
 
     let gw_listener = format!("0.0.0.0_{}", gw.port);
-    matched.wait_until(|e| e.dynamic_listener_names() == [gw_listener.clone()], WAIT);
+    matched.wait_until(
+        |e| e.dynamic_listener_names() == [gw_listener.clone()],
+        WAIT,
+    );
     wait_for_outcomes(gw.port, HOST, &[], &["v1"], WAIT);
 
     // The stranger has taken its listeners (whatever became of binding them).
@@ -285,7 +306,10 @@ fn gateway_selector_picks_proxies_by_label() {
         WAIT,
     );
     let names = all_listener_names(&stranger);
-    assert!(!names.contains(&gw_listener), "unmatched proxy has {names:?}");
+    assert!(
+        !names.contains(&gw_listener),
+        "unmatched proxy has {names:?}"
+    );
     assert_eq!(
         served_listeners(&coalmine, &stranger_id),
         ["0.0.0.0_10000"],

@@ -80,9 +80,15 @@ fn to_detail(e: FieldError) -> ErrorDetail {
 impl From<desired::Error> for ApiError {
     fn from(e: desired::Error) -> Self {
         match e {
-            desired::Error::Invalid(errors) => ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors),
-            desired::Error::NotFound(_) | desired::Error::NoRevision(_) => ApiError::not_found(e.to_string()),
-            desired::Error::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            desired::Error::Invalid(errors) => {
+                ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors)
+            }
+            desired::Error::NotFound(_) | desired::Error::NoRevision(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            desired::Error::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         }
     }
 }

@@ -57,8 +57,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/proxies", get(status::proxies))
         .route("/api/v1/config_dump", get(status::config_dump))
         .route("/api/v1/revisions", get(revisions::list))
-        .route("/api/v1/revisions/{revision}/restore", post(revisions::restore))
-        .route("/api/v1/revisions/{revision}/status", get(revisions::status))
+        .route(
+            "/api/v1/revisions/{revision}/restore",
+            post(revisions::restore),
+        )
+        .route(
+            "/api/v1/revisions/{revision}/status",
+            get(revisions::status),
+        )
         .route("/api/v1/openapi.json", get(openapi::document))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

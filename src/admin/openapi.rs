@@ -8,7 +8,10 @@ use crate::desired;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "coalmine admin API", description = "Resources, revisions, proxies and their ACK ledger."),
+    info(
+        title = "coalmine admin API",
+        description = "Resources, revisions, proxies and their ACK ledger."
+    ),
     paths(
         resources::apply,
         resources::delete_documents,

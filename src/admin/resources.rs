@@ -118,9 +118,15 @@ pub struct ResourceStatus {
 }
 
 #[utoipa::path(get, path = "/api/v1/resources", params(ListParams), responses((status = 200, body = ResourceList)))]
-pub async fn list(State(state): State<AdminState>, Query(params): Query<ListParams>) -> Result<Json<ResourceList>, ApiError> {
+pub async fn list(
+    State(state): State<AdminState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<ResourceList>, ApiError> {
     let kind = match &params.kind {
-        Some(k) => Some(Kind::from_name(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?),
+        Some(k) => Some(
+            Kind::from_name(k)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?,
+        ),
         None => None,
     };
     let resources = state
@@ -140,7 +146,10 @@ pub async fn get_one(
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = key_of(&kind, namespace, name)?;
-    let doc = state.desired.get(&key).ok_or_else(|| ApiError::not_found(format!("{key} not found")))?;
+    let doc = state
+        .desired
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(format!("{key} not found")))?;
     Ok(Json(with_status(&state, doc)))
 }
 
@@ -148,12 +157,17 @@ fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiEr
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {} bytes: nothing was applied", super::MAX_BODY_BYTES),
+            format!(
+                "request body is larger than {} bytes: nothing was applied",
+                super::MAX_BODY_BYTES
+            ),
         ),
         status => ApiError::new(status, rejection.body_text()),
     })?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
-    let docs = istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
+    let docs =
+        istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
     if docs.is_empty() {
         return Err(ApiError::bad_request("the request holds no resources"));
     }
@@ -161,7 +175,8 @@ fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiEr
 }
 
 fn key_of(kind: &str, namespace: String, name: String) -> Result<ResourceKey, ApiError> {
-    let kind = Kind::from_name(kind).ok_or_else(|| ApiError::not_found(format!("unknown kind {kind:?}")))?;
+    let kind = Kind::from_name(kind)
+        .ok_or_else(|| ApiError::not_found(format!("unknown kind {kind:?}")))?;
     Ok(ResourceKey::new(kind, namespace, name))
 }
 
@@ -187,7 +202,11 @@ async fn blocking<T: Send + 'static>(
 
 /// 200 with the outcome; with a wait, 409 when a proxy NACKed the revision and 504 when
 /// the wait ran out (the revision is stored either way, and the body says so).
-pub(super) async fn answer(state: &AdminState, outcome: Outcome, wait: Option<Duration>) -> Result<Response, ApiError> {
+pub(super) async fn answer(
+    state: &AdminState,
+    outcome: Outcome,
+    wait: Option<Duration>,
+) -> Result<Response, ApiError> {
     let status = match wait {
         Some(timeout) => Some(super::revisions::wait_for(state, outcome.revision, timeout).await),
         None => None,
@@ -231,7 +250,10 @@ fn envoy_diff(state: &AdminState, current: &Snapshot, next: &Snapshot) -> Vec<En
                 name,
                 action: action.as_str().to_string(),
                 proxies: nodes.clone(),
-                gateways: gateways.iter().map(|k| format!("{}/{}", k.namespace, k.name)).collect(),
+                gateways: gateways
+                    .iter()
+                    .map(|k| format!("{}/{}", k.namespace, k.name))
+                    .collect(),
             });
         }
     }
@@ -244,21 +266,35 @@ fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
     let proxies = state.ledger.proxies();
     let reached: Vec<_> = proxies
         .iter()
-        .filter(|p| reaches(snapshot.config(), &doc.key, &translate::select_gateways(snapshot.config(), &p.node.labels)))
+        .filter(|p| {
+            reaches(
+                snapshot.config(),
+                &doc.key,
+                &translate::select_gateways(snapshot.config(), &p.node.labels),
+            )
+        })
         .collect();
     let rejection = reached.iter().find_map(|p| match p.status_of(revision) {
         crate::ledger::ProxyStatus::Rejected(message) => Some(format!("{}: {message}", p.node.id)),
         _ => None,
     });
     let status = ResourceStatus {
-        state: if rejection.is_some() { "Rejected" } else { "Accepted" }.to_string(),
+        state: if rejection.is_some() {
+            "Rejected"
+        } else {
+            "Accepted"
+        }
+        .to_string(),
         reason: rejection,
         proxies: reached.iter().map(|p| p.node.id.clone()).collect(),
         revision,
     };
     let mut value = doc.value;
     if let Some(obj) = value.as_object_mut() {
-        obj.insert("status".into(), serde_json::to_value(status).expect("status serializes"));
+        obj.insert(
+            "status".into(),
+            serde_json::to_value(status).expect("status serializes"),
+        );
     }
     value
 }
@@ -269,7 +305,9 @@ fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>)
         if gateways.is_empty() {
             names.iter().any(|g| g == MESH_GATEWAY)
         } else {
-            gateways.iter().any(|k| names.contains(&format!("{}/{}", k.namespace, k.name)))
+            gateways
+                .iter()
+                .any(|k| names.contains(&format!("{}/{}", k.namespace, k.name)))
         }
     };
     let hosts_served = || -> BTreeSet<&str> {
@@ -279,21 +317,37 @@ fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>)
             .filter(|vs| bound(&vs.gateways))
             .flat_map(|vs| vs.http.iter())
             .flat_map(|r| match &r.action {
-                crate::model::RouteAction::Route(ds) => ds.iter().map(|d| d.destination.host.as_str()).collect(),
+                crate::model::RouteAction::Route(ds) => {
+                    ds.iter().map(|d| d.destination.host.as_str()).collect()
+                }
                 _ => Vec::new(),
             })
             .collect()
     };
     match key.kind {
         Kind::Gateway => gateways.contains(key),
-        Kind::VirtualService => config.virtual_services.iter().any(|vs| &vs.key == key && bound(&vs.gateways)),
+        Kind::VirtualService => config
+            .virtual_services
+            .iter()
+            .any(|vs| &vs.key == key && bound(&vs.gateways)),
         Kind::DestinationRule => config
             .destination_rules
             .iter()
             .any(|dr| &dr.key == key && hosts_served().contains(dr.host.as_str())),
         Kind::ServiceEntry => {
             let hosts = hosts_served();
-            config.services.values().any(|s| &s.source == key && hosts.contains(s.host.as_str()))
+            config
+                .services
+                .values()
+                .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
         }
+        // A Rollout shapes what its target VirtualService serves.
+        Kind::Rollout => config.rollouts.iter().any(|ro| {
+            &ro.key == key
+                && config
+                    .virtual_services
+                    .iter()
+                    .any(|vs| vs.key == ro.target && bound(&vs.gateways))
+        }),
     }
 }

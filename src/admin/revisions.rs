@@ -47,10 +47,15 @@ pub async fn restore(
 
 #[utoipa::path(get, path = "/api/v1/revisions/{revision}/status",
     responses((status = 200, body = RevisionStatus), (status = 404, body = super::error::ErrorBody)))]
-pub async fn status(State(state): State<AdminState>, Path(revision): Path<u64>) -> Result<Json<RevisionStatus>, ApiError> {
+pub async fn status(
+    State(state): State<AdminState>,
+    Path(revision): Path<u64>,
+) -> Result<Json<RevisionStatus>, ApiError> {
     let current = state.desired.published().revision;
     if revision == 0 || revision > current {
-        return Err(ApiError::not_found(format!("revision {revision} not found")));
+        return Err(ApiError::not_found(format!(
+            "revision {revision} not found"
+        )));
     }
     Ok(Json(RevisionStatus::of(revision, &state.ledger.proxies())))
 }

@@ -42,8 +42,13 @@ pub struct DumpEntry {
 
 #[utoipa::path(get, path = "/api/v1/config_dump", params(DumpParams),
     responses((status = 200, body = ConfigDump), (status = 404, body = super::error::ErrorBody)))]
-pub async fn config_dump(State(state): State<AdminState>, Query(params): Query<DumpParams>) -> Result<Json<ConfigDump>, ApiError> {
-    let node = params.node.ok_or_else(|| ApiError::bad_request("node: the query parameter is required"))?;
+pub async fn config_dump(
+    State(state): State<AdminState>,
+    Query(params): Query<DumpParams>,
+) -> Result<Json<ConfigDump>, ApiError> {
+    let node = params
+        .node
+        .ok_or_else(|| ApiError::bad_request("node: the query parameter is required"))?;
     let proxy = state
         .ledger
         .proxies()
@@ -57,7 +62,10 @@ pub async fn config_dump(State(state): State<AdminState>, Query(params): Query<D
             .values()
             .map(|r| {
                 let resource = envoy_json::any_to_json(&r.any).map_err(|e| {
-                    ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", r.name))
+                    ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{}: {e}", r.name),
+                    )
                 })?;
                 Ok(DumpEntry {
                     name: r.name.clone(),

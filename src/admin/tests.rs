@@ -25,9 +25,13 @@ struct Fixture {
 
 fn mk_fixture(token: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let desired = Arc::new(Desired::open(Store::open(dir.path(), 100).unwrap(), Default::default()).unwrap());
+    let desired =
+        Arc::new(Desired::open(Store::open(dir.path(), 100).unwrap(), Default::default()).unwrap());
     let published = desired.published();
-    let (_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(published.config, published.revision)));
+    let (_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(
+        published.config,
+        published.revision,
+    )));
     Fixture {
         state: AdminState {
             desired,
@@ -41,7 +45,13 @@ fn mk_fixture(token: Option<&str>) -> Fixture {
     }
 }
 
-async fn call(state: &AdminState, method: &str, uri: &str, body: &str, token: Option<&str>) -> (StatusCode, Value) {
+async fn call(
+    state: &AdminState,
+    method: &str,
+    uri: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
@@ -54,8 +64,11 @@ async fn call(state: &AdminState, method: &str, uri: &str, body: &str, token: Op
         .await
         .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value)
 }
 
@@ -83,7 +96,14 @@ async fn apply_accepts_json_bodies() {
     let docs: Vec<Value> = serde_yaml::Deserializer::from_str(PETSTORE)
         .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
         .collect();
-    let (status, body) = call(&f.state, "POST", "/api/v1/apply", &serde_json::to_string(&docs).unwrap(), None).await;
+    let (status, body) = call(
+        &f.state,
+        "POST",
+        "/api/v1/apply",
+        &serde_json::to_string(&docs).unwrap(),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["revision"], 1);
 }
@@ -104,11 +124,20 @@ async fn bad_yaml_is_400_and_changes_nothing() {
 async fn unknown_field_names_resource_and_field_and_changes_nothing() {
     let f = mk_fixture(None);
     call(&f.state, "POST", "/api/v1/apply", PETSTORE, None).await;
-    let bad = PETSTORE.replace("  - name: canary\n", "  - name: canary\n    mirrorPolicy: {}\n");
+    let bad = PETSTORE.replace(
+        "  - name: canary\n",
+        "  - name: canary\n    mirrorPolicy: {}\n",
+    );
     let (status, body) = call(&f.state, "POST", "/api/v1/apply", &bad, None).await;
-    assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY, "{status} {body}");
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{status} {body}"
+    );
     let detail = &body["details"][0];
-    assert_eq!(detail["resource"], "VirtualService default/petstore", "{body}");
+    assert_eq!(
+        detail["resource"], "VirtualService default/petstore",
+        "{body}"
+    );
     assert_eq!(detail["field"], "spec.http[0].mirrorPolicy", "{body}");
     assert_eq!(revision(&f.state), 1);
 }
@@ -120,7 +149,10 @@ async fn bad_reference_is_422_and_changes_nothing() {
     let bad = PETSTORE.replace("subset: v2}", "subset: v3}");
     let (status, body) = call(&f.state, "POST", "/api/v1/apply", &bad, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["details"][0]["field"], "spec.http[0].route[1].destination.subset", "{body}");
+    assert_eq!(
+        body["details"][0]["field"], "spec.http[0].route[1].destination.subset",
+        "{body}"
+    );
     assert_eq!(revision(&f.state), 1);
     let (_, list) = call(&f.state, "GET", "/api/v1/revisions", "", None).await;
     assert_eq!(list["revisions"].as_array().unwrap().len(), 1);
@@ -132,8 +164,16 @@ async fn bad_weight_names_the_field() {
     let bad = PETSTORE.replacen("weight: 50", "weight: 150", 1);
     let (status, body) = call(&f.state, "POST", "/api/v1/apply", &bad, None).await;
     assert!(status.is_client_error(), "{status}");
-    let fields: Vec<&str> = body["details"].as_array().unwrap().iter().filter_map(|d| d["field"].as_str()).collect();
-    assert!(fields.iter().any(|f| f.starts_with("spec.http[0].route")), "{body}");
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    assert!(
+        fields.iter().any(|f| f.starts_with("spec.http[0].route")),
+        "{body}"
+    );
     assert_eq!(revision(&f.state), 0);
 }
 
@@ -150,9 +190,18 @@ async fn wrong_or_missing_token_is_401_and_changes_nothing() {
     let (status, _) = call(&f.state, "POST", "/api/v1/apply", PETSTORE, Some("s3cret")).await;
     assert_eq!(status, StatusCode::OK);
     // Health, readiness and metrics stay open for probes and scrapers.
-    assert_eq!(call(&f.state, "GET", "/healthz", "", None).await.0, StatusCode::OK);
-    assert_eq!(call(&f.state, "GET", "/readyz", "", None).await.0, StatusCode::OK);
-    assert_eq!(call(&f.state, "GET", "/metrics", "", None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&f.state, "GET", "/healthz", "", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&f.state, "GET", "/readyz", "", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&f.state, "GET", "/metrics", "", None).await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -168,14 +217,31 @@ async fn oversized_body_is_413_and_changes_nothing() {
 #[tokio::test]
 async fn dry_run_reports_envoy_changes_and_applies_nothing() {
     let f = mk_fixture(None);
-    let (status, body) = call(&f.state, "POST", "/api/v1/apply?dryRun=true", PETSTORE, None).await;
+    let (status, body) = call(
+        &f.state,
+        "POST",
+        "/api/v1/apply?dryRun=true",
+        PETSTORE,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["dryRun"], true);
     let changes = body["changed"].as_array().unwrap();
-    let has = |t: &str, name: &str| changes.iter().any(|c| c["type"] == t && c["name"] == name && c["action"] == "added");
+    let has = |t: &str, name: &str| {
+        changes
+            .iter()
+            .any(|c| c["type"] == t && c["name"] == name && c["action"] == "added")
+    };
     assert!(has("Cluster", "outbound|80|v1|petstore"), "{body}");
-    assert!(has("ClusterLoadAssignment", "outbound|80|v2|petstore"), "{body}");
-    assert!(changes.iter().any(|c| c["type"] == "RouteConfiguration"), "{body}");
+    assert!(
+        has("ClusterLoadAssignment", "outbound|80|v2|petstore"),
+        "{body}"
+    );
+    assert!(
+        changes.iter().any(|c| c["type"] == "RouteConfiguration"),
+        "{body}"
+    );
     assert_eq!(revision(&f.state), 0);
 }
 
@@ -183,31 +249,80 @@ async fn dry_run_reports_envoy_changes_and_applies_nothing() {
 async fn resources_get_list_and_delete() {
     let f = mk_fixture(None);
     call(&f.state, "POST", "/api/v1/apply", PETSTORE, None).await;
-    let (status, list) = call(&f.state, "GET", "/api/v1/resources?kind=VirtualService", "", None).await;
+    let (status, list) = call(
+        &f.state,
+        "GET",
+        "/api/v1/resources?kind=VirtualService",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["resources"].as_array().unwrap().len(), 1);
     assert_eq!(list["resources"][0]["status"]["state"], "Accepted");
     let (status, all) = call(&f.state, "GET", "/api/v1/resources", "", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(all["resources"].as_array().unwrap().len(), 3);
-    let (status, one) = call(&f.state, "GET", "/api/v1/resources/virtualservices/default/petstore", "", None).await;
+    let (status, one) = call(
+        &f.state,
+        "GET",
+        "/api/v1/resources/virtualservices/default/petstore",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["metadata"]["name"], "petstore");
 
-    let (status, _) = call(&f.state, "GET", "/api/v1/resources/VirtualService/default/nope", "", None).await;
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        "/api/v1/resources/VirtualService/default/nope",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&f.state, "GET", "/api/v1/resources/Pod/default/petstore", "", None).await;
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        "/api/v1/resources/Pod/default/petstore",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Deleting the DestinationRule would leave subsets undefined: rejected, nothing changes.
-    let (status, body) = call(&f.state, "DELETE", "/api/v1/resources/DestinationRule/default/petstore", "", None).await;
+    let (status, body) = call(
+        &f.state,
+        "DELETE",
+        "/api/v1/resources/DestinationRule/default/petstore",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(revision(&f.state), 1);
-    let (status, body) = call(&f.state, "DELETE", "/api/v1/resources/VirtualService/default/petstore", "", None).await;
+    let (status, body) = call(
+        &f.state,
+        "DELETE",
+        "/api/v1/resources/VirtualService/default/petstore",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["revision"], 2);
     assert_eq!(body["changed"][0]["action"], "deleted");
-    let (status, _) = call(&f.state, "DELETE", "/api/v1/resources/VirtualService/default/petstore", "", None).await;
+    let (status, _) = call(
+        &f.state,
+        "DELETE",
+        "/api/v1/resources/VirtualService/default/petstore",
+        "",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(revision(&f.state), 2);
 }
@@ -216,7 +331,10 @@ async fn resources_get_list_and_delete() {
 async fn revisions_list_restore_and_status() {
     let f = mk_fixture(None);
     call(&f.state, "POST", "/api/v1/apply", PETSTORE, None).await;
-    let switched = PETSTORE.replacen("weight: 50", "weight: 0", 1).replacen("weight: 50", "weight: 100", 1);
+    let switched =
+        PETSTORE
+            .replacen("weight: 50", "weight: 0", 1)
+            .replacen("weight: 50", "weight: 100", 1);
     call(&f.state, "POST", "/api/v1/apply", &switched, None).await;
     let (status, list) = call(&f.state, "GET", "/api/v1/revisions", "", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -229,7 +347,15 @@ async fn revisions_list_restore_and_status() {
     let (status, body) = call(&f.state, "POST", "/api/v1/revisions/1/restore", "", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["revision"], 3);
-    let restored = f.state.desired.get(&ResourceKey::new(Kind::VirtualService, "default", "petstore")).unwrap();
+    let restored = f
+        .state
+        .desired
+        .get(&ResourceKey::new(
+            Kind::VirtualService,
+            "default",
+            "petstore",
+        ))
+        .unwrap();
     assert_eq!(restored.value["spec"]["http"][0]["route"][1]["weight"], 50);
 
     let (status, _) = call(&f.state, "POST", "/api/v1/revisions/99/restore", "", None).await;
@@ -265,7 +391,10 @@ async fn proxies_and_config_dump_show_the_ledger() {
     let (status, dump) = call(&f.state, "GET", "/api/v1/config_dump?node=gw-1", "", None).await;
     assert_eq!(status, StatusCode::OK, "{dump}");
     assert_eq!(dump["listeners"][0]["name"], "0.0.0.0_10000", "{dump}");
-    assert!(dump["listeners"][0]["resource"]["@type"].as_str().unwrap().ends_with("Listener"));
+    assert!(dump["listeners"][0]["resource"]["@type"]
+        .as_str()
+        .unwrap()
+        .ends_with("Listener"));
     let (status, _) = call(&f.state, "GET", "/api/v1/config_dump?node=nobody", "", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&f.state, "GET", "/api/v1/config_dump", "", None).await;
@@ -277,7 +406,12 @@ async fn openapi_document_lists_the_paths() {
     let f = mk_fixture(None);
     let (status, doc) = call(&f.state, "GET", "/api/v1/openapi.json", "", None).await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/api/v1/apply", "/api/v1/proxies", "/api/v1/revisions/{revision}/restore", "/api/v1/config_dump"] {
+    for path in [
+        "/api/v1/apply",
+        "/api/v1/proxies",
+        "/api/v1/revisions/{revision}/restore",
+        "/api/v1/config_dump",
+    ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
 }
@@ -285,6 +419,11 @@ async fn openapi_document_lists_the_paths() {
 #[tokio::test]
 async fn readyz_is_503_until_ready() {
     let f = mk_fixture(None);
-    f.state.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(call(&f.state, "GET", "/readyz", "", None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    f.state
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        call(&f.state, "GET", "/readyz", "", None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }

@@ -40,7 +40,9 @@ pub struct DryRunResponse {
     pub resources: Vec<Change>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct EnvoyChange {
     /// `Cluster`, `ClusterLoadAssignment`, `Listener` or `RouteConfiguration`.
     #[serde(rename = "type")]
@@ -94,7 +96,9 @@ impl RevisionStatus {
                 ProxyStatus::Pending => status.pending.push(p.node.id.clone()),
                 ProxyStatus::Rejected(_) => {
                     for kind in TypeKind::ALL {
-                        if let Some(n) = p.get(kind).nack.as_ref().filter(|n| n.revision == revision) {
+                        if let Some(n) =
+                            p.get(kind).nack.as_ref().filter(|n| n.revision == revision)
+                        {
                             status.rejected.push(Rejection {
                                 node: p.node.id.clone(),
                                 type_name: kind.short_name().to_string(),

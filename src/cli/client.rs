@@ -11,7 +11,10 @@ pub enum Error {
     #[error("{}", rejection_text(*status, body))]
     Rejected { status: StatusCode, body: Value },
     #[error("cannot reach {server}: {source}")]
-    Unreachable { server: String, source: reqwest::Error },
+    Unreachable {
+        server: String,
+        source: reqwest::Error,
+    },
 }
 
 fn rejection_text(status: StatusCode, body: &Value) -> String {
@@ -19,9 +22,24 @@ fn rejection_text(status: StatusCode, body: &Value) -> String {
         Some(e) => format!("{e} ({status})"),
         None => format!("{status}: {body}"),
     };
-    for d in body.get("details").and_then(Value::as_array).into_iter().flatten() {
-        let get = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        text.push_str(&format!("\n  {}: {}: {}", get("resource"), get("field"), get("message")));
+    for d in body
+        .get("details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let get = |k: &str| {
+            d.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        text.push_str(&format!(
+            "\n  {}: {}: {}",
+            get("resource"),
+            get("field"),
+            get("message")
+        ));
     }
     text
 }
@@ -67,7 +85,12 @@ impl Client {
 
     /// Any 2xx is an answer; so are 409 and 504 from a wait, whose body still reports
     /// the stored revision. Everything else is a rejection.
-    async fn call(&self, method: Method, path: &str, yaml: Option<String>) -> Result<Answer, Error> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        yaml: Option<String>,
+    ) -> Result<Answer, Error> {
         let url = format!("{}{}", self.server, path);
         let mut req = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -84,7 +107,8 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.map_err(unreachable)?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        let waited = matches!(status, StatusCode::CONFLICT | StatusCode::GATEWAY_TIMEOUT) && body.get("revision").is_some();
+        let waited = matches!(status, StatusCode::CONFLICT | StatusCode::GATEWAY_TIMEOUT)
+            && body.get("revision").is_some();
         if status.is_success() || waited {
             Ok(Answer { body })
         } else {

@@ -36,7 +36,9 @@ pub fn read_documents(path: &str) -> Result<String, Failure> {
     }
     let files = source::read(Path::new(path)).map_err(|e| Failure::Usage(e.to_string()))?;
     if files.is_empty() {
-        return Err(Failure::Usage(format!("{path}: no .yaml, .yml or .json files")));
+        return Err(Failure::Usage(format!(
+            "{path}: no .yaml, .yml or .json files"
+        )));
     }
     Ok(files
         .into_iter()
@@ -53,12 +55,24 @@ fn wait_query(wait: bool, timeout: &str) -> String {
     }
 }
 
-pub async fn apply(client: &Client, file: &str, dry_run: bool, wait: bool, timeout: &str, format: Format) -> Outcome {
+pub async fn apply(
+    client: &Client,
+    file: &str,
+    dry_run: bool,
+    wait: bool,
+    timeout: &str,
+    format: Format,
+) -> Outcome {
     let body = read_documents(file)?;
     if dry_run {
         return diff_body(client, body, format).await;
     }
-    let answer = client.post(&format!("/api/v1/apply{}", wait_query(wait, timeout)), Some(body)).await?;
+    let answer = client
+        .post(
+            &format!("/api/v1/apply{}", wait_query(wait, timeout)),
+            Some(body),
+        )
+        .await?;
     report_change(answer, format)
 }
 
@@ -71,20 +85,33 @@ async fn diff_body(client: &Client, body: String, format: Format) -> Outcome {
     if print_structured(format, &answer.body) {
         return Ok(());
     }
-    let resources = answer.body["resources"].as_array().cloned().unwrap_or_default();
+    let resources = answer.body["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if resources.is_empty() {
         println!("no changes");
         return Ok(());
     }
     for r in &resources {
-        println!("{} {}", r["resource"].as_str().unwrap_or_default(), text(r, "action"));
+        println!(
+            "{} {}",
+            r["resource"].as_str().unwrap_or_default(),
+            text(r, "action")
+        );
     }
-    let changes = answer.body["changed"].as_array().cloned().unwrap_or_default();
+    let changes = answer.body["changed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let rows: Vec<Vec<String>> = changes
         .iter()
         .map(|c| {
             let proxies = c["proxies"].as_array().map(|p| join(p)).unwrap_or_default();
-            let gateways = c["gateways"].as_array().map(|g| join(g)).unwrap_or_default();
+            let gateways = c["gateways"]
+                .as_array()
+                .map(|g| join(g))
+                .unwrap_or_default();
             let sign = match c["action"].as_str() {
                 Some("added") => "+",
                 Some("removed") => "-",
@@ -94,7 +121,11 @@ async fn diff_body(client: &Client, body: String, format: Format) -> Outcome {
                 sign.to_string(),
                 text(c, "type"),
                 text(c, "name"),
-                if gateways.is_empty() { "(no gateway)".into() } else { gateways },
+                if gateways.is_empty() {
+                    "(no gateway)".into()
+                } else {
+                    gateways
+                },
                 proxies,
             ]
         })
@@ -104,19 +135,47 @@ async fn diff_body(client: &Client, body: String, format: Format) -> Outcome {
     Ok(())
 }
 
-pub async fn delete_file(client: &Client, file: &str, wait: bool, timeout: &str, format: Format) -> Outcome {
+pub async fn delete_file(
+    client: &Client,
+    file: &str,
+    wait: bool,
+    timeout: &str,
+    format: Format,
+) -> Outcome {
     let body = read_documents(file)?;
-    let answer = client.post(&format!("/api/v1/delete{}", wait_query(wait, timeout)), Some(body)).await?;
+    let answer = client
+        .post(
+            &format!("/api/v1/delete{}", wait_query(wait, timeout)),
+            Some(body),
+        )
+        .await?;
     report_change(answer, format)
 }
 
-pub async fn delete_one(client: &Client, kind: &str, name: &str, namespace: &str, format: Format) -> Outcome {
-    let answer = client.delete(&format!("/api/v1/resources/{kind}/{namespace}/{name}")).await?;
+pub async fn delete_one(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    format: Format,
+) -> Outcome {
+    let answer = client
+        .delete(&format!("/api/v1/resources/{kind}/{namespace}/{name}"))
+        .await?;
     report_change(answer, format)
 }
 
-pub async fn restore(client: &Client, revision: u64, wait: bool, timeout: &str, format: Format) -> Outcome {
-    let path = format!("/api/v1/revisions/{revision}/restore{}", wait_query(wait, timeout));
+pub async fn restore(
+    client: &Client,
+    revision: u64,
+    wait: bool,
+    timeout: &str,
+    format: Format,
+) -> Outcome {
+    let path = format!(
+        "/api/v1/revisions/{revision}/restore{}",
+        wait_query(wait, timeout)
+    );
     let answer = client.post(&path, None).await?;
     report_change(answer, format)
 }
@@ -143,9 +202,20 @@ fn report_change(answer: Answer, format: Format) -> Outcome {
     if !rejected.is_empty() {
         let lines: Vec<String> = rejected
             .iter()
-            .map(|r| format!("  {} rejected {}: {}", text(r, "node"), text(r, "type"), text(r, "message")))
+            .map(|r| {
+                format!(
+                    "  {} rejected {}: {}",
+                    text(r, "node"),
+                    text(r, "type"),
+                    text(r, "message")
+                )
+            })
             .collect();
-        return Err(Failure::Rejected(format!("revision {} was NACKed:\n{}", body["revision"], lines.join("\n"))));
+        return Err(Failure::Rejected(format!(
+            "revision {} was NACKed:\n{}",
+            body["revision"],
+            lines.join("\n")
+        )));
     }
     let pending = status["pending"].as_array().cloned().unwrap_or_default();
     if !pending.is_empty() {
@@ -158,19 +228,32 @@ fn report_change(answer: Answer, format: Format) -> Outcome {
         )));
     }
     if format == Format::Table {
-        println!("acked by {} of {} proxies", status["acked"], status["proxies"]);
+        println!(
+            "acked by {} of {} proxies",
+            status["acked"], status["proxies"]
+        );
     }
     Ok(())
 }
 
-pub async fn get(client: &Client, kind: &str, name: Option<&str>, namespace: Option<&str>, format: Format) -> Outcome {
+pub async fn get(
+    client: &Client,
+    kind: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    format: Format,
+) -> Outcome {
     let value = match name {
         Some(name) => {
             let ns = namespace.unwrap_or("default");
-            client.get(&format!("/api/v1/resources/{kind}/{ns}/{name}")).await?
+            client
+                .get(&format!("/api/v1/resources/{kind}/{ns}/{name}"))
+                .await?
         }
         None => {
-            let list = client.get(&format!("/api/v1/resources?kind={kind}")).await?;
+            let list = client
+                .get(&format!("/api/v1/resources?kind={kind}"))
+                .await?;
             let items: Vec<Value> = list["resources"]
                 .as_array()
                 .cloned()
@@ -201,7 +284,10 @@ pub async fn get(client: &Client, kind: &str, name: Option<&str>, namespace: Opt
                 text(&r["metadata"], "namespace"),
                 text(&r["metadata"], "name"),
                 state,
-                status["proxies"].as_array().map(|p| join(p)).unwrap_or_default(),
+                status["proxies"]
+                    .as_array()
+                    .map(|p| join(p))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -222,9 +308,19 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
         .map(|p| {
             let labels = p["labels"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default();
-            let mut row = vec![text(p, "node"), text(p, "cluster"), labels, p["revision"].to_string()];
+            let mut row = vec![
+                text(p, "node"),
+                text(p, "cluster"),
+                labels,
+                p["revision"].to_string(),
+            ];
             let mut nack = String::new();
             for kind in ["cds", "eds", "lds", "rds"] {
                 let t = &p["types"][kind];
@@ -234,14 +330,31 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
                 }
                 row.push(if cell.is_empty() { "-".into() } else { cell });
                 if let Some(n) = t["lastNack"].as_object() {
-                    nack = format!("{kind} {}: {}", n["at"].as_str().unwrap_or_default(), n["message"].as_str().unwrap_or_default());
+                    nack = format!(
+                        "{kind} {}: {}",
+                        n["at"].as_str().unwrap_or_default(),
+                        n["message"].as_str().unwrap_or_default()
+                    );
                 }
             }
             row.push(nack);
             row
         })
         .collect();
-    print_table(&["NODE", "CLUSTER", "LABELS", "REVISION", "CDS", "EDS", "LDS", "RDS", "LAST NACK"], &rows);
+    print_table(
+        &[
+            "NODE",
+            "CLUSTER",
+            "LABELS",
+            "REVISION",
+            "CDS",
+            "EDS",
+            "LDS",
+            "RDS",
+            "LAST NACK",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
@@ -255,12 +368,26 @@ pub async fn history(client: &Client, format: Format) -> Outcome {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|r| vec![r["revision"].to_string(), text(r, "created"), text(r, "summary")])
+        .map(|r| {
+            vec![
+                r["revision"].to_string(),
+                text(r, "created"),
+                text(r, "summary"),
+            ]
+        })
         .collect();
     print_table(&["REVISION", "CREATED", "SUMMARY"], &rows);
     Ok(())
 }
 
 fn join(values: &[Value]) -> String {
-    values.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(",")
+    values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

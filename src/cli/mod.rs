@@ -22,7 +22,11 @@ use commands::Failure;
 use output::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "coalmine", version, about = "An Envoy xDS control plane for safe releases")]
+#[command(
+    name = "coalmine",
+    version,
+    about = "An Envoy xDS control plane for safe releases"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -32,13 +36,29 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// The admin API of a running coalmine.
-    #[arg(long, env = "COALMINE_SERVER", default_value = "http://127.0.0.1:18080", global = true)]
+    #[arg(
+        long,
+        env = "COALMINE_SERVER",
+        default_value = "http://127.0.0.1:18080",
+        global = true
+    )]
     pub server: String,
     /// The admin bearer token.
-    #[arg(long, env = "COALMINE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "COALMINE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub token: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "table", global = true)]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value = "table",
+        global = true
+    )]
     pub output: Format,
 }
 
@@ -136,7 +156,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
     /// The admin bearer token itself (used when no token file is given).
-    #[arg(long = "admin-token", env = "COALMINE_ADMIN_TOKEN", hide_env_values = true, hide = true)]
+    #[arg(
+        long = "admin-token",
+        env = "COALMINE_ADMIN_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
     pub admin_token: Option<String>,
     /// Serve the admin API on a non-loopback address without a token.
     #[arg(long)]
@@ -150,6 +175,10 @@ pub struct ServeArgs {
     /// How many revisions the store keeps.
     #[arg(long, default_value_t = 1000)]
     pub retention: usize,
+    /// Also discover endpoints from Kubernetes (EndpointSlices, and pod labels for
+    /// subsets), with the in-cluster config or KUBECONFIG.
+    #[arg(long, env = "COALMINE_KUBERNETES")]
+    pub kubernetes: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -196,19 +225,40 @@ pub fn run(args: Args) -> ExitCode {
 async fn run_client(command: Command) -> commands::Outcome {
     let mk = |s: &ServerArgs| (Client::new(&s.server, s.token.clone()), s.output);
     match command {
-        Command::Apply { file, dry_run, wait, timeout, server } => {
+        Command::Apply {
+            file,
+            dry_run,
+            wait,
+            timeout,
+            server,
+        } => {
             let (c, o) = mk(&server);
             commands::apply(&c, &file, dry_run, wait, &timeout, o).await
         }
-        Command::Delete { file, kind, name, namespace, wait, timeout, server } => {
+        Command::Delete {
+            file,
+            kind,
+            name,
+            namespace,
+            wait,
+            timeout,
+            server,
+        } => {
             let (c, o) = mk(&server);
             match (file, kind, name) {
                 (Some(file), _, _) => commands::delete_file(&c, &file, wait, &timeout, o).await,
-                (None, Some(kind), Some(name)) => commands::delete_one(&c, &kind, &name, &namespace, o).await,
+                (None, Some(kind), Some(name)) => {
+                    commands::delete_one(&c, &kind, &name, &namespace, o).await
+                }
                 _ => Err(Failure::Usage("delete needs -f PATH or KIND NAME".into())),
             }
         }
-        Command::Get { kind, name, namespace, server } => {
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            server,
+        } => {
             let (c, o) = mk(&server);
             commands::get(&c, &kind, name.as_deref(), namespace.as_deref(), o).await
         }
@@ -224,7 +274,12 @@ async fn run_client(command: Command) -> commands::Outcome {
             let (c, o) = mk(&server);
             commands::history(&c, o).await
         }
-        Command::Restore { revision, wait, timeout, server } => {
+        Command::Restore {
+            revision,
+            wait,
+            timeout,
+            server,
+        } => {
             let (c, o) = mk(&server);
             commands::restore(&c, revision, wait, &timeout, o).await
         }
@@ -276,6 +331,7 @@ fn run_serve(a: ServeArgs) -> ExitCode {
         admin_token: token,
         insecure_admin: a.insecure_admin,
         retention: a.retention,
+        kubernetes: a.kubernetes,
     };
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     match runtime.block_on(serve::run(opts)) {

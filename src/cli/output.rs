@@ -12,7 +12,10 @@ pub enum Format {
 /// Prints a value as YAML or JSON; false when the format is a table (the caller's).
 pub fn print_structured(format: Format, value: &Value) -> bool {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
         Format::Yaml => print!("{}", serde_yaml::to_string(value).unwrap_or_default()),
         Format::Table => return false,
     }

@@ -10,6 +10,7 @@ use super::destination_rule::try_destination_rule;
 use super::document::Document;
 use super::error::{Errors, Report, Result};
 use super::gateway::try_gateway;
+use super::rollout::try_rollout;
 use super::service_entry::try_service_entry;
 use super::virtual_service::try_virtual_service;
 use crate::model::{Config, Kind, Service};
@@ -61,11 +62,12 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read) {
                 read.broken.gateways.insert(name);
             }
         },
-        Kind::VirtualService => {
-            if let Some(vs) = try_virtual_service(key, spec, r).filter(|_| r.is_clean()) {
-                read.virtual_services.push(vs);
+        Kind::VirtualService => match try_virtual_service(key, spec, r).filter(|_| r.is_clean()) {
+            Some(vs) => read.virtual_services.push(vs),
+            None => {
+                read.broken.virtual_services.insert(key.clone());
             }
-        }
+        },
         Kind::DestinationRule => {
             match try_destination_rule(key, spec, r).filter(|_| r.is_clean()) {
                 Some(rule) => read.destination_rules.push(rule),
@@ -85,5 +87,10 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read) {
                 read.broken.hosts.extend(hosts.map(str::to_string));
             }
         },
+        Kind::Rollout => {
+            if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
+                read.rollouts.push(rollout);
+            }
+        }
     }
 }

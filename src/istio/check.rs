@@ -1,13 +1,15 @@
 //! Cross-resource checks: every destination resolved to a known service, subset and
 //! port; every gateway defined; no host claimed twice on one listener; one
-//! DestinationRule and one ServiceEntry per host. Produces the consistent Config.
+//! DestinationRule and one ServiceEntry per host; Rollouts in [`super::rollout_check`].
+//! Produces the consistent Config.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{FieldError, Report};
+use super::rollout_check::check_rollouts;
 use crate::model::{
-    Config, Destination, DestinationRule, Gateway, Labels, ResourceKey, RouteAction, Service,
-    VirtualService, MESH_GATEWAY,
+    Config, Destination, DestinationRule, Gateway, Labels, ResourceKey, Rollout, RouteAction,
+    Service, VirtualService, MESH_GATEWAY,
 };
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
@@ -19,6 +21,7 @@ pub(crate) struct Read {
     pub destination_rules: Vec<DestinationRule>,
     /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
     pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
+    pub rollouts: Vec<Rollout>,
     pub broken: Broken,
 }
 
@@ -32,6 +35,8 @@ pub(crate) struct Broken {
     pub hosts: BTreeSet<String>,
     /// Hosts of DestinationRules, with the namespace they were written in.
     pub rule_hosts: Vec<(String, String)>,
+    /// VirtualServices (a Rollout's target may be one).
+    pub virtual_services: BTreeSet<ResourceKey>,
 }
 
 /// Runs every cross-resource check, adding errors to `errors`, and assembles the Config.
@@ -82,11 +87,19 @@ pub(crate) fn check(
         claim_hosts(vs, &gateways, &mut claims, &mut r);
         errors.extend(r.errors);
     }
+    let rollouts = check_rollouts(
+        read.rollouts,
+        &virtual_services,
+        &read.broken.virtual_services,
+        &known,
+        errors,
+    );
     Config {
         gateways: read.gateways,
         virtual_services,
         destination_rules,
         services,
+        rollouts,
     }
 }
 
@@ -145,7 +158,7 @@ fn index_rules(
 /// The names a destination host may stand for: itself, and for a short Kubernetes
 /// name (`name`, `name.namespace`, `name.namespace.svc`) the full
 /// `name.namespace.svc.cluster.local`, the namespace defaulting to `namespace`.
-fn candidates(host: &str, namespace: &str) -> Vec<String> {
+pub(crate) fn candidates(host: &str, namespace: &str) -> Vec<String> {
     let mut out = vec![host.to_string()];
     match host.matches('.').count() {
         0 => out.push(format!("{host}.{namespace}.svc.cluster.local")),
@@ -168,7 +181,7 @@ fn resolve_host(
 }
 
 /// Everything a destination is resolved against.
-struct Known<'a> {
+pub(super) struct Known<'a> {
     services: &'a BTreeMap<String, Service>,
     rules: &'a BTreeMap<&'a str, &'a DestinationRule>,
     broken_hosts: &'a BTreeSet<String>,
@@ -193,7 +206,13 @@ fn resolve_destinations(vs: &mut VirtualService, known: &Known<'_>, r: &mut Repo
 
 /// Fills in the full host and the port (0 until now when not given), or reports why
 /// the destination names nothing.
-fn resolve(d: &mut Destination, path: &str, namespace: &str, known: &Known<'_>, r: &mut Report) {
+pub(super) fn resolve(
+    d: &mut Destination,
+    path: &str,
+    namespace: &str,
+    known: &Known<'_>,
+    r: &mut Report,
+) {
     let Some(host) = resolve_host(&d.host, namespace, known.services) else {
         let broken = candidates(&d.host, namespace)
             .iter()

@@ -14,6 +14,9 @@ pub const API_GROUP: &str = "networking.istio.io";
 /// Versions of [`API_GROUP`] accepted; they have the same meaning.
 pub const API_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
 
+/// The one apiVersion of coalmine's own kinds (`Rollout`).
+pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
+
 /// A Kubernetes-shaped document as stored: its key and the whole document as JSON.
 ///
 /// `value` has `metadata.namespace` filled in and no `status`.
@@ -125,7 +128,8 @@ fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -
     };
     let envelope = Obj::new(&mut report, "", &value, ENVELOPE);
     report.adopt(key_report);
-    let api_version = envelope.and_then(|envelope| try_api_version(envelope, &mut report));
+    let kind = key.as_ref().map(|key| key.kind);
+    let api_version = envelope.and_then(|envelope| try_api_version(envelope, kind, &mut report));
     if let Some(envelope) = envelope {
         match envelope.get("spec") {
             None => report.push("spec", "required"),
@@ -155,20 +159,15 @@ fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -
 fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
     let envelope = Obj::any(value)?;
     let kind = envelope.required_string(r, "kind").and_then(|kind| {
-        let found = [
-            Kind::Gateway,
-            Kind::VirtualService,
-            Kind::DestinationRule,
-            Kind::ServiceEntry,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == kind);
+        let found = Kind::ALL.into_iter().find(|k| k.as_str() == kind);
         if found.is_none() {
+            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            let (last, rest) = names.split_last().expect("kinds are listed");
             r.push(
                 "kind",
                 format!(
-                    "unsupported kind {kind:?} (expected Gateway, VirtualService, \
-                     DestinationRule or ServiceEntry)"
+                    "unsupported kind {kind:?} (expected {} or {last})",
+                    rest.join(", ")
                 ),
             );
         }
@@ -233,8 +232,20 @@ fn check_name(r: &mut Report, field: &str, name: &str, rule: NameRule) -> bool {
     valid
 }
 
-fn try_api_version(envelope: Obj<'_, '_>, r: &mut Report) -> Option<String> {
+/// Istio kinds take any of [`API_VERSIONS`] of [`API_GROUP`]; coalmine's own kinds
+/// take [`COALMINE_API_VERSION`].
+fn try_api_version(envelope: Obj<'_, '_>, kind: Option<Kind>, r: &mut Report) -> Option<String> {
     let api_version = envelope.required_string(r, "apiVersion")?;
+    if kind == Some(Kind::Rollout) {
+        if api_version == COALMINE_API_VERSION {
+            return Some(api_version);
+        }
+        r.push(
+            "apiVersion",
+            format!("unsupported apiVersion {api_version:?} (expected {COALMINE_API_VERSION})"),
+        );
+        return None;
+    }
     let version = api_version
         .strip_prefix(API_GROUP)
         .and_then(|rest| rest.strip_prefix('/'));

@@ -1,4 +1,5 @@
-//! Parses Istio networking documents (YAML/JSON) into the validated model.
+//! Parses Istio networking documents and coalmine's own `Rollout` (YAML/JSON) into the
+//! validated model.
 //!
 //! [`parse_documents`] splits text into documents and checks their envelope;
 //! [`build_config`] reads each spec by kind, runs the cross-resource checks, and
@@ -15,6 +16,8 @@ mod error;
 mod gateway;
 mod http_match;
 mod http_policy;
+mod rollout;
+mod rollout_check;
 mod service_entry;
 mod virtual_service;
 mod walk;
@@ -23,5 +26,6 @@ mod walk;
 mod tests;
 
 pub use build::build_config;
-pub use document::{parse_documents, Document, API_GROUP, API_VERSIONS};
+pub(crate) use check::candidates as host_candidates;
+pub use document::{parse_documents, Document, API_GROUP, API_VERSIONS, COALMINE_API_VERSION};
 pub use error::{Errors, FieldError, Result};

@@ -9,6 +9,7 @@ pub enum Kind {
     VirtualService,
     DestinationRule,
     ServiceEntry,
+    Rollout,
 }
 
 impl Kind {
@@ -18,16 +19,18 @@ impl Kind {
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
             Kind::ServiceEntry => "ServiceEntry",
+            Kind::Rollout => "Rollout",
         }
     }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
+        Kind::Rollout,
     ];
 
     /// A kind as users type it: its name, plural or short name, in any case
@@ -39,6 +42,7 @@ impl Kind {
             "vs" => Some(Kind::VirtualService),
             "dr" => Some(Kind::DestinationRule),
             "se" => Some(Kind::ServiceEntry),
+            "ro" => Some(Kind::Rollout),
             _ => None,
         };
         short.or_else(|| {
@@ -87,12 +91,21 @@ mod tests {
 
     #[test]
     fn kind_names_as_users_type_them() {
-        assert_eq!(Kind::from_name("VirtualService"), Some(Kind::VirtualService));
-        assert_eq!(Kind::from_name("virtualservices"), Some(Kind::VirtualService));
+        assert_eq!(
+            Kind::from_name("VirtualService"),
+            Some(Kind::VirtualService)
+        );
+        assert_eq!(
+            Kind::from_name("virtualservices"),
+            Some(Kind::VirtualService)
+        );
         assert_eq!(Kind::from_name("vs"), Some(Kind::VirtualService));
         assert_eq!(Kind::from_name("serviceentries"), Some(Kind::ServiceEntry));
         assert_eq!(Kind::from_name("ServiceEntry"), Some(Kind::ServiceEntry));
         assert_eq!(Kind::from_name("gateways"), Some(Kind::Gateway));
+        assert_eq!(Kind::from_name("rollouts"), Some(Kind::Rollout));
+        assert_eq!(Kind::from_name("Rollout"), Some(Kind::Rollout));
+        assert_eq!(Kind::from_name("ro"), Some(Kind::Rollout));
         assert_eq!(Kind::from_name("Pod"), None);
     }
 }

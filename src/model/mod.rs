@@ -1,4 +1,5 @@
-//! The validated domain model: gateways, routes, destinations, subsets and services.
+//! The validated domain model: gateways, routes, destinations, subsets, services and
+//! rollouts.
 //!
 //! Every input dialect (Istio today, Gateway API and Kubernetes discovery later) is
 //! parsed and validated into these types once, at the edge. Nothing here knows about
@@ -6,11 +7,16 @@
 //! translation that consumes them cannot fail.
 
 mod key;
+mod rollout;
 mod route;
 mod service;
 mod weight;
 
 pub use key::{Kind, ResourceKey};
+pub use rollout::{
+    Analysis, BuiltinMetric, Metric, MetricSource, Rollout, Strategy, ThresholdRange, Webhook,
+    WebhookType,
+};
 pub use route::{
     Abort, CorsPolicy, Delay, Destination, Fault, HeaderMatch, HeaderOps, Headers, HttpRoute,
     Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch, StringMatch, VirtualService,
@@ -38,6 +44,8 @@ pub struct Config {
     pub destination_rules: Vec<DestinationRule>,
     /// Every service a destination may name, keyed by host.
     pub services: BTreeMap<String, Service>,
+    /// Automated releases; each targets a distinct VirtualService of this Config.
+    pub rollouts: Vec<Rollout>,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.

@@ -28,7 +28,9 @@ pub fn diff(old: &View, new: &View) -> Vec<(TypeKind, String, DiffAction)> {
         for (name, r) in b {
             match a.get(name) {
                 None => out.push((kind, name.clone(), DiffAction::Added)),
-                Some(old) if old.version != r.version => out.push((kind, name.clone(), DiffAction::Changed)),
+                Some(old) if old.version != r.version => {
+                    out.push((kind, name.clone(), DiffAction::Changed))
+                }
                 Some(_) => {}
             }
         }
@@ -50,11 +52,20 @@ mod tests {
         let map: ResourceMap = clusters
             .iter()
             .map(|(n, v)| {
-                let e = Encoded { name: n.to_string(), version: v.to_string(), any: Default::default() };
+                let e = Encoded {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    any: Default::default(),
+                };
                 (n.to_string(), Arc::new(e))
             })
             .collect();
-        View::new([map, ResourceMap::new(), ResourceMap::new(), ResourceMap::new()])
+        View::new([
+            map,
+            ResourceMap::new(),
+            ResourceMap::new(),
+            ResourceMap::new(),
+        ])
     }
 
     #[test]

@@ -72,15 +72,33 @@ pub fn translate(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Resources
         out.routes.insert(routes.name.clone(), routes);
         out.listeners.insert(listener.name.clone(), listener);
     }
-    for destination in &destinations {
-        let cluster = cluster::to_cluster(config, destination);
+    for destination in with_sibling_subsets(config, destinations) {
+        let cluster = cluster::to_cluster(config, &destination);
         if cluster::is_eds(&cluster) {
-            let cla = endpoint::to_cluster_load_assignment(config, destination);
+            let cla = endpoint::to_cluster_load_assignment(config, &destination);
             out.endpoints.insert(cla.cluster_name.clone(), cla);
         }
         out.clusters.insert(cluster.name.clone(), cluster);
     }
     out
+}
+
+/// The routed destinations plus every other subset their hosts' destination rules
+/// define, on the same port, as Istio does: a blue-green switch or a canary step then
+/// only changes a route, never adds a cluster that is still warming or removes one a
+/// route in flight still names.
+fn with_sibling_subsets(config: &Config, routed: BTreeSet<Destination>) -> BTreeSet<Destination> {
+    let mut all = routed.clone();
+    for d in &routed {
+        let rules = config.destination_rules.iter().filter(|r| r.host == d.host);
+        for subset in rules.flat_map(|r| r.subsets.iter()) {
+            all.insert(Destination {
+                subset: Some(subset.name.clone()),
+                ..d.clone()
+            });
+        }
+    }
+    all
 }
 
 /// The Envoy cluster name for a destination: Istio's `outbound|PORT|SUBSET|HOST`

@@ -180,7 +180,7 @@ impl SotwStream {
         state.subscription = Some(subscription);
         // Only a changed subscription can make the content differ from what was sent.
         let (version, resources) = self.content(kind);
-        if version != sent.version {
+        if is_partial(kind) || version != sent.version {
             out.responses
                 .extend(self.respond(kind, version, resources, false));
         }
@@ -202,7 +202,10 @@ impl SotwStream {
                 .sent
                 .as_ref()
                 .is_some_and(|s| s.version == version);
-            if !unchanged {
+            // EDS and RDS decide on what the proxy holds (in `respond`), not on the
+            // version last sent: a subscription that shrank and grew back has the
+            // same version but needs the resources it dropped.
+            if is_partial(kind) || !unchanged {
                 out.responses
                     .extend(self.respond(kind, version, resources, false));
             }
@@ -242,7 +245,7 @@ impl SotwStream {
         resources: Vec<Arc<Encoded>>,
         force: bool,
     ) -> Option<Response> {
-        let resources = if matches!(kind, TypeKind::Endpoint | TypeKind::Route) {
+        let resources = if is_partial(kind) {
             let held = &mut self.types[kind.index()].held;
             let fresh: Vec<Arc<Encoded>> = resources
                 .iter()
@@ -270,6 +273,12 @@ impl SotwStream {
             resources,
         })
     }
+}
+
+/// Route configurations and endpoints may go as only what changed; clusters and
+/// listeners always go whole.
+fn is_partial(kind: TypeKind) -> bool {
+    matches!(kind, TypeKind::Endpoint | TypeKind::Route)
 }
 
 fn held_of(resources: &[Arc<Encoded>]) -> BTreeMap<String, String> {

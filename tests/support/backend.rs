@@ -5,7 +5,7 @@
 //! It can be told to fail a fraction of requests or to answer slowly.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -38,6 +38,7 @@ struct State {
 
 /// A running backend; stops (closing every connection) on drop.
 pub struct Backend {
+    ip: IpAddr,
     port: u16,
     state: Arc<State>,
     accept: Mutex<Option<thread::JoinHandle<()>>>,
@@ -51,8 +52,14 @@ impl Backend {
 
     /// Starts on 127.0.0.1:`port` (0 for any), e.g. to come back on the same port.
     pub fn start_on(port: u16, version: &str) -> Backend {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("backend {version}: bind 127.0.0.1:{port}: {e}"));
+        Self::start_on_addr(IpAddr::from([127, 0, 0, 1]), port, version)
+    }
+
+    /// Starts on `ip`:`port` (any loopback address 127.x.y.z works on Linux), e.g. to
+    /// give pods distinct addresses on one port.
+    pub fn start_on_addr(ip: IpAddr, port: u16, version: &str) -> Backend {
+        let listener = TcpListener::bind((ip, port))
+            .unwrap_or_else(|e| panic!("backend {version}: bind {ip}:{port}: {e}"));
         let port = listener.local_addr().expect("bound").port();
         let state = Arc::new(State {
             version: version.to_string(),
@@ -76,10 +83,15 @@ impl Backend {
             }
         });
         Backend {
+            ip,
             port,
             state,
             accept: Mutex::new(Some(accept)),
         }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 
     pub fn port(&self) -> u16 {
@@ -125,7 +137,7 @@ impl Backend {
     pub fn stop(&self) {
         if !self.state.stop.swap(true, Ordering::Relaxed) {
             // Wake the accept loop.
-            TcpStream::connect(("127.0.0.1", self.port)).ok();
+            TcpStream::connect((self.ip, self.port)).ok();
         }
         if let Some(h) = self.accept.lock().unwrap().take() {
             h.join().ok();

@@ -7,41 +7,37 @@ use serde_json::Value;
 
 use super::Envoy;
 
-/// Per xDS type (`cds`, `eds`, `lds`, `rds`), the `version_info` values Envoy reports
-/// for its dynamic resources (one per type in State of the World; a set, so a
-/// disagreement between resources of one type shows up).
+/// Per xDS type (`cds`, `eds`, `lds`, `rds`), the versions Envoy holds: the
+/// `version_info` of its `/config_dump` for clusters, listeners and routes (a set, so a
+/// disagreement between route configurations shows up), and for endpoints, whose dump
+/// carries no version, the `version_text` stat of each EDS cluster.
 pub fn version_infos(envoy: &Envoy) -> BTreeMap<&'static str, BTreeSet<String>> {
-    let dump = envoy.config_dump();
-    let section = |suffix: &str| -> Value {
-        dump["configs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
     let top = |v: &Value| -> BTreeSet<String> {
-        v["version_info"].as_str().map(str::to_string).into_iter().collect()
-    };
-    let each = |list: &Value| -> BTreeSet<String> {
-        list.as_array()
+        v["version_info"]
+            .as_str()
+            .map(str::to_string)
             .into_iter()
-            .flatten()
-            .filter_map(|c| c["version_info"].as_str().map(str::to_string))
             .collect()
     };
+    let routes = envoy.dump_section("RoutesConfigDump")["dynamic_route_configs"].clone();
+    let rds = routes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["version_info"].as_str().map(str::to_string))
+        .collect();
+    let stats = envoy.admin_get("/stats?filter=%5Ecluster%5C..*%5C.version_text%24");
+    let eds = stats
+        .lines()
+        .filter_map(|l| l.split_once(".version_text: "))
+        .filter(|(name, _)| name.starts_with("cluster.") && *name != "cluster_manager.cds")
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .collect();
     BTreeMap::from([
-        ("cds", top(&section("ClustersConfigDump"))),
-        ("lds", top(&section("ListenersConfigDump"))),
-        (
-            "rds",
-            each(&section("RoutesConfigDump")["dynamic_route_configs"]),
-        ),
-        (
-            "eds",
-            each(&section("EndpointsConfigDump")["dynamic_endpoint_configs"]),
-        ),
+        ("cds", top(&envoy.dump_section("ClustersConfigDump"))),
+        ("lds", top(&envoy.dump_section("ListenersConfigDump"))),
+        ("rds", rds),
+        ("eds", eds),
     ])
 }
 

@@ -259,7 +259,12 @@ impl Envoy {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|c| c["@type"].as_str().is_some_and(|t| t.ends_with(suffix)))
+            // The last segment, so `RoutesConfigDump` is not `ScopedRoutesConfigDump`.
+            .find(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.rsplit('.').next() == Some(suffix))
+            })
             .cloned()
             .unwrap_or(Value::Null)
     }

@@ -10,8 +10,10 @@ pub mod backend;
 pub mod config;
 pub mod dump;
 pub mod envoy;
+pub mod fake_apiserver;
 pub mod http;
 pub mod process;
+pub mod scenario;
 pub mod traffic;
 
 use std::net::TcpListener;

@@ -92,6 +92,8 @@ pub fn bootstrap_yaml(
 pub struct Coalmine {
     child: Option<Child>,
     args: Vec<String>,
+    /// Extra environment of the serve process (e.g. `KUBECONFIG`).
+    env: Vec<(String, String)>,
     xds_port: u16,
     admin_port: u16,
     data_dir: TempDir,
@@ -114,7 +116,17 @@ impl Coalmine {
         Self::spawn_new(extra.iter().map(|s| s.to_string()).collect())
     }
 
+    /// `start_bare` with extra environment for the serve process.
+    pub fn start_bare_env(extra: &[&str], env: &[(&str, &str)]) -> Coalmine {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Self::spawn_with(extra.iter().map(|s| s.to_string()).collect(), env.collect())
+    }
+
     fn spawn_new(extra: Vec<String>) -> Coalmine {
+        Self::spawn_with(extra, Vec::new())
+    }
+
+    fn spawn_with(extra: Vec<String>, env: Vec<(String, String)>) -> Coalmine {
         let data_dir = TempDir::new().expect("tempdir");
         let (xds_port, admin_port) = (super::free_port(), super::free_port());
         let mut args = vec![
@@ -130,6 +142,7 @@ impl Coalmine {
         let mut c = Coalmine {
             child: None,
             args,
+            env,
             xds_port,
             admin_port,
             data_dir,
@@ -151,7 +164,8 @@ impl Coalmine {
         // Only what the args say: no config or data dir inherited from the environment.
         cmd.env("NO_COLOR", "1")
             .env_remove("COALMINE_CONFIG")
-            .env_remove("COALMINE_DATA_DIR");
+            .env_remove("COALMINE_DATA_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn coalmine: {e}"));

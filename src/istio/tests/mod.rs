@@ -8,6 +8,7 @@ use crate::model::*;
 
 mod check;
 mod kinds;
+mod rollout;
 
 pub(super) const FULL: &str = r#"
 apiVersion: networking.istio.io/v1

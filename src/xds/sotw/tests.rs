@@ -346,3 +346,24 @@ fn nonces_are_unique_on_a_stream() {
     assert_ne!(a.nonce, b.nonce);
     assert_ne!(b.nonce, c.nonce);
 }
+
+#[test]
+fn a_subscription_that_shrinks_and_grows_back_gets_the_dropped_resource_again() {
+    let mut s = SotwStream::new(mk_view("1"));
+    let r = s
+        .handle_request(&mk_req(TypeKind::Endpoint, &["a", "b"], "", ""))
+        .responses
+        .remove(0);
+    // The cluster for a goes away: Envoy narrows its subscription.
+    let out = s.handle_request(&mk_req(TypeKind::Endpoint, &["b"], &r.version, &r.nonce));
+    assert!(out.responses.is_empty());
+    // It comes back (a restore): a must be sent again although its version is the same.
+    let out = s.handle_request(&mk_req(
+        TypeKind::Endpoint,
+        &["a", "b"],
+        &r.version,
+        &r.nonce,
+    ));
+    assert_eq!(out.responses.len(), 1);
+    assert_eq!(names(&out.responses[0]), ["a"]);
+}

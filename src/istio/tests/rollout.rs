@@ -1,0 +1,263 @@
+//! Rollout documents: defaults, field errors by path, and the cross checks against
+//! the target VirtualService.
+
+use std::time::Duration;
+
+use super::{mk_config, mk_errors};
+use crate::model::*;
+
+const BASE: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: petstore}
+spec:
+  hosts: [petstore.default.svc.cluster.local]
+  ports: [{number: 80, name: http}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, labels: {v: '1'}}, {address: 10.0.0.2, labels: {v: '2'}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: petstore}
+spec:
+  host: petstore
+  subsets: [{name: v1, labels: {v: '1'}}, {name: v2, labels: {v: '2'}}, {name: v3, labels: {v: '3'}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: petstore}
+spec:
+  hosts: [petstore.example.com]
+  http: [{route: [{destination: {host: petstore, subset: v1}}]}]
+";
+
+fn rollout(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: coalmine.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}}}\n\
+         spec:\n  target: {{kind: VirtualService, name: petstore}}\n{spec}"
+    )
+}
+
+const DESTS: &str =
+    "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n";
+
+/// (resource, field, message) of each error of BASE plus these Rollouts.
+fn errors(rollouts: &[String]) -> Vec<(String, String, String)> {
+    mk_errors(&format!("{BASE}{}", rollouts.concat()))
+}
+
+fn error(resource: &str, field: &str, message: &str) -> (String, String, String) {
+    (resource.into(), field.into(), message.into())
+}
+
+#[test]
+fn reads_a_rollout_with_defaults() {
+    let spec = format!(
+        "{DESTS}  analysis:\n    stepWeight: 20\n    metrics:\n      \
+         - {{name: request-success-rate, thresholdRange: {{min: 99}}}}\n      \
+         - {{name: errors, thresholdRange: {{max: 1}}, query: 'sum(x)', \
+         provider: {{type: prometheus, address: 'http://prom:9090'}}}}\n    \
+         webhooks: [{{name: load, url: 'http://load/'}}]\n"
+    );
+    let config = mk_config(&format!("{BASE}{}", rollout("petstore", &spec))).unwrap();
+    let ro = &config.rollouts[0];
+    assert_eq!(
+        ro.key,
+        ResourceKey::new(Kind::Rollout, "default", "petstore")
+    );
+    assert_eq!(
+        ro.target,
+        ResourceKey::new(Kind::VirtualService, "default", "petstore")
+    );
+    assert_eq!(ro.stable.host, "petstore.default.svc.cluster.local");
+    assert_eq!(ro.canary.port, 80);
+    assert_eq!(ro.strategy, Strategy::Canary);
+    let a = &ro.analysis;
+    assert_eq!(a.interval, Duration::from_secs(60));
+    assert_eq!(a.threshold, 5);
+    let steps: Vec<f64> = a.steps.iter().map(|w| w.percent()).collect();
+    assert_eq!(steps, vec![20.0, 40.0, 50.0]);
+    assert_eq!(a.metrics[0].min_samples, 10);
+    assert_eq!(a.metrics[0].inconclusive_limit, 3);
+    assert_eq!(a.metrics[0].interval, Duration::from_secs(60));
+    assert_eq!(
+        a.metrics[0].source,
+        MetricSource::Builtin(BuiltinMetric::RequestSuccessRate)
+    );
+    assert_eq!(a.metrics[1].min_samples, 0);
+    assert!(matches!(
+        a.metrics[1].source,
+        MetricSource::Prometheus { .. }
+    ));
+    assert_eq!(a.webhooks[0].kind, WebhookType::Rollout);
+    assert_eq!(a.webhooks[0].timeout, Duration::from_secs(10));
+    assert_eq!(a.webhooks[0].retries, 0);
+}
+
+#[test]
+fn names_bad_fields() {
+    let spec = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n  \
+                analysis:\n    stepWeights: [1, 10, 5, 0.00001]\n    threshold: 0\n    \
+                metrics: [{name: errors, thresholdRange: {min: 5, max: 1}}]\n    \
+                webhooks: [{name: a, type: later, url: 'ftp://x'}]\n    mirror: true\n";
+    let found = errors(&[rollout("petstore", spec)]);
+    let r = "Rollout default/petstore";
+    assert_eq!(
+        found,
+        vec![
+            error(r, "spec.analysis.mirror", "not supported"),
+            error(
+                r,
+                "spec.analysis.threshold",
+                "must be an integer between 1 and 4294967295"
+            ),
+            error(r, "spec.analysis.stepWeights[2]", "weights must increase"),
+            error(
+                r,
+                "spec.analysis.stepWeights[3]",
+                "must be a number over 0 and at most 100, with at most 4 decimals"
+            ),
+            error(
+                r,
+                "spec.analysis.metrics[0].thresholdRange",
+                "min must not be over max"
+            ),
+            error(
+                r,
+                "spec.analysis.metrics[0].provider",
+                "required: the metric is not built in (request-success-rate, request-duration), \
+                 so it needs a provider and a query"
+            ),
+            error(
+                r,
+                "spec.analysis.webhooks[0].type",
+                "unknown type \"later\" (expected confirm-rollout, pre-rollout, rollout, \
+                 confirm-promotion, post-rollout, rollback, event)"
+            ),
+            error(
+                r,
+                "spec.analysis.webhooks[0].url",
+                "\"ftp://x\" is not an http:// or https:// URL"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn strategies_take_their_own_fields() {
+    let target = "  target: {kind: HTTPRoute, name: petstore}\n";
+    let bad_target = rollout("a", &format!("{DESTS}  analysis: {{stepWeight: 10}}\n"))
+        .replace("  target: {kind: VirtualService, name: petstore}\n", target);
+    let ab = rollout(
+        "b",
+        &format!("{DESTS}  strategy: ABTesting\n  analysis: {{stepWeight: 10}}\n"),
+    );
+    let canary = rollout("c", &format!("{DESTS}  analysis: {{iterations: 3}}\n"));
+    let found = errors(&[bad_target, ab, canary]);
+    let fields: Vec<(&str, &str, &str)> = found
+        .iter()
+        .map(|(r, f, m)| (r.as_str(), f.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (
+                "Rollout default/a",
+                "spec.target.kind",
+                "unsupported target kind \"HTTPRoute\" (expected VirtualService)"
+            ),
+            (
+                "Rollout default/b",
+                "spec.analysis.stepWeight",
+                "applies to Canary only"
+            ),
+            (
+                "Rollout default/b",
+                "spec.analysis.iterations",
+                "required for ABTesting"
+            ),
+            (
+                "Rollout default/b",
+                "spec.analysis.match",
+                "ABTesting requires at least one match"
+            ),
+            (
+                "Rollout default/c",
+                "spec.analysis.iterations",
+                "applies to BlueGreen and ABTesting only"
+            ),
+            (
+                "Rollout default/c",
+                "spec.analysis.stepWeight",
+                "Canary requires stepWeight or stepWeights"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn cross_checks_the_target() {
+    let analysis = "  analysis: {stepWeight: 10}\n";
+    let ok = rollout("a", &format!("{DESTS}{analysis}"));
+    let twice = rollout("b", &format!("{DESTS}{analysis}"));
+    let missing = rollout("c", &format!("{DESTS}{analysis}"))
+        .replace("name: petstore}\n", "name: nothing}\n");
+    let unrouted = rollout(
+        "d",
+        &format!("  stable: {{host: petstore, subset: v3}}\n  canary: {{host: petstore, subset: v2}}\n{analysis}"),
+    );
+    let unknown = rollout(
+        "e",
+        &format!("  stable: {{host: petstore, subset: v1}}\n  canary: {{host: petstore, subset: v9}}\n{analysis}"),
+    );
+    let found = errors(&[ok, twice, missing, unrouted, unknown]);
+    let fields: Vec<(&str, &str, &str)> = found
+        .iter()
+        .map(|(r, f, m)| (r.as_str(), f.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("Rollout default/b", "spec.target", "VirtualService default/petstore is already the target of Rollout default/a"),
+            ("Rollout default/c", "spec.target.name", "VirtualService default/nothing is not defined"),
+            ("Rollout default/d", "spec.target", "VirtualService default/petstore has no http route to the stable or the canary destination"),
+            ("Rollout default/d", "spec.target", "VirtualService default/petstore is already the target of Rollout default/a"),
+            ("Rollout default/e", "spec.canary.subset", "subset \"v9\" is not defined by a DestinationRule for host \"petstore.default.svc.cluster.local\""),
+            ("Rollout default/e", "spec.target", "VirtualService default/petstore is already the target of Rollout default/a"),
+        ]
+    );
+}
+
+#[test]
+fn the_target_route_may_only_send_to_stable_and_canary() {
+    let vs = BASE.replace(
+        "http: [{route: [{destination: {host: petstore, subset: v1}}]}]",
+        "http: [{route: [{destination: {host: petstore, subset: v1}, weight: 90}, \
+         {destination: {host: petstore, subset: v3}, weight: 10}]}]",
+    );
+    let text = format!(
+        "{vs}{}",
+        rollout("a", &format!("{DESTS}  analysis: {{stepWeight: 10}}\n"))
+    );
+    let found = mk_errors(&text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].1, "spec.target");
+    assert!(
+        found[0].2.starts_with(
+            "spec.http[0].route[1] of VirtualService default/petstore sends traffic to host"
+        ),
+        "{}",
+        found[0].2
+    );
+}
+
+#[test]
+fn a_rollout_needs_coalmine_api_version() {
+    let text = rollout("a", &format!("{DESTS}  analysis: {{stepWeight: 10}}\n"))
+        .replace("coalmine.dev/v1alpha1", "networking.istio.io/v1");
+    let found = errors(&[text]);
+    assert_eq!(found[0].1, "apiVersion");
+    assert_eq!(
+        found[0].2,
+        "unsupported apiVersion \"networking.istio.io/v1\" (expected coalmine.dev/v1alpha1)"
+    );
+}

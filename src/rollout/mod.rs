@@ -1,0 +1,26 @@
+//! Automated releases, the pure core: the decisions of a [`machine::Machine`], the
+//! judging of metric values ([`analysis`]), the VirtualService rewrites that carry each
+//! step ([`traffic`]) and the status that reports it all ([`status`]).
+//!
+//! No IO here: the controller that stores revisions, waits for ACKs, measures metrics
+//! and calls webhooks drives a `Machine` with what happened and does what its
+//! [`machine::Action`]s say.
+
+pub mod analysis;
+mod control;
+pub mod machine;
+pub mod state;
+pub mod status;
+pub mod traffic;
+
+#[cfg(test)]
+mod control_tests;
+#[cfg(test)]
+mod machine_tests;
+#[cfg(test)]
+mod traffic_tests;
+
+pub use analysis::{MetricCheck, MetricResult, Outcome, Verdict};
+pub use machine::Machine;
+pub use state::{Action, Pending, Stage, State, StepKind, StepRecord};
+pub use status::{MetricStatus, Phase, RolloutStatus, StepStatus};
