@@ -109,6 +109,11 @@ impl Desired {
         })
     }
 
+    /// The store, for state that lives beside the revisions (release progress).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Published> {
         self.published.subscribe()
     }

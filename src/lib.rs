@@ -11,6 +11,7 @@
 //!
 //! - [`model`]: the validated domain; no protobuf, no Kubernetes.
 //! - [`istio`]: Istio-style YAML documents into the model, with errors naming the field.
+//! - [`gateway_api`]: Gateway API `Gateway` / `HTTPRoute` documents into the same model.
 //! - [`k8s`]: Kubernetes discovery (Services, EndpointSlices, Pod labels) into services.
 //! - [`rollout`]: automated releases' decisions, as a pure state machine.
 //! - [`translate`]: pure, deterministic model → Envoy v3 resources.
@@ -22,8 +23,10 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod cli;
+pub mod controller;
 pub mod desired;
 pub mod envoy_json;
+pub mod gateway_api;
 pub mod istio;
 pub mod k8s;
 pub mod ledger;

@@ -20,6 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
+use crate::controller::Controller;
 use crate::desired::{self, Desired, Published};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -75,6 +76,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         .unwrap_or_default();
     let desired =
         Arc::new(Desired::open(store, initial).context("cannot load the stored configuration")?);
+    // --kubernetes: route resources from the cluster and the Lease election.
+    let cluster_leader = match &discovered {
+        Some(rx) => Some(crate::k8s::resources::serve(desired.clone(), rx.clone()).await?),
+        None => None,
+    };
     if let Some(rx) = discovered {
         let desired = desired.clone();
         tokio::spawn(crate::k8s::follow(rx, move |services| {
@@ -136,15 +142,31 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             }),
     );
 
+    // Release work runs on the leader only; one process is always its own leader.
+    let (_leader_tx, own_leader) = watch::channel(true);
+    let leader_rx = cluster_leader.unwrap_or(own_leader);
+    let rollouts = Arc::new(Controller::new(
+        desired.clone(),
+        ledger.clone(),
+        stats.clone(),
+    ));
+    tokio::spawn(rollouts.clone().run(desired.subscribe(), leader_rx));
+
     let ready = Arc::new(AtomicBool::new(false));
+    let admin_token = opts.admin_token.clone();
     let router = admin::router(AdminState {
         desired: desired.clone(),
+        rollouts,
         ledger,
         metrics,
         snapshots: snapshot_rx,
         token: opts.admin_token.map(Arc::from),
         ready: ready.clone(),
     });
+    let router = match opts.kubernetes {
+        true => admin::cluster_read_only(router, admin_token),
+        false => router,
+    };
     let mut stop = shutdown_rx.clone();
     let admin = tokio::spawn(async move {
         axum::serve(admin_listener, router)

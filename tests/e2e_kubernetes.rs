@@ -150,12 +150,14 @@ impl Cluster {
     }
 }
 
-/// A Gateway and the routes in `yaml`, applied through the REST API; then an Envoy
-/// for the Gateway, waited for until it answers.
-fn route(coalmine: &Coalmine, gw: &GatewaySpec, yaml: &str) -> Envoy {
+/// A Gateway and the routes in `yaml`, created in the cluster (the source of truth
+/// under `--kubernetes`); then an Envoy for the Gateway, waited for until it answers.
+fn route(cluster: &Cluster, coalmine: &Coalmine, gw: &GatewaySpec, yaml: &str) -> Envoy {
     let body = docs(&[&gw.yaml(), yaml]);
-    let r = coalmine.admin_request("POST", "/api/v1/apply", "application/yaml", &body);
-    assert_eq!(r.status, 200, "apply: {}", r.body);
+    for doc in serde_yaml::Deserializer::from_str(&body) {
+        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+        cluster.api.apply(value);
+    }
     let envoy = start_envoy_for(coalmine, gw, false);
     wait_ready(gw.port, "web", "/", WAIT);
     envoy
@@ -210,7 +212,7 @@ fn replica_ratio_follows_scaling() {
     cluster.publish();
     let coalmine = cluster.coalmine();
     let gw = GatewaySpec::new("k8s-ratio");
-    let envoy = route(&coalmine, &gw, &vs_to_web(&gw));
+    let envoy = route(&cluster, &coalmine, &gw, &vs_to_web(&gw));
     wait_members(&envoy, CLUSTER, 5, 5);
     let v2 = share(&send(1000, gw.port, "web", &[]), "v2", 1000);
     assert!(
@@ -239,7 +241,7 @@ fn unready_and_draining_pods_leave_the_rotation_without_failures() {
     cluster.publish();
     let coalmine = cluster.coalmine();
     let gw = GatewaySpec::new("k8s-ready");
-    let envoy = route(&coalmine, &gw, &vs_to_web(&gw));
+    let envoy = route(&cluster, &coalmine, &gw, &vs_to_web(&gw));
     wait_members(&envoy, CLUSTER, 5, 5);
     let load = Load::start(gw.port, "web", "/", &[], Duration::from_millis(2));
 
@@ -296,7 +298,7 @@ fn expired_watch_and_re_added_service_resync_without_storm_or_loss() {
     cluster.publish();
     let coalmine = cluster.coalmine();
     let gw = GatewaySpec::new("k8s-resync");
-    let envoy = route(&coalmine, &gw, &vs_to_web(&gw));
+    let envoy = route(&cluster, &coalmine, &gw, &vs_to_web(&gw));
     wait_members(&envoy, CLUSTER, 5, 5);
     let load = Load::start(gw.port, "web", "/", &[], Duration::from_millis(2));
     let updates = stat(&envoy, CLUSTER, "update_success");
@@ -376,7 +378,7 @@ fn subsets_select_pods_by_label() {
         &destination_rule("web", "web", &["v1", "v2"]),
         &weighted_virtual_service("web", &gw.name, "web", &[("v1", 90), ("v2", 10)]),
     ]);
-    let envoy = route(&coalmine, &gw, &routes);
+    let envoy = route(&cluster, &coalmine, &gw, &routes);
     wait_members(&envoy, "outbound|80|v1|web.default.svc.cluster.local", 5, 5);
     wait_members(&envoy, "outbound|80|v2|web.default.svc.cluster.local", 5, 5);
     let v2 = share(&send(1000, gw.port, "web", &[]), "v2", 1000);

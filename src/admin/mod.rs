@@ -6,12 +6,16 @@
 
 mod error;
 mod openapi;
+mod read_only;
 mod resources;
 mod revisions;
+mod rollouts;
 mod status;
 mod views;
 
 pub use error::ApiError;
+pub use read_only::{cluster_read_only, CLUSTER_IS_SOURCE};
+pub(crate) use resources::reaches;
 pub use views::{ProxyView, RevisionStatus};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::controller::Controller;
 use crate::desired::Desired;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -36,6 +41,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub desired: Arc<Desired>,
+    pub rollouts: Arc<Controller>,
     pub ledger: Arc<Ledger>,
     pub metrics: Arc<Metrics>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
@@ -64,6 +70,15 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/revisions/{revision}/status",
             get(revisions::status),
+        )
+        .route("/api/v1/rollouts", get(rollouts::list))
+        .route(
+            "/api/v1/rollouts/{namespace}/{name}",
+            get(rollouts::get_one),
+        )
+        .route(
+            "/api/v1/rollouts/{namespace}/{name}/{command}",
+            post(rollouts::command),
         )
         .route("/api/v1/openapi.json", get(openapi::document))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{error, resources, revisions, status, views};
+use super::{error, resources, revisions, rollouts, status, views};
 use crate::desired;
 
 #[derive(OpenApi)]
@@ -23,6 +23,9 @@ use crate::desired;
         revisions::list,
         revisions::restore,
         revisions::status,
+        rollouts::list,
+        rollouts::get_one,
+        rollouts::command,
     ),
     components(schemas(
         error::ErrorBody,
@@ -44,6 +47,9 @@ use crate::desired;
         resources::ResourceStatus,
         status::ConfigDump,
         status::DumpEntry,
+        rollouts::RolloutList,
+        rollouts::RolloutEntry,
+        crate::rollout::RolloutStatus,
     ))
 )]
 pub struct ApiDoc;

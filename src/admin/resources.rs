@@ -300,7 +300,11 @@ fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
 }
 
 /// Whether a stored resource shapes what a proxy of this gateway class is served.
-fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>) -> bool {
+pub(crate) fn reaches(
+    config: &Config,
+    key: &ResourceKey,
+    gateways: &BTreeSet<ResourceKey>,
+) -> bool {
     let bound = |names: &[String]| {
         if gateways.is_empty() {
             names.iter().any(|g| g == MESH_GATEWAY)
@@ -325,8 +329,8 @@ fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>)
             .collect()
     };
     match key.kind {
-        Kind::Gateway => gateways.contains(key),
-        Kind::VirtualService => config
+        Kind::Gateway | Kind::KubernetesGateway => gateways.contains(key),
+        Kind::VirtualService | Kind::HttpRoute => config
             .virtual_services
             .iter()
             .any(|vs| &vs.key == key && bound(&vs.gateways)),

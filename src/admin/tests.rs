@@ -34,6 +34,11 @@ fn mk_fixture(token: Option<&str>) -> Fixture {
     )));
     Fixture {
         state: AdminState {
+            rollouts: Arc::new(crate::controller::Controller::new(
+                desired.clone(),
+                Arc::default(),
+                Arc::default(),
+            )),
             desired,
             ledger: Arc::default(),
             metrics: Arc::default(),

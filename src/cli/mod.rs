@@ -6,6 +6,7 @@
 mod client;
 mod commands;
 mod output;
+mod rollout;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print an Envoy bootstrap (YAML) that points a proxy at this control plane.
     Bootstrap(BootstrapArgs),
+    /// Print coalmine's CustomResourceDefinitions (YAML), as in deploy/crds/.
+    Crdgen,
     /// Apply YAML/JSON documents (a file, a folder, or - for stdin) as one revision.
     Apply {
         #[arg(short = 'f', long = "filename")]
@@ -125,6 +128,11 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// A release's progress, or drive it by hand.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// Make a new revision equal to a stored one.
     Restore {
         revision: u64,
@@ -135,6 +143,38 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Phase, weight and analysis; live with a progress bar under --watch.
+    Status {
+        name: String,
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Follow until the release succeeds or fails.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Skip the remaining steps and gates, and promote.
+    Promote(RolloutTarget),
+    /// Send all traffic back to stable.
+    Abort(RolloutTarget),
+    /// Hold the current weight.
+    Pause(RolloutTarget),
+    /// Carry on after a pause.
+    Resume(RolloutTarget),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RolloutTarget {
+    name: String,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -207,6 +247,10 @@ pub fn run(args: Args) -> ExitCode {
     let result = match args.command {
         Command::Serve(a) => return run_serve(a),
         Command::Bootstrap(a) => bootstrap_command(a),
+        Command::Crdgen => {
+            print!("{}", crate::k8s::crd::to_yaml());
+            Ok(())
+        }
         client_command => block_on(run_client(client_command)),
     };
     match result {
@@ -283,7 +327,28 @@ async fn run_client(command: Command) -> commands::Outcome {
             let (c, o) = mk(&server);
             commands::restore(&c, revision, wait, &timeout, o).await
         }
-        Command::Serve(_) | Command::Bootstrap(_) => unreachable!("handled by run"),
+        Command::Rollout { command } => {
+            let (verb, target) = match command {
+                RolloutCommand::Status {
+                    name,
+                    namespace,
+                    watch,
+                    server,
+                } => {
+                    let (c, o) = mk(&server);
+                    return rollout::status(&c, &name, &namespace, watch, o).await;
+                }
+                RolloutCommand::Promote(t) => ("promote", t),
+                RolloutCommand::Abort(t) => ("abort", t),
+                RolloutCommand::Pause(t) => ("pause", t),
+                RolloutCommand::Resume(t) => ("resume", t),
+            };
+            let (c, o) = mk(&target.server);
+            rollout::command(&c, &target.name, &target.namespace, verb, o).await
+        }
+        Command::Serve(_) | Command::Bootstrap(_) | Command::Crdgen => {
+            unreachable!("handled by run")
+        }
     }
 }
 

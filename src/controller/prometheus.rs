@@ -29,7 +29,11 @@ pub struct Vars<'a> {
 pub fn render(query: &str, vars: &Vars<'_>) -> String {
     let interval = prom_duration(vars.interval);
     let mut out = query.to_string();
-    for (name, value) in [("namespace", vars.namespace), ("target", vars.target), ("interval", interval.as_str())] {
+    for (name, value) in [
+        ("namespace", vars.namespace),
+        ("target", vars.target),
+        ("interval", interval.as_str()),
+    ] {
         for pattern in [format!("{{{{ {name} }}}}"), format!("{{{{{name}}}}}")] {
             out = out.replace(&pattern, value);
         }
@@ -39,9 +43,9 @@ pub fn render(query: &str, vars: &Vars<'_>) -> String {
 
 fn prom_duration(d: Duration) -> String {
     let secs = d.as_secs().max(1);
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -50,13 +54,26 @@ fn prom_duration(d: Duration) -> String {
 
 /// Runs an instant query; the first sample's value, or `None` when the result is
 /// empty (no data: an inconclusive check, never a pass).
-pub async fn query(client: &reqwest::Client, address: &str, promql: &str, timeout: Duration) -> Result<Option<f64>, Error> {
+pub async fn query(
+    client: &reqwest::Client,
+    address: &str,
+    promql: &str,
+    timeout: Duration,
+) -> Result<Option<f64>, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
-    let resp = client.get(&url).query(&[("query", promql)]).timeout(timeout).send().await?;
+    let resp = client
+        .get(&url)
+        .query(&[("query", promql)])
+        .timeout(timeout)
+        .send()
+        .await?;
     let status = resp.status();
     let body = resp.text().await?;
     if !status.is_success() {
-        return Err(Error::Status { status: status.as_u16(), body });
+        return Err(Error::Status {
+            status: status.as_u16(),
+            body,
+        });
     }
     parse(&body)
 }
@@ -76,7 +93,9 @@ pub fn parse(body: &str) -> Result<Option<f64>, Error> {
         Some("scalar") => &data["result"],
         other => return Err(Error::Shape(format!("result type {other:?}"))),
     };
-    let text = sample[1].as_str().ok_or_else(|| Error::Shape(sample.to_string()))?;
+    let text = sample[1]
+        .as_str()
+        .ok_or_else(|| Error::Shape(sample.to_string()))?;
     let value: f64 = text.parse().map_err(|_| Error::Shape(text.to_string()))?;
     Ok(value.is_finite().then_some(value))
 }
@@ -92,15 +111,20 @@ mod tests {
             target: "petstore",
             interval: Duration::from_secs(60),
         };
-        let q = r#"sum(rate(errors{namespace="{{ namespace }}",app="{{target}}"}[{{ interval }}]))"#;
-        assert_eq!(render(q, &vars), r#"sum(rate(errors{namespace="shop",app="petstore"}[1m]))"#);
+        let q =
+            r#"sum(rate(errors{namespace="{{ namespace }}",app="{{target}}"}[{{ interval }}]))"#;
+        assert_eq!(
+            render(q, &vars),
+            r#"sum(rate(errors{namespace="shop",app="petstore"}[1m]))"#
+        );
     }
 
     #[test]
     fn parses_vector_scalar_and_empty_results() {
         let vector = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.1,"0.25"]}]}}"#;
         assert_eq!(parse(vector).unwrap(), Some(0.25));
-        let scalar = r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.1,"3"]}}"#;
+        let scalar =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.1,"3"]}}"#;
         assert_eq!(parse(scalar).unwrap(), Some(3.0));
         let empty = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
         assert_eq!(parse(empty).unwrap(), None);

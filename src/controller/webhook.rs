@@ -37,7 +37,10 @@ pub async fn call(
             Ok(resp) => {
                 let status = resp.status();
                 let body = resp.text().await.unwrap_or_default();
-                last = format!("{url} answered {status}: {}", body.chars().take(200).collect::<String>());
+                last = format!(
+                    "{url} answered {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                );
             }
             Err(e) => last = format!("{url}: {e}"),
         }

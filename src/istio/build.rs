@@ -38,6 +38,7 @@ pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -
         }
         errors.extend(r.errors);
     }
+    crate::gateway_api::attach_routes(&mut read, discovered, &mut errors);
     let config = check(read, discovered, &mut errors);
     if errors.is_empty() {
         Ok(config)
@@ -87,6 +88,8 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read) {
                 read.broken.hosts.extend(hosts.map(str::to_string));
             }
         },
+        Kind::KubernetesGateway => crate::gateway_api::read_gateway(key, spec, r, read),
+        Kind::HttpRoute => crate::gateway_api::read_http_route(key, spec, r, read),
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::error::{FieldError, Report};
 use super::rollout_check::check_rollouts;
 use crate::model::{
-    Config, Destination, DestinationRule, Gateway, Labels, ResourceKey, Rollout, RouteAction,
+    Config, Destination, DestinationRule, Gateway, Kind, Labels, ResourceKey, Rollout, RouteAction,
     Service, VirtualService, MESH_GATEWAY,
 };
 
@@ -23,6 +23,8 @@ pub(crate) struct Read {
     pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
     pub rollouts: Vec<Rollout>,
     pub broken: Broken,
+    /// Gateway API listeners and HTTPRoutes until their parentRefs are attached.
+    pub gateway_api: crate::gateway_api::Pending,
 }
 
 /// Names that documents with errors declare. References to them are not reported
@@ -80,6 +82,20 @@ pub(crate) fn check(
                 r.push(
                     format!("spec.gateways[{k}]"),
                     format!("gateway {gateway:?} is not defined"),
+                );
+            }
+            // HTTPRoutes were attached to Gateway API Gateways only; a VirtualService
+            // binds Istio Gateways only.
+            let foreign = gateways.get(gateway).filter(|g| {
+                vs.key.kind == Kind::VirtualService && g.key.kind == Kind::KubernetesGateway
+            });
+            if let Some(g) = foreign {
+                r.push(
+                    format!("spec.gateways[{k}]"),
+                    format!(
+                        "{} is a Gateway API Gateway: attach HTTPRoutes to it",
+                        g.key
+                    ),
                 );
             }
         }

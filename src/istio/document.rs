@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::{Errors, FieldError, Report, Result};
 use super::walk::{Fields, Obj};
+use crate::gateway_api;
 use crate::model::{Kind, ResourceKey};
 
 /// The API group every Istio networking kind lives in.
@@ -158,21 +159,10 @@ fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -
 /// The document's key; errors here carry no resource yet (the caller names it).
 fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
     let envelope = Obj::any(value)?;
-    let kind = envelope.required_string(r, "kind").and_then(|kind| {
-        let found = Kind::ALL.into_iter().find(|k| k.as_str() == kind);
-        if found.is_none() {
-            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-            let (last, rest) = names.split_last().expect("kinds are listed");
-            r.push(
-                "kind",
-                format!(
-                    "unsupported kind {kind:?} (expected {} or {last})",
-                    rest.join(", ")
-                ),
-            );
-        }
-        found
-    });
+    let api_version = envelope.get("apiVersion").and_then(Value::as_str);
+    let kind = envelope
+        .required_string(r, "kind")
+        .and_then(|kind| try_kind(&kind, api_version, r));
     // Only name and namespace matter; labels, annotations, uid and the like are ignored.
     let metadata = match envelope.get("metadata") {
         None => {
@@ -194,6 +184,34 @@ fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
         Some(ns) => Some(ns).filter(|ns| check_name(r, "metadata.namespace", ns, NameRule::Label)),
     };
     Some(ResourceKey::new(kind?, namespace?, name?))
+}
+
+/// The kind a document's `kind` names: `Gateway` is the Gateway API's when its
+/// apiVersion is in [`gateway_api::API_GROUP`], else Istio's.
+fn try_kind(kind: &str, api_version: Option<&str>, r: &mut Report) -> Option<Kind> {
+    let group = api_version.and_then(|v| v.split_once('/')).map(|(g, _)| g);
+    if kind == Kind::KubernetesGateway.document_kind() && group == Some(gateway_api::API_GROUP) {
+        return Some(Kind::KubernetesGateway);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for k in Kind::ALL {
+        if k == Kind::KubernetesGateway {
+            continue;
+        }
+        if k.document_kind() == kind {
+            return Some(k);
+        }
+        names.push(k.document_kind());
+    }
+    let (last, rest) = names.split_last().expect("kinds are listed");
+    r.push(
+        "kind",
+        format!(
+            "unsupported kind {kind:?} (expected {} or {last})",
+            rest.join(", ")
+        ),
+    );
+    None
 }
 
 /// What a Kubernetes name may look like.
@@ -233,9 +251,24 @@ fn check_name(r: &mut Report, field: &str, name: &str, rule: NameRule) -> bool {
 }
 
 /// Istio kinds take any of [`API_VERSIONS`] of [`API_GROUP`]; coalmine's own kinds
-/// take [`COALMINE_API_VERSION`].
+/// take [`COALMINE_API_VERSION`]; Gateway API kinds any of
+/// [`gateway_api::API_VERSIONS`] of [`gateway_api::API_GROUP`].
 fn try_api_version(envelope: Obj<'_, '_>, kind: Option<Kind>, r: &mut Report) -> Option<String> {
     let api_version = envelope.required_string(r, "apiVersion")?;
+    if matches!(kind, Some(Kind::KubernetesGateway | Kind::HttpRoute)) {
+        let (group, versions) = (gateway_api::API_GROUP, gateway_api::API_VERSIONS);
+        let version = api_version
+            .strip_prefix(group)
+            .and_then(|rest| rest.strip_prefix('/'));
+        if version.is_some_and(|v| versions.contains(&v)) {
+            return Some(api_version);
+        }
+        r.push(
+            "apiVersion",
+            format!("unsupported apiVersion {api_version:?} (expected {group}/v1 or v1beta1)"),
+        );
+        return None;
+    }
     if kind == Some(Kind::Rollout) {
         if api_version == COALMINE_API_VERSION {
             return Some(api_version);

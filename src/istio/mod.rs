@@ -29,3 +29,10 @@ pub use build::build_config;
 pub(crate) use check::candidates as host_candidates;
 pub use document::{parse_documents, Document, API_GROUP, API_VERSIONS, COALMINE_API_VERSION};
 pub use error::{Errors, FieldError, Result};
+
+// Shared with the Gateway API dialect (`crate::gateway_api`), read into the same model.
+pub(crate) use check::Read;
+pub(crate) use error::Report;
+pub(crate) use http_match::{check_regex, is_header_name};
+pub(crate) use virtual_service::check_host;
+pub(crate) use walk::{Fields, Obj};

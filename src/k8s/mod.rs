@@ -6,12 +6,23 @@
 //! - [`discovery`]: the kube-runtime watchers that feed it and publish the services
 //!   map through a `watch` channel.
 //!
-//! Nothing here knows about Envoy, the store or revisions: the wiring hands the map to
-//! `Desired::set_discovered`.
+//! - [`resources`]: route resources (Istio, Gateway API, coalmine's Rollout) read from
+//!   their CRDs; the cluster is the document set. [`judge`] decides what is served,
+//!   [`status`] reports it in each resource's `status`, on the leader only.
+//! - [`leader`]: the `coordination.k8s.io` Lease election among replicas.
+//! - [`crd`]: coalmine's own CRDs, generated for `coalmine crdgen`.
+//!
+//! Discovery knows nothing about Envoy, the store or revisions: the wiring hands the
+//! map to `Desired::set_discovered`; [`resources`] hands its set to `Desired::replace_all`.
 
 mod convert;
+pub mod crd;
 pub mod discovery;
 pub mod index;
+pub mod judge;
+pub mod leader;
+pub mod resources;
+pub mod status;
 
 pub use discovery::{discover, follow, Services};
 pub use index::{host, Index, Indexed};

@@ -10,6 +10,11 @@ pub enum Kind {
     DestinationRule,
     ServiceEntry,
     Rollout,
+    /// Gateway API `gateway.networking.k8s.io` Gateway; named with its group so that it
+    /// never reads like Istio's `Gateway`.
+    KubernetesGateway,
+    /// Gateway API `HTTPRoute`.
+    HttpRoute,
 }
 
 impl Kind {
@@ -20,21 +25,36 @@ impl Kind {
             Kind::DestinationRule => "DestinationRule",
             Kind::ServiceEntry => "ServiceEntry",
             Kind::Rollout => "Rollout",
+            Kind::KubernetesGateway => "Gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "HTTPRoute",
         }
     }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
         Kind::Rollout,
+        Kind::KubernetesGateway,
+        Kind::HttpRoute,
     ];
 
+    /// The kind as its documents write it (`kind: Gateway` for both gateways; the
+    /// apiVersion tells them apart).
+    pub fn document_kind(self) -> &'static str {
+        match self {
+            Kind::KubernetesGateway => "Gateway",
+            other => other.as_str(),
+        }
+    }
+
     /// A kind as users type it: its name, plural or short name, in any case
-    /// (`VirtualService`, `virtualservices`, `vs`).
+    /// (`VirtualService`, `virtualservices`, `vs`). Bare `gateway(s)` / `gw` is Istio's
+    /// Gateway; the Gateway API one is `gateway.gateway.networking.k8s.io`,
+    /// `gateways.gateway.networking.k8s.io` or `gtw` (kubectl's names for it).
     pub fn from_name(name: &str) -> Option<Kind> {
         let lower = name.to_ascii_lowercase();
         let short = match lower.as_str() {
@@ -43,6 +63,7 @@ impl Kind {
             "dr" => Some(Kind::DestinationRule),
             "se" => Some(Kind::ServiceEntry),
             "ro" => Some(Kind::Rollout),
+            "gtw" | "gateways.gateway.networking.k8s.io" => Some(Kind::KubernetesGateway),
             _ => None,
         };
         short.or_else(|| {
@@ -107,5 +128,17 @@ mod tests {
         assert_eq!(Kind::from_name("Rollout"), Some(Kind::Rollout));
         assert_eq!(Kind::from_name("ro"), Some(Kind::Rollout));
         assert_eq!(Kind::from_name("Pod"), None);
+        assert_eq!(Kind::from_name("gtw"), Some(Kind::KubernetesGateway));
+        assert_eq!(
+            Kind::from_name("Gateway.gateway.networking.k8s.io"),
+            Some(Kind::KubernetesGateway)
+        );
+        assert_eq!(
+            Kind::from_name("gateways.gateway.networking.k8s.io"),
+            Some(Kind::KubernetesGateway)
+        );
+        assert_eq!(Kind::from_name("httproutes"), Some(Kind::HttpRoute));
+        assert_eq!(Kind::from_name("HTTPRoute"), Some(Kind::HttpRoute));
+        assert_eq!(Kind::from_name("gateway"), Some(Kind::Gateway));
     }
 }

@@ -52,11 +52,7 @@ mod tests {
         let map: ResourceMap = clusters
             .iter()
             .map(|(n, v)| {
-                let e = Encoded {
-                    name: n.to_string(),
-                    version: v.to_string(),
-                    any: Default::default(),
-                };
+                let e = Encoded::new(*n, *v, Default::default());
                 (n.to_string(), Arc::new(e))
             })
             .collect();

@@ -9,11 +9,13 @@
 mod canonical;
 mod diff;
 mod kind;
+mod view;
 
 pub use diff::{diff, DiffAction};
 pub use kind::TypeKind;
+pub use view::{digest_of, version_of, Change, ResourceMap, View, ViewDiff};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -33,33 +35,26 @@ pub struct Encoded {
     pub version: String,
     /// The encoded `Any` (type URL and value), written as is into every response.
     pub any: Bytes,
+    /// This resource's share of a set digest (see [`digest_of`]).
+    pub digest: u128,
 }
 
 impl Encoded {
+    pub fn new(name: impl Into<String>, version: impl Into<String>, any: Bytes) -> Encoded {
+        let (name, version) = (name.into(), version.into());
+        let digest = digest_of(&name, &version);
+        Encoded {
+            name,
+            version,
+            any,
+            digest,
+        }
+    }
+
     /// Decodes the resource back (for dumps and tests; never on the push path).
     pub fn decode<M: Message + Default>(&self) -> Result<M, prost::DecodeError> {
         let any = Any::decode(self.any.clone())?;
         M::decode(any.value.as_slice())
-    }
-}
-
-/// Resources by name, for one type.
-pub type ResourceMap = BTreeMap<String, Arc<Encoded>>;
-
-/// Everything one class of proxies is served, per type.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct View {
-    by_type: [ResourceMap; 4],
-}
-
-impl View {
-    /// A view from resources per type, indexed in [`TypeKind::ALL`] order.
-    pub fn new(by_type: [ResourceMap; 4]) -> Self {
-        Self { by_type }
-    }
-
-    pub fn resources(&self, kind: TypeKind) -> &ResourceMap {
-        &self.by_type[kind.index()]
     }
 }
 
@@ -134,7 +129,7 @@ fn encode_view(
     resources: &Resources,
     encoded: &mut HashMap<(TypeKind, String, String), Arc<Encoded>>,
 ) -> View {
-    let mut view = View::default();
+    let mut by_type: [ResourceMap; 4] = Default::default();
     let mut put = |kind: TypeKind, name: &str, value: Vec<u8>, canonical: Vec<u8>| {
         let version = short_hash(&canonical);
         let key = (kind, name.to_string(), version.clone());
@@ -145,14 +140,14 @@ fn encode_view(
                     type_url: kind.type_url().to_string(),
                     value,
                 };
-                Arc::new(Encoded {
-                    name: name.to_string(),
+                Arc::new(Encoded::new(
+                    name,
                     version,
-                    any: Bytes::from(any.encode_to_vec()),
-                })
+                    Bytes::from(any.encode_to_vec()),
+                ))
             })
             .clone();
-        view.by_type[kind.index()].insert(name.to_string(), entry);
+        by_type[kind.index()].insert(name.to_string(), entry);
     };
     for (name, r) in &resources.clusters {
         put(
@@ -182,7 +177,7 @@ fn encode_view(
             canonical::route(r),
         );
     }
-    view
+    View::new(by_type)
 }
 
 /// The first 16 hex digits of a SHA-256: short, and collisions are not a concern at

@@ -72,6 +72,11 @@ impl Store {
                 created_ms INTEGER NOT NULL,
                 summary   TEXT NOT NULL,
                 documents TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS rollouts (
+                key   TEXT PRIMARY KEY,
+                spec  TEXT NOT NULL,
+                state TEXT NOT NULL
             );",
         )?;
         Ok(Store {
@@ -131,6 +136,30 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Saves a release's state, with a fingerprint of the spec it belongs to.
+    pub fn save_rollout(&self, key: &str, spec: &str, state: &str) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO rollouts (key, spec, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key) DO UPDATE SET spec = excluded.spec, state = excluded.state",
+            params![key, spec, state],
+        )?;
+        Ok(())
+    }
+
+    /// Every saved release state: (key, spec fingerprint, state).
+    pub fn rollouts(&self) -> Result<Vec<(String, String, String)>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT key, spec, state FROM rollouts ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn delete_rollout(&self, key: &str) -> Result<()> {
+        self.lock()
+            .execute("DELETE FROM rollouts WHERE key = ?1", params![key])?;
+        Ok(())
     }
 
     fn query_one<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Option<Revision>> {
@@ -209,6 +238,26 @@ mod tests {
         let store = Store::open(dir.path(), 10).unwrap();
         assert_eq!(store.latest().unwrap().unwrap().info.summary, "one");
         assert_eq!(store.append("two", &[]).unwrap().revision, 2);
+    }
+
+    #[test]
+    fn rollout_states_are_saved_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 10).unwrap();
+        store.save_rollout("Rollout default/a", "s1", "{}").unwrap();
+        store
+            .save_rollout("Rollout default/a", "s2", "{\"x\":1}")
+            .unwrap();
+        assert_eq!(
+            store.rollouts().unwrap(),
+            vec![(
+                "Rollout default/a".to_string(),
+                "s2".to_string(),
+                "{\"x\":1}".to_string()
+            )]
+        );
+        store.delete_rollout("Rollout default/a").unwrap();
+        assert!(store.rollouts().unwrap().is_empty());
     }
 
     #[test]

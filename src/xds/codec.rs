@@ -1,18 +1,12 @@
-//! The gRPC codec of the ADS stream: decodes requests with prost, and writes responses
-//! straight from each resource's shared, already-encoded bytes.
+//! The wire form of ADS responses, written straight from each resource's shared,
+//! already-encoded bytes.
 //!
-//! A `DiscoveryResponse` built with prost would copy every resource into a fresh
-//! `Any` per stream; here the response's fields are written by hand around the shared
-//! `Bytes`, so the only per-stream copy is the write into the HTTP/2 buffer.
-
-use std::marker::PhantomData;
+//! A `DiscoveryResponse` built with prost would copy every resource into a fresh `Any`
+//! per stream; here the response's fields are written by hand around the shared bytes,
+//! into a buffer of the exact size (see [`super::body`]).
 
 use bytes::BufMut;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, string, WireType};
-use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic::Status;
-use tonic_prost::ProstDecoder;
 
 use super::delta::DeltaResponse;
 use super::sotw::Response;
@@ -50,11 +44,7 @@ fn encode_control_plane(field: u32, buf: &mut impl BufMut) {
 pub fn encode_delta_response(resp: &DeltaResponse, buf: &mut impl BufMut) {
     string::encode(DELTA_SYSTEM_VERSION, &resp.system_version, buf);
     for r in &resp.resources {
-        let body_len = string::encoded_len(RESOURCE_VERSION, &r.version)
-            + key_len(RESOURCE_ANY)
-            + encoded_len_varint(r.any.len() as u64)
-            + r.any.len()
-            + string::encoded_len(RESOURCE_NAME, &r.name);
+        let body_len = delta_resource_len(r);
         encode_key(DELTA_RESOURCES, WireType::LengthDelimited, buf);
         encode_varint(body_len as u64, buf);
         string::encode(RESOURCE_VERSION, &r.version, buf);
@@ -89,68 +79,75 @@ pub fn encode_response(resp: &Response, buf: &mut impl BufMut) {
     string::encode(1, &CONTROL_PLANE_ID.to_string(), buf);
 }
 
-/// A response that knows how to write itself into a gRPC frame.
+/// A response that knows its exact encoded size and how to write itself.
 pub trait WireResponse: Send + 'static {
-    fn encode_to(&self, buf: &mut EncodeBuf<'_>);
+    fn encoded_len(&self) -> usize;
+    fn encode_raw(&self, buf: &mut Vec<u8>);
 }
 
 impl WireResponse for Response {
-    fn encode_to(&self, buf: &mut EncodeBuf<'_>) {
+    fn encoded_len(&self) -> usize {
+        response_len(self)
+    }
+    fn encode_raw(&self, buf: &mut Vec<u8>) {
         encode_response(self, buf)
     }
 }
 
 impl WireResponse for DeltaResponse {
-    fn encode_to(&self, buf: &mut EncodeBuf<'_>) {
+    fn encoded_len(&self) -> usize {
+        delta_response_len(self)
+    }
+    fn encode_raw(&self, buf: &mut Vec<u8>) {
         encode_delta_response(self, buf)
     }
 }
 
-/// The ADS codec: requests of type `Req` decoded by prost, responses `Resp` written
-/// from shared bytes.
-#[derive(Debug)]
-pub struct AdsCodec<Resp, Req>(PhantomData<(Resp, Req)>);
-
-impl<Resp, Req> Default for AdsCodec<Resp, Req> {
-    fn default() -> Self {
-        Self(PhantomData)
-    }
+fn control_plane_len(field: u32) -> usize {
+    let inner = string::encoded_len(1, &CONTROL_PLANE_ID.to_string());
+    key_len(field) + encoded_len_varint(inner as u64) + inner
 }
 
-#[derive(Debug)]
-pub struct AdsEncoder<Resp>(PhantomData<Resp>);
-
-impl<Resp: WireResponse> Encoder for AdsEncoder<Resp> {
-    type Item = Resp;
-    type Error = Status;
-
-    fn encode(&mut self, item: Resp, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode_to(dst);
-        Ok(())
-    }
+fn bytes_field_len(field: u32, len: usize) -> usize {
+    key_len(field) + encoded_len_varint(len as u64) + len
 }
 
-impl<Resp, Req> Codec for AdsCodec<Resp, Req>
-where
-    Resp: WireResponse,
-    Req: prost::Message + Default + Send + 'static,
-{
-    type Encode = Resp;
-    type Decode = Req;
-    type Encoder = AdsEncoder<Resp>;
-    type Decoder = ProstDecoder<Req>;
-
-    fn encoder(&mut self) -> AdsEncoder<Resp> {
-        AdsEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> ProstDecoder<Req> {
-        ProstDecoder::default()
-    }
+/// The exact size of [`encode_response`]'s output.
+pub fn response_len(resp: &Response) -> usize {
+    string::encoded_len(VERSION_INFO, &resp.version)
+        + resp
+            .resources
+            .iter()
+            .map(|r| bytes_field_len(RESOURCES, r.any.len()))
+            .sum::<usize>()
+        + string::encoded_len(TYPE_URL, &resp.kind.type_url().to_string())
+        + string::encoded_len(NONCE, &resp.nonce)
+        + control_plane_len(CONTROL_PLANE)
 }
 
-pub type SotwCodec = AdsCodec<Response, DiscoveryRequest>;
-pub type DeltaCodec = AdsCodec<DeltaResponse, DeltaDiscoveryRequest>;
+fn delta_resource_len(r: &crate::snapshot::Encoded) -> usize {
+    string::encoded_len(RESOURCE_VERSION, &r.version)
+        + bytes_field_len(RESOURCE_ANY, r.any.len())
+        + string::encoded_len(RESOURCE_NAME, &r.name)
+}
+
+/// The exact size of [`encode_delta_response`]'s output.
+pub fn delta_response_len(resp: &DeltaResponse) -> usize {
+    string::encoded_len(DELTA_SYSTEM_VERSION, &resp.system_version)
+        + resp
+            .resources
+            .iter()
+            .map(|r| bytes_field_len(DELTA_RESOURCES, delta_resource_len(r)))
+            .sum::<usize>()
+        + string::encoded_len(DELTA_TYPE_URL, &resp.kind.type_url().to_string())
+        + string::encoded_len(DELTA_NONCE, &resp.nonce)
+        + resp
+            .removed
+            .iter()
+            .map(|n| string::encoded_len(DELTA_REMOVED, n))
+            .sum::<usize>()
+        + control_plane_len(DELTA_CONTROL_PLANE)
+}
 
 #[cfg(test)]
 mod tests {
@@ -176,14 +173,15 @@ mod tests {
             kind: TypeKind::Cluster,
             version: "abc".into(),
             nonce: "7".into(),
-            resources: vec![Arc::new(Encoded {
-                name: cluster.name.clone(),
-                version: "v".into(),
-                any: any.encode_to_vec().into(),
-            })],
+            resources: vec![Arc::new(Encoded::new(
+                cluster.name.clone(),
+                "v",
+                any.encode_to_vec().into(),
+            ))],
         };
         let mut buf = Vec::new();
         encode_response(&resp, &mut buf);
+        assert_eq!(buf.len(), response_len(&resp));
         let decoded = DiscoveryResponse::decode(buf.as_slice()).unwrap();
         assert_eq!(decoded.version_info, "abc");
         assert_eq!(decoded.nonce, "7");
@@ -209,15 +207,16 @@ mod tests {
             kind: TypeKind::Cluster,
             system_version: "sys".into(),
             nonce: "3".into(),
-            resources: vec![Arc::new(Encoded {
-                name: "c1".into(),
-                version: "v1".into(),
-                any: any.encode_to_vec().into(),
-            })],
+            resources: vec![Arc::new(Encoded::new(
+                "c1",
+                "v1",
+                any.encode_to_vec().into(),
+            ))],
             removed: vec!["old".into()],
         };
         let mut buf = Vec::new();
         encode_delta_response(&resp, &mut buf);
+        assert_eq!(buf.len(), delta_response_len(&resp));
         let decoded = DeltaDiscoveryResponse::decode(buf.as_slice()).unwrap();
         assert_eq!(decoded.system_version_info, "sys");
         assert_eq!(decoded.nonce, "3");

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 
+use super::held::Held;
+use super::names::{intern, Names};
 use super::sotw::{Event, Output};
-use crate::snapshot::{short_hash, Encoded, TypeKind, View};
+use crate::snapshot::{Encoded, TypeKind, View};
 
 /// Unanswered responses remembered per type; a client that never answers cannot make
 /// the stream grow without bound.
@@ -41,11 +43,12 @@ pub struct DeltaResponse {
 struct TypeState {
     started: bool,
     wildcard: bool,
-    names: BTreeSet<String>,
-    /// What the client holds: name → version.
-    held: BTreeMap<String, String>,
+    /// Explicitly subscribed names, shared with streams subscribed to the same set.
+    names: Names,
+    /// What the client holds (or is being sent).
+    held: Held,
     /// Responses not yet ACKed or NACKed: nonce → system version.
-    outstanding: BTreeMap<String, String>,
+    outstanding: BTreeMap<u64, String>,
     served: Option<String>,
     acked: Option<String>,
 }
@@ -83,7 +86,8 @@ impl DeltaStream {
         };
         let state = &mut self.types[kind.index()];
         if !req.response_nonce.is_empty() {
-            if let Some(version) = state.outstanding.remove(&req.response_nonce) {
+            let nonce = req.response_nonce.parse::<u64>().ok();
+            if let Some(version) = nonce.and_then(|n| state.outstanding.remove(&n)) {
                 match &req.error_detail {
                     Some(status) => out.events.push(Event::Nack {
                         kind,
@@ -101,14 +105,29 @@ impl DeltaStream {
         state.started = true;
         if first {
             for (name, version) in &req.initial_resource_versions {
-                state.held.insert(name.clone(), version.clone());
+                // What the client says it holds; only name and version matter here.
+                state.held.put(Arc::new(Encoded::new(
+                    name.clone(),
+                    version.clone(),
+                    Default::default(),
+                )));
             }
         }
+        let changes_names = req
+            .resource_names_subscribe
+            .iter()
+            .chain(&req.resource_names_unsubscribe)
+            .any(|n| n != "*");
+        let mut names = if changes_names {
+            (*state.names).clone()
+        } else {
+            BTreeSet::new()
+        };
         for name in &req.resource_names_subscribe {
             if name == "*" {
                 state.wildcard = true;
             } else {
-                state.names.insert(name.clone());
+                names.insert(name.clone());
             }
         }
         if first && req.resource_names_subscribe.is_empty() {
@@ -118,81 +137,139 @@ impl DeltaStream {
             if name == "*" {
                 state.wildcard = false;
             } else {
-                state.names.remove(name);
+                names.remove(name);
+                // The client drops what it unsubscribes from.
+                state.held.remove(name);
             }
         }
-        // What the client dropped by unsubscribing, it no longer holds.
-        let (wildcard, names) = (state.wildcard, state.names.clone());
-        state.held.retain(|n, _| wildcard || names.contains(n));
-        if let Some(resp) = self.respond(kind, first) {
-            out.responses.push(resp);
+        if changes_names {
+            state.names = intern(names);
+        }
+        if !state.wildcard && req.resource_names_unsubscribe.iter().any(|n| n == "*") {
+            let names = state.names.clone();
+            let dropped: Vec<String> = state
+                .held
+                .items()
+                .iter()
+                .filter(|r| !names.contains(&r.name))
+                .map(|r| r.name.clone())
+                .collect();
+            for name in dropped {
+                state.held.remove(&name);
+            }
+        }
+        let (resources, removed) = self.resync(kind);
+        if first || !resources.is_empty() || !removed.is_empty() {
+            out.responses.push(self.respond(kind, resources, removed));
         }
         out
     }
 
-    /// Moves the stream to a new view, sending each started type's changes in xDS order.
+    /// Moves the stream to a new view, sending each started type's changes in xDS
+    /// order; the work is proportional to what changed (the view's changes since the
+    /// stream's last one are computed once for every stream).
     pub fn handle_view(&mut self, view: Arc<View>) -> DeltaOutput {
+        let changes = view.changes_since(&self.view);
         self.view = view;
         let mut out = DeltaOutput::default();
         for kind in TypeKind::ALL {
-            if self.types[kind.index()].started {
-                out.responses.extend(self.respond(kind, false));
+            let state = &mut self.types[kind.index()];
+            if !state.started {
+                continue;
+            }
+            let (mut resources, mut removed) = (Vec::new(), Vec::new());
+            for change in &changes[kind.index()] {
+                if !(state.wildcard || state.names.contains(&change.name)) {
+                    continue;
+                }
+                match &change.now {
+                    Some(r) => {
+                        if state.held.put(r.clone()) {
+                            resources.push(r.clone());
+                        }
+                    }
+                    None => {
+                        if state.held.remove(&change.name) {
+                            removed.push(change.name.clone());
+                        }
+                    }
+                }
+            }
+            if !resources.is_empty() || !removed.is_empty() {
+                out.responses.push(self.respond(kind, resources, removed));
             }
         }
         out
     }
 
-    /// The response bringing the client up to date for a type, if it needs one (or
-    /// always, when `force`).
-    fn respond(&mut self, kind: TypeKind, force: bool) -> Option<DeltaResponse> {
+    /// Brings what the client holds of a type to what it subscribes to in the view;
+    /// returns the resources to send and the names to remove.
+    fn resync(&mut self, kind: TypeKind) -> (Vec<Arc<Encoded>>, Vec<String>) {
         let all = self.view.resources(kind);
         let state = &mut self.types[kind.index()];
         let wanted = |name: &str| state.wildcard || state.names.contains(name);
-        let resources: Vec<Arc<Encoded>> = all
-            .values()
-            .filter(|r| wanted(&r.name) && state.held.get(&r.name) != Some(&r.version))
-            .cloned()
-            .collect();
+        let resources: Vec<Arc<Encoded>> = if state.wildcard {
+            all.values()
+                .filter(|r| {
+                    state
+                        .held
+                        .get(&r.name)
+                        .is_none_or(|h| h.version != r.version)
+                })
+                .cloned()
+                .collect()
+        } else {
+            state
+                .names
+                .iter()
+                .filter_map(|n| all.get(n))
+                .filter(|r| {
+                    state
+                        .held
+                        .get(&r.name)
+                        .is_none_or(|h| h.version != r.version)
+                })
+                .cloned()
+                .collect()
+        };
         let removed: Vec<String> = state
             .held
-            .keys()
-            .filter(|n| !all.contains_key(*n))
-            .cloned()
+            .items()
+            .iter()
+            .filter(|h| wanted(&h.name) && !all.contains_key(&h.name))
+            .map(|h| h.name.clone())
             .collect();
-        if resources.is_empty() && removed.is_empty() && !force {
-            return None;
-        }
         for name in &removed {
             state.held.remove(name);
         }
         for r in &resources {
-            state.held.insert(r.name.clone(), r.version.clone());
+            state.held.put(r.clone());
         }
-        let mut text = Vec::new();
-        for (name, version) in &state.held {
-            text.extend_from_slice(name.as_bytes());
-            text.push(0);
-            text.extend_from_slice(version.as_bytes());
-            text.push(0);
-        }
-        let system_version = short_hash(&text);
+        (resources, removed)
+    }
+
+    fn respond(
+        &mut self,
+        kind: TypeKind,
+        resources: Vec<Arc<Encoded>>,
+        removed: Vec<String>,
+    ) -> DeltaResponse {
         self.nonces += 1;
-        let nonce = self.nonces.to_string();
+        let nonce = self.nonces;
         let state = &mut self.types[kind.index()];
-        state
-            .outstanding
-            .insert(nonce.clone(), system_version.clone());
+        let system_version = state.held.version();
+        state.outstanding.insert(nonce, system_version.clone());
         if state.outstanding.len() > MAX_OUTSTANDING {
             state.outstanding.pop_first();
         }
         state.served = Some(system_version.clone());
-        Some(DeltaResponse {
+        DeltaResponse {
             kind,
             system_version,
-            nonce,
+            nonce: nonce.to_string(),
             resources,
             removed,
-        })
+        }
     }
 }
 

@@ -7,8 +7,11 @@
 //! snapshots, and writes what the state machine returns. [`codec`] writes responses
 //! from the shared, already-encoded resource bytes.
 
+mod body;
 pub mod codec;
 pub mod delta;
+mod held;
+mod names;
 pub mod node;
 pub mod server;
 pub mod sotw;

@@ -10,14 +10,16 @@ use std::time::SystemTime;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::future::BoxFuture;
+use http_body_util::StreamBody;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::body::Body;
-use tonic::server::{Grpc, NamedService};
-use tonic::{Request, Status, Streaming};
+use tonic::server::NamedService;
+use tonic::{Status, Streaming};
+use tonic_prost::ProstDecoder;
 use tracing::{debug, info, warn};
 
-use super::codec::{AdsCodec, WireResponse};
+use super::body;
+use super::codec::WireResponse;
 use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
 use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
@@ -150,6 +152,12 @@ impl StreamProtocol for DeltaStream {
     }
 }
 
+/// Largest request accepted from a proxy (a subscription to every resource of a big
+/// config stays far below it).
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// Answers one ADS call: requests are decoded by tonic's streaming decoder; responses
+/// go out as a plain HTTP body of exact-size messages (see [`super::body`]).
 async fn serve_stream<P, B>(
     state: XdsState,
     req: http::Request<B>,
@@ -159,17 +167,29 @@ where
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
-    let method = tower::service_fn(move |request: Request<Streaming<P::Request>>| {
-        let state = state.clone();
-        async move {
-            let (tx, rx) = mpsc::channel(16);
-            tokio::spawn(run_stream::<P>(state, request.into_inner(), tx));
-            Ok::<_, Status>(tonic::Response::new(ReceiverStream::new(rx)))
-        }
-    });
-    Ok(Grpc::new(AdsCodec::<P::Response, P::Request>::default())
-        .streaming(method, req)
-        .await)
+    let encoding = req
+        .headers()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok());
+    if encoding.is_some_and(|e| e != "identity") {
+        return Ok(
+            Status::unimplemented("coalmine does not accept compressed requests").into_http(),
+        );
+    }
+    let requests = Streaming::new_request(
+        ProstDecoder::<P::Request>::default(),
+        req.into_body(),
+        None,
+        Some(MAX_REQUEST_BYTES),
+    );
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(run_stream::<P>(state, requests, tx));
+    let body = Body::new(StreamBody::new(body::frames(rx)));
+    let response = http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .body(body)
+        .expect("a valid response");
+    Ok(response)
 }
 
 async fn run_stream<P: StreamProtocol>(

@@ -13,12 +13,14 @@
 //! - on reconnect, a proxy that already holds the current version (its request's
 //!   `version_info`) is not sent it again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 
-use crate::snapshot::{short_hash, Encoded, TypeKind, View};
+use super::held::Held;
+use super::names::{intern, Names};
+use crate::snapshot::{Encoded, TypeKind, View};
 
 /// A response to write on the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ impl<R> Default for Output<R> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Subscription {
     Wildcard,
-    Names(BTreeSet<String>),
+    Names(Names),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +78,8 @@ struct Sent {
 #[derive(Debug, Clone, Default)]
 struct TypeState {
     subscription: Option<Subscription>,
-    /// For EDS and RDS: what the proxy holds, name → version, so that a response
-    /// carries only what changed.
-    held: BTreeMap<String, String>,
+    /// What the proxy holds (or is being sent): the subscription's share of the view.
+    held: Held,
     sent: Option<Sent>,
     acked: Option<String>,
     nack: Option<(String, String)>,
@@ -136,10 +137,11 @@ impl SotwStream {
             // A first request for this type on this stream, possibly from a proxy that
             // reconnected and already holds a version.
             state.subscription = Some(subscription);
-            let (version, resources) = self.content(kind);
+            state.held = Held::default();
+            self.resync(kind);
             let state = &mut self.types[kind.index()];
+            let version = state.held.version();
             if !req.version_info.is_empty() && req.version_info == version {
-                state.held = held_of(&resources);
                 state.sent = Some(Sent {
                     version: version.clone(),
                     nonce: String::new(),
@@ -147,9 +149,8 @@ impl SotwStream {
                 state.acked = Some(version.clone());
                 out.events.push(Event::Ack { kind, version });
             } else {
-                state.held.clear();
-                out.responses
-                    .extend(self.respond(kind, version, resources, true));
+                let all = state.held.items().to_vec();
+                out.responses.push(self.respond(kind, all));
             }
             return out;
         }
@@ -177,101 +178,102 @@ impl SotwStream {
                 });
             }
         }
-        state.subscription = Some(subscription);
-        // Only a changed subscription can make the content differ from what was sent.
-        let (version, resources) = self.content(kind);
-        if is_partial(kind) || version != sent.version {
+        // Only a changed subscription can change what the proxy should hold.
+        if state.subscription.as_ref() != Some(&subscription) {
+            state.subscription = Some(subscription);
+            let (fresh, dropped) = self.resync(kind);
             out.responses
-                .extend(self.respond(kind, version, resources, false));
+                .extend(self.respond_changes(kind, fresh, dropped));
         }
         out
     }
 
     /// Moves the stream to a new view, pushing every subscribed type whose content
-    /// changed, in xDS order.
+    /// changed, in xDS order. The work is proportional to what changed: the view's
+    /// changes since the stream's last one are computed once for every stream.
     pub fn handle_view(&mut self, view: Arc<View>) -> Output {
+        let changes = view.changes_since(&self.view);
         self.view = view;
         let mut out = Output::default();
         for kind in TypeKind::ALL {
-            let state = &self.types[kind.index()];
-            if state.subscription.is_none() {
+            let state = &mut self.types[kind.index()];
+            let Some(subscription) = &state.subscription else {
                 continue;
+            };
+            let (mut fresh, mut dropped) = (Vec::new(), false);
+            for change in changes[kind.index()]
+                .iter()
+                .filter(|c| subscription.contains(&c.name))
+            {
+                match &change.now {
+                    Some(r) => {
+                        if state.held.put(r.clone()) {
+                            fresh.push(r.clone());
+                        }
+                    }
+                    None => dropped |= state.held.remove(&change.name),
+                }
             }
-            let (version, resources) = self.content(kind);
-            let unchanged = self.types[kind.index()]
-                .sent
-                .as_ref()
-                .is_some_and(|s| s.version == version);
-            // EDS and RDS decide on what the proxy holds (in `respond`), not on the
-            // version last sent: a subscription that shrank and grew back has the
-            // same version but needs the resources it dropped.
-            if is_partial(kind) || !unchanged {
-                out.responses
-                    .extend(self.respond(kind, version, resources, false));
-            }
+            out.responses
+                .extend(self.respond_changes(kind, fresh, dropped));
         }
         out
     }
 
-    /// The resources this stream is subscribed to for a type, and their version: a hash
-    /// of their names and versions, so it changes exactly when the content does.
-    fn content(&self, kind: TypeKind) -> (String, Vec<Arc<Encoded>>) {
+    /// Makes the held set of a type exactly what the subscription selects from the
+    /// view; returns what is new or changed, and whether anything was dropped.
+    fn resync(&mut self, kind: TypeKind) -> (Vec<Arc<Encoded>>, bool) {
         let all = self.view.resources(kind);
-        let resources: Vec<Arc<Encoded>> = match &self.types[kind.index()].subscription {
+        let state = &mut self.types[kind.index()];
+        let wanted: Vec<Arc<Encoded>> = match &state.subscription {
             None => Vec::new(),
             Some(Subscription::Wildcard) => all.values().cloned().collect(),
             Some(Subscription::Names(names)) => {
                 names.iter().filter_map(|n| all.get(n).cloned()).collect()
             }
         };
-        let mut text = Vec::new();
-        for r in &resources {
-            text.extend_from_slice(r.name.as_bytes());
-            text.push(0);
-            text.extend_from_slice(r.version.as_bytes());
-            text.push(0);
-        }
-        (short_hash(&text), resources)
+        state.held.replace(wanted)
     }
 
-    /// The response for a type's current content. Listeners and clusters go whole (the
-    /// xDS "state of the world" types); route configurations and endpoints go as only
-    /// those the proxy does not hold at their version (Envoy keeps the others), and not
-    /// at all when there is none, unless `force` (a first request is always answered).
-    fn respond(
+    /// The response after the held set changed, if one is due. Listeners and clusters
+    /// go whole (the xDS "state of the world" types) whenever anything changed; route
+    /// configurations and endpoints go as only the new or changed ones (Envoy keeps
+    /// the others), and not at all when there are none.
+    fn respond_changes(
         &mut self,
         kind: TypeKind,
-        version: String,
-        resources: Vec<Arc<Encoded>>,
-        force: bool,
+        fresh: Vec<Arc<Encoded>>,
+        dropped: bool,
     ) -> Option<Response> {
         let resources = if is_partial(kind) {
-            let held = &mut self.types[kind.index()].held;
-            let fresh: Vec<Arc<Encoded>> = resources
-                .iter()
-                .filter(|r| held.get(&r.name) != Some(&r.version))
-                .cloned()
-                .collect();
-            *held = held_of(&resources);
-            if fresh.is_empty() && !force {
+            if fresh.is_empty() {
                 return None;
             }
             fresh
         } else {
-            resources
+            if fresh.is_empty() && !dropped {
+                return None;
+            }
+            self.types[kind.index()].held.items().to_vec()
         };
+        Some(self.respond(kind, resources))
+    }
+
+    fn respond(&mut self, kind: TypeKind, resources: Vec<Arc<Encoded>>) -> Response {
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        self.types[kind.index()].sent = Some(Sent {
+        let state = &mut self.types[kind.index()];
+        let version = state.held.version();
+        state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
         });
-        Some(Response {
+        Response {
             kind,
             version,
             nonce,
             resources,
-        })
+        }
     }
 }
 
@@ -281,11 +283,13 @@ fn is_partial(kind: TypeKind) -> bool {
     matches!(kind, TypeKind::Endpoint | TypeKind::Route)
 }
 
-fn held_of(resources: &[Arc<Encoded>]) -> BTreeMap<String, String> {
-    resources
-        .iter()
-        .map(|r| (r.name.clone(), r.version.clone()))
-        .collect()
+impl Subscription {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Subscription::Wildcard => true,
+            Subscription::Names(names) => names.contains(name),
+        }
+    }
 }
 
 /// A request naming nothing keeps a wildcard subscription (or starts one, when it is the
@@ -296,7 +300,7 @@ fn subscription_of(req: &DiscoveryRequest, current: Option<&Subscription>) -> Su
     if names.contains("*") || (names.is_empty() && keeps_wildcard) {
         Subscription::Wildcard
     } else {
-        Subscription::Names(names)
+        Subscription::Names(intern(names))
     }
 }
 

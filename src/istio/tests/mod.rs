@@ -251,7 +251,7 @@ fn splits_multi_document_yaml_skipping_empty_ones() {
 #[test]
 fn names_envelope_errors_by_document_until_named() {
     let text = "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: a}\nspec: {}\n\
-                ---\nkind: HTTPRoute\nmetadata: {name: b}\nspec: {}\nextra: 1\n\
+                ---\nkind: TCPRoute\nmetadata: {name: b}\nspec: {}\nextra: 1\n\
                 ---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: Bad_Name}\n\
                 ---\n- 1\n";
     let errors = parse_documents(text).unwrap_err();

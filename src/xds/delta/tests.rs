@@ -9,11 +9,7 @@ fn mk_map(items: &[(&str, &str)]) -> ResourceMap {
     items
         .iter()
         .map(|(n, v)| {
-            let e = Encoded {
-                name: n.to_string(),
-                version: v.to_string(),
-                any: bytes::Bytes::from(format!("{n}@{v}")),
-            };
+            let e = Encoded::new(*n, *v, bytes::Bytes::from(format!("{n}@{v}")));
             (n.to_string(), Arc::new(e))
         })
         .collect()

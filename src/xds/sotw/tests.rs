@@ -6,11 +6,11 @@ use crate::snapshot::ResourceMap;
 use envoy_types::pb::google::rpc::Status;
 
 fn mk_encoded(name: &str, version: &str) -> Arc<Encoded> {
-    Arc::new(Encoded {
-        name: name.into(),
-        version: version.into(),
-        any: bytes::Bytes::from(format!("{name}@{version}")),
-    })
+    Arc::new(Encoded::new(
+        name,
+        version,
+        bytes::Bytes::from(format!("{name}@{version}")),
+    ))
 }
 
 fn mk_map(items: &[(&str, &str)]) -> ResourceMap {

@@ -179,7 +179,22 @@ impl Store {
             "creationTimestamp".into(),
             keep("creationTimestamp", json!("2024-01-01T00:00:00Z")),
         );
-        let generation = old_meta.and_then(|m| m["generation"].as_u64()).unwrap_or(0) + 1;
+        // As in Kubernetes: the generation moves only when the spec (anything but
+        // metadata and status) changes, never on a status write.
+        let body = |o: &Value| {
+            let mut o = o.as_object().cloned().unwrap_or_default();
+            o.remove("metadata");
+            o.remove("status");
+            o
+        };
+        let old_generation = old_meta.and_then(|m| m["generation"].as_u64());
+        let generation = match (&old, old_generation) {
+            (Some(old), Some(g)) if body(old) == body(&obj) => g,
+            _ => old_generation.unwrap_or(0) + 1,
+        };
+        let meta = obj["metadata"]
+            .as_object_mut()
+            .expect("metadata is an object");
         meta.insert("generation".into(), json!(generation));
         if let (Some(api_version), Some(kind)) = (obj["apiVersion"].as_str(), obj["kind"].as_str())
         {

@@ -1,0 +1,198 @@
+//! Carrying out a machine's actions: traffic revisions, checks, webhooks and events,
+//! feeding each result back into the machine until it asks for nothing more.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{clock, prometheus, webhook, Controller, Entry};
+use crate::istio::Document;
+use crate::ledger::ProxyStatus;
+use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
+use crate::rollout::{traffic, Action, MetricResult};
+use crate::translate::{cluster_name, select_gateways};
+
+/// Actions carried out in one go at most: a machine never asks for this many, so a
+/// bigger number means something loops and the rest waits for the next tick.
+const MAX_ACTIONS: usize = 64;
+
+impl Controller {
+    pub(super) async fn carry_out(&self, entry: &mut Entry, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut done = 0;
+        while let Some(action) = queue.pop_front() {
+            done += 1;
+            if done > MAX_ACTIONS {
+                warn!(rollout = %entry.machine.rollout().key, "too many actions in one step; the rest waits");
+                break;
+            }
+            let rollout = entry.machine.rollout().clone();
+            let more = match action {
+                Action::ApplyTraffic { .. } | Action::Finalize | Action::Rollback => {
+                    match self.apply_traffic(&rollout, &action) {
+                        Some(revision) => entry.machine.step_applied(clock(), revision),
+                        None => Vec::new(),
+                    }
+                }
+                Action::RunChecks => {
+                    let results = self.measure(&rollout).await;
+                    let more = entry.machine.checks_done(clock(), results);
+                    for check in &entry.machine.state().metrics {
+                        info!(rollout = %rollout.key, "check {check}");
+                    }
+                    more
+                }
+                Action::CallWebhooks(kind) => {
+                    let phase = entry.machine.state().phase.as_str();
+                    let ok = self.call_webhooks(&rollout, kind, phase, None).await;
+                    entry.machine.webhook_done(clock(), kind, ok)
+                }
+                Action::Event(message) => {
+                    info!(rollout = %rollout.key, "{message}");
+                    let phase = entry.machine.state().phase.as_str();
+                    self.call_webhooks(&rollout, WebhookType::Event, phase, Some(&message))
+                        .await;
+                    Vec::new()
+                }
+            };
+            queue.extend(more);
+        }
+    }
+
+    /// Stores the traffic a step asks for as a revision of the target VirtualService;
+    /// the revision, or `None` when it could not be written (logged).
+    fn apply_traffic(&self, rollout: &Rollout, action: &Action) -> Option<u64> {
+        let Some(doc) = self.desired.get(&rollout.target) else {
+            warn!(rollout = %rollout.key, target = %rollout.target, "the target is gone");
+            return None;
+        };
+        let value = match traffic::apply(&doc.value, rollout, action) {
+            Ok(Some(value)) => value,
+            Ok(None) => return Some(self.desired.published().revision),
+            Err(e) => {
+                warn!(rollout = %rollout.key, "cannot rewrite {}: {e}", rollout.target);
+                return None;
+            }
+        };
+        let next = Document { value, ..doc };
+        match self.desired.apply(vec![next]) {
+            Ok(outcome) => {
+                info!(rollout = %rollout.key, revision = outcome.revision, "traffic step stored");
+                Some(outcome.revision)
+            }
+            Err(e) => {
+                warn!(rollout = %rollout.key, "cannot store the traffic step: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reports the ACK (or NACK) of the step in flight, once every proxy that carries
+    /// the target route has taken (or one has rejected) its revision.
+    pub(super) fn check_ack(&self, entry: &mut Entry, now: Duration) -> Vec<Action> {
+        let state = entry.machine.state();
+        if !state.awaiting_ack() {
+            return Vec::new();
+        }
+        let Some(revision) = state.steps.last().and_then(|s| s.revision) else {
+            return Vec::new();
+        };
+        let config = self.desired.published().config;
+        let target = entry.machine.rollout().target.clone();
+        let mut all_acked = true;
+        for proxy in self.ledger.proxies() {
+            let gateways = select_gateways(&config, &proxy.node.labels);
+            if !crate::admin::reaches(&config, &target, &gateways) {
+                continue;
+            }
+            match proxy.status_of(revision) {
+                ProxyStatus::Acked => {}
+                ProxyStatus::Pending => all_acked = false,
+                ProxyStatus::Rejected(message) => {
+                    let message =
+                        format!("{} rejected revision {revision}: {message}", proxy.node.id);
+                    return entry.machine.step_nacked(now, revision, &message);
+                }
+            }
+        }
+        if all_acked {
+            entry.machine.step_acked(now, revision)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Measures every metric of the release against the canary destination.
+    async fn measure(&self, rollout: &Rollout) -> Vec<MetricResult> {
+        let mut results = Vec::new();
+        for metric in &rollout.analysis.metrics {
+            let (value, samples) = match &metric.source {
+                MetricSource::Builtin(builtin) => {
+                    let cluster = cluster_name(&rollout.canary);
+                    let window = self.stats.window(&cluster, metric.interval, Instant::now());
+                    let value = match builtin {
+                        BuiltinMetric::RequestSuccessRate => window.success_rate(),
+                        BuiltinMetric::RequestDuration => window.p99_ms(),
+                    };
+                    (value, window.requests)
+                }
+                MetricSource::Prometheus { address, query } => {
+                    let vars = prometheus::Vars {
+                        namespace: &rollout.target.namespace,
+                        target: &rollout.target.name,
+                        interval: metric.interval,
+                    };
+                    let promql = prometheus::render(query, &vars);
+                    match prometheus::query(&self.http, address, &promql, Duration::from_secs(10))
+                        .await
+                    {
+                        Ok(value) => (value, 0),
+                        Err(e) => {
+                            warn!(rollout = %rollout.key, metric = %metric.name, "{e}");
+                            (None, 0)
+                        }
+                    }
+                }
+            };
+            results.push(MetricResult {
+                name: metric.name.clone(),
+                value,
+                samples,
+            });
+        }
+        results
+    }
+
+    /// Calls every webhook of a type; true when all answered 2xx (or there are none).
+    async fn call_webhooks(
+        &self,
+        rollout: &Rollout,
+        kind: WebhookType,
+        phase: &str,
+        event: Option<&str>,
+    ) -> bool {
+        let mut ok = true;
+        for hook in rollout.analysis.webhooks_of(kind) {
+            let mut metadata = hook.metadata.clone();
+            if let Some(message) = event {
+                metadata.insert("eventMessage".into(), message.to_string());
+                metadata.insert("eventType".into(), "Normal".into());
+            }
+            let payload = webhook::Payload {
+                name: rollout.key.name.clone(),
+                namespace: rollout.key.namespace.clone(),
+                phase: phase.to_string(),
+                kind: kind.as_str().to_string(),
+                metadata,
+            };
+            if let Err(e) =
+                webhook::call(&self.http, &hook.url, &payload, hook.timeout, hook.retries).await
+            {
+                warn!(rollout = %rollout.key, webhook = %hook.name, "webhook failed: {e}");
+                ok = false;
+            }
+        }
+        ok
+    }
+}

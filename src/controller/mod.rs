@@ -1,0 +1,195 @@
+//! The rollout controller: drives every Rollout's [`Machine`] with real IO.
+//!
+//! It keeps one machine per Rollout of the published config, ticks them, and carries
+//! out their actions: traffic steps become revisions of the target VirtualService
+//! (through [`Desired`], so they show in `history`), a step counts as taken once every
+//! proxy carrying the route has ACKed it (from the [`Ledger`]), checks read Envoy's own
+//! stats ([`Stats`]) or Prometheus, and webhooks are called as Flagger calls them.
+//! Each machine's state is saved in the store after every step, so a restart (or a new
+//! leader) carries on. Work happens only while `leader` is true.
+
+mod execute;
+pub mod prometheus;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Mutex};
+use tracing::warn;
+
+use crate::desired::{Desired, Published};
+use crate::ledger::Ledger;
+use crate::model::{ResourceKey, Rollout};
+use crate::rollout::{Machine, RolloutStatus};
+use crate::stats::Stats;
+
+/// How often machines are ticked and step ACKs looked for.
+const TICK: Duration = Duration::from_millis(250);
+
+/// A command from an operator (REST or CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Promote,
+    Abort,
+    Pause,
+    Resume,
+}
+
+impl Command {
+    pub fn from_name(name: &str) -> Option<Command> {
+        match name {
+            "promote" => Some(Command::Promote),
+            "abort" => Some(Command::Abort),
+            "pause" => Some(Command::Pause),
+            "resume" => Some(Command::Resume),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    machine: Machine,
+    /// A fingerprint of the Rollout's spec: a changed spec starts a new release.
+    spec: String,
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    desired: Arc<Desired>,
+    ledger: Arc<Ledger>,
+    stats: Arc<Stats>,
+    http: reqwest::Client,
+    machines: Mutex<BTreeMap<ResourceKey, Entry>>,
+}
+
+impl Controller {
+    pub fn new(desired: Arc<Desired>, ledger: Arc<Ledger>, stats: Arc<Stats>) -> Controller {
+        Controller {
+            desired,
+            ledger,
+            stats,
+            http: reqwest::Client::new(),
+            machines: Mutex::default(),
+        }
+    }
+
+    /// A release's status, if that Rollout exists.
+    pub async fn status(&self, key: &ResourceKey) -> Option<RolloutStatus> {
+        self.machines
+            .lock()
+            .await
+            .get(key)
+            .map(|e| e.machine.status())
+    }
+
+    /// Drives a release by hand; `None` when no such Rollout exists.
+    pub async fn command(&self, key: &ResourceKey, command: Command) -> Option<RolloutStatus> {
+        let mut machines = self.machines.lock().await;
+        let entry = machines.get_mut(key)?;
+        let now = clock();
+        let actions = match command {
+            Command::Promote => entry.machine.promote(now),
+            Command::Abort => entry.machine.abort(now),
+            Command::Pause => entry.machine.pause(now),
+            Command::Resume => entry.machine.resume(now),
+        };
+        self.carry_out(entry, actions).await;
+        self.save(key, entry);
+        Some(entry.machine.status())
+    }
+
+    /// Runs until the published channel closes.
+    pub async fn run(
+        self: Arc<Self>,
+        mut published: watch::Receiver<Published>,
+        leader: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *leader.borrow() {
+                let config = published.borrow_and_update().config.clone();
+                self.sync(&config.rollouts).await;
+                self.step().await;
+            }
+            tokio::select! {
+                changed = published.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// One machine per Rollout: new ones start (or resume from a saved state), removed
+    /// ones are forgotten, changed ones start over.
+    async fn sync(&self, rollouts: &[Rollout]) {
+        let mut machines = self.machines.lock().await;
+        machines.retain(|key, _| rollouts.iter().any(|r| &r.key == key));
+        let saved: BTreeMap<String, (String, String)> = self
+            .desired
+            .store()
+            .rollouts()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, spec, state)| (k, (spec, state)))
+            .collect();
+        for rollout in rollouts {
+            let spec = crate::snapshot::short_hash(format!("{rollout:?}").as_bytes());
+            if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
+                continue;
+            }
+            let resumed = saved
+                .get(&rollout.key.to_string())
+                .filter(|(s, _)| *s == spec)
+                .and_then(|(_, state)| serde_json::from_str(state).ok());
+            let mut entry = match resumed {
+                Some(state) => Entry {
+                    machine: Machine::with_state(rollout.clone(), state),
+                    spec,
+                },
+                None => Entry {
+                    machine: Machine::new(rollout.clone()),
+                    spec,
+                },
+            };
+            let actions = entry.machine.start(clock());
+            self.carry_out(&mut entry, actions).await;
+            self.save(&rollout.key, &entry);
+            machines.insert(rollout.key.clone(), entry);
+        }
+    }
+
+    /// Ticks every machine, and reports step ACKs and NACKs.
+    async fn step(&self) {
+        let mut machines = self.machines.lock().await;
+        for (key, entry) in machines.iter_mut() {
+            let before = entry.machine.state().clone();
+            let now = clock();
+            let mut actions = self.check_ack(entry, now);
+            actions.extend(entry.machine.tick(now));
+            self.carry_out(entry, actions).await;
+            if *entry.machine.state() != before {
+                self.save(key, entry);
+            }
+        }
+    }
+
+    fn save(&self, key: &ResourceKey, entry: &Entry) {
+        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
+        if let Err(e) = self
+            .desired
+            .store()
+            .save_rollout(&key.to_string(), &entry.spec, &state)
+        {
+            warn!(rollout = %key, "cannot save the release state: {e}");
+        }
+    }
+}
+
+/// The machines' clock: time since the UNIX epoch, so saved states stay meaningful
+/// after a restart.
+pub fn clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

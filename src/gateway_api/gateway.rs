@@ -1,0 +1,248 @@
+//! Gateway API `Gateway` specs into [`model::Gateway`](crate::model::Gateway) plus
+//! what HTTPRoutes attach to: each listener's name, port, hostname and allowed routes.
+
+use serde_json::Value;
+
+use super::{API_GROUP, GATEWAY_NAME_LABEL};
+use crate::istio::{check_host, Fields, Obj, Report};
+use crate::model::{Gateway, Labels, Protocol, ResourceKey, Server};
+
+const SPEC: Fields = Fields {
+    known: &["gatewayClassName", "listeners"],
+    unsupported: &[
+        "addresses",
+        "infrastructure",
+        "backendTLS",
+        "allowedListeners",
+    ],
+};
+const LISTENER: Fields = Fields {
+    known: &["name", "hostname", "port", "protocol", "allowedRoutes"],
+    unsupported: &["tls"],
+};
+const ALLOWED_ROUTES: Fields = Fields::known(&["namespaces", "kinds"]);
+const NAMESPACES: Fields = Fields {
+    known: &["from"],
+    unsupported: &["selector"],
+};
+const ROUTE_KIND: Fields = Fields::known(&["group", "kind"]);
+
+/// A listener as routes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Listener {
+    pub name: String,
+    pub port: u32,
+    /// `*` when the listener names no hostname.
+    pub hostname: String,
+    /// Routes of every namespace may attach (`from: All`), else only the Gateway's own.
+    pub all_namespaces: bool,
+}
+
+/// Reads a Gateway spec; every problem goes to `r`.
+pub(super) fn try_gateway(
+    key: &ResourceKey,
+    spec: &Value,
+    r: &mut Report,
+) -> Option<(Gateway, Vec<Listener>)> {
+    let spec = Obj::new(r, "spec", spec, SPEC)?;
+    spec.required_string(r, "gatewayClassName");
+    let items = spec.list(r, "listeners");
+    if items.is_empty() {
+        r.push(spec.at("listeners"), "at least one listener is required");
+    }
+    let mut listeners: Vec<Listener> = Vec::new();
+    for (path, item) in items {
+        let Some(listener) = try_listener(&path, item, r) else {
+            continue;
+        };
+        if let Some(i) = listeners.iter().position(|l| l.name == listener.name) {
+            let message = format!("listener name is already used by spec.listeners[{i}]");
+            r.push(format!("{path}.name"), message);
+        } else if let Some(i) = listeners
+            .iter()
+            .position(|l| l.port == listener.port && l.hostname == listener.hostname)
+        {
+            let message = format!(
+                "spec.listeners[{i}] already listens on port {} for hostname {:?}",
+                listener.port, listener.hostname
+            );
+            r.push(format!("{path}.hostname"), message);
+        }
+        listeners.push(listener);
+    }
+    let servers = listeners
+        .iter()
+        .map(|l| Server {
+            name: Some(l.name.clone()),
+            port: l.port,
+            protocol: Protocol::Http,
+            hosts: vec![l.hostname.clone()],
+            tls: None,
+        })
+        .collect();
+    let selector = Labels::from([(GATEWAY_NAME_LABEL.to_string(), key.name.clone())]);
+    let gateway = Gateway {
+        key: key.clone(),
+        selector,
+        servers,
+    };
+    Some((gateway, listeners))
+}
+
+fn try_listener(path: &str, value: &Value, r: &mut Report) -> Option<Listener> {
+    let listener = Obj::new(r, path, value, LISTENER)?;
+    let name = listener.required_string(r, "name");
+    let port = listener.uint(r, "port", 1, 65535);
+    if !listener.has("port") {
+        r.push(listener.at("port"), "required");
+    }
+    let protocol = listener.required_string(r, "protocol");
+    match protocol.as_deref() {
+        None | Some("HTTP") => {}
+        Some(other) => r.push(
+            listener.at("protocol"),
+            format!(
+                "protocol {other:?} is not supported (only HTTP; for TLS termination use an \
+                 Istio Gateway with an HTTPS server)"
+            ),
+        ),
+    }
+    let hostname = listener.string(r, "hostname");
+    if let Some(hostname) = &hostname {
+        if hostname == "*" || check_host(hostname).is_err() || hostname.contains(':') {
+            let message = format!("{hostname:?} is not a valid hostname (a DNS name or *.suffix)");
+            r.push(listener.at("hostname"), message);
+        }
+    }
+    let all_namespaces = listener
+        .get("allowedRoutes")
+        .map(|value| try_allowed_routes(&listener.at("allowedRoutes"), value, r))
+        .unwrap_or(false);
+    Some(Listener {
+        name: name?,
+        port: port?,
+        hostname: hostname.unwrap_or_else(|| "*".to_string()),
+        all_namespaces,
+    })
+}
+
+/// Whether routes of every namespace may attach; only HTTPRoutes are allowed.
+fn try_allowed_routes(path: &str, value: &Value, r: &mut Report) -> bool {
+    let Some(allowed) = Obj::new(r, path, value, ALLOWED_ROUTES) else {
+        return false;
+    };
+    for (kind_path, value) in allowed.list(r, "kinds") {
+        let Some(kind) = Obj::new(r, &kind_path, value, ROUTE_KIND) else {
+            continue;
+        };
+        let group = kind.string(r, "group").unwrap_or_else(|| API_GROUP.into());
+        let name = kind.required_string(r, "kind");
+        if name.as_ref().is_some_and(|k| k != "HTTPRoute") || group != API_GROUP {
+            let message = "only HTTPRoute (group gateway.networking.k8s.io) is supported";
+            r.push(kind_path, message);
+        }
+    }
+    let namespaces_path = allowed.at("namespaces");
+    let Some(namespaces) = allowed
+        .get("namespaces")
+        .and_then(|value| Obj::new(r, &namespaces_path, value, NAMESPACES))
+    else {
+        return false;
+    };
+    match namespaces.string(r, "from").as_deref() {
+        None | Some("Same") => false,
+        Some("All") => true,
+        Some(other) => {
+            let message = format!("{other:?} is not supported (Same or All)");
+            r.push(namespaces.at("from"), message);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+    use serde_json::json;
+
+    type Read = (Option<(Gateway, Vec<Listener>)>, Vec<(String, String)>);
+
+    fn read(spec: Value) -> Read {
+        let key = ResourceKey::new(Kind::KubernetesGateway, "default", "edge");
+        let mut r = Report::new(key.to_string());
+        let out = try_gateway(&key, &spec, &mut r);
+        let errors = r.errors.into_iter().map(|e| (e.field, e.message)).collect();
+        (out, errors)
+    }
+
+    #[test]
+    fn listeners_become_servers_selected_by_gateway_name() {
+        let (out, errors) = read(json!({
+            "gatewayClassName": "coalmine",
+            "listeners": [
+                {"name": "http", "port": 8080, "protocol": "HTTP"},
+                {"name": "web", "port": 8080, "protocol": "HTTP", "hostname": "*.example.com",
+                 "allowedRoutes": {"namespaces": {"from": "All"}, "kinds": [{"kind": "HTTPRoute"}]}}
+            ]
+        }));
+        assert_eq!(errors, vec![]);
+        let (gateway, listeners) = out.unwrap();
+        assert_eq!(gateway.selector[GATEWAY_NAME_LABEL], "edge");
+        assert_eq!(gateway.servers.len(), 2);
+        assert_eq!(gateway.servers[0].hosts, vec!["*".to_string()]);
+        assert_eq!(gateway.servers[0].port, 8080);
+        assert_eq!(gateway.servers[1].hosts, vec!["*.example.com".to_string()]);
+        assert!(!listeners[0].all_namespaces);
+        assert!(listeners[1].all_namespaces);
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let (_, errors) = read(json!({
+            "addresses": [],
+            "listeners": [
+                {"name": "https", "port": 443, "protocol": "HTTPS",
+                 "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
+                {"name": "https", "port": 0, "protocol": "HTTP", "hostname": "bad host"},
+                {"name": "b", "protocol": "HTTP", "port": 80, "extra": 1,
+                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {}},
+                                   "kinds": [{"kind": "GRPCRoute"}]}}
+            ]
+        }));
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.addresses",
+                "spec.gatewayClassName",
+                "spec.listeners[0].tls",
+                "spec.listeners[0].protocol",
+                "spec.listeners[1].port",
+                "spec.listeners[1].hostname",
+                "spec.listeners[2].extra",
+                "spec.listeners[2].allowedRoutes.kinds[0]",
+                "spec.listeners[2].allowedRoutes.namespaces.selector",
+                "spec.listeners[2].allowedRoutes.namespaces.from",
+            ]
+        );
+        assert_eq!(errors[2].1, "not supported");
+        assert!(errors[3]
+            .1
+            .starts_with("protocol \"HTTPS\" is not supported"));
+    }
+
+    #[test]
+    fn listener_names_and_port_hostnames_are_unique() {
+        let (_, errors) = read(json!({"gatewayClassName": "c", "listeners": [
+            {"name": "a", "port": 80, "protocol": "HTTP"},
+            {"name": "a", "port": 81, "protocol": "HTTP"},
+            {"name": "b", "port": 80, "protocol": "HTTP"}
+        ]}));
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec!["spec.listeners[1].name", "spec.listeners[2].hostname"]
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! HTTPRoute specs into a not yet attached [`VirtualService`]: hostnames, rules,
+//! weighted backendRefs and filters. parentRefs are read here and attached, with the
+//! backends resolved, in [`super::attach`].
+
+use serde_json::Value;
+
+use super::filters::{try_filters, PathModifier};
+use super::matches::try_matches;
+use super::weights::normalize;
+use super::API_GROUP;
+use crate::istio::{check_host, Fields, Obj, Report};
+use crate::model::{
+    Abort, Destination, Fault, HttpRoute, Mirror, ResourceKey, Rewrite, RouteAction, RouteMatch,
+    StringMatch, VirtualService, WeightedDestination,
+};
+
+const SPEC: Fields = Fields::known(&["parentRefs", "hostnames", "rules"]);
+const PARENT_REF: Fields =
+    Fields::known(&["group", "kind", "namespace", "name", "sectionName", "port"]);
+const RULE: Fields = Fields {
+    known: &["name", "matches", "filters", "backendRefs", "timeouts"],
+    unsupported: &["retry", "sessionPersistence"],
+};
+const TIMEOUTS: Fields = Fields {
+    known: &["request"],
+    unsupported: &["backendRequest"],
+};
+const BACKEND_REF: Fields = Fields::known(&[
+    "group",
+    "kind",
+    "name",
+    "namespace",
+    "port",
+    "weight",
+    "filters",
+]);
+
+/// The Istio group and kind that name a ServiceEntry host directly.
+const HOSTNAME_GROUP: &str = "networking.istio.io";
+
+/// A parentRef: the Gateway's `namespace/name`, and the listener it picks, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ParentRef {
+    pub namespace: String,
+    pub name: String,
+    pub section: Option<String>,
+    pub port: Option<u32>,
+}
+
+/// An HTTPRoute read but not attached: `vs.gateways` is empty and destinations name
+/// backends as written (port 0 when not given).
+#[derive(Debug, Clone)]
+pub(super) struct Route {
+    pub vs: VirtualService,
+    pub parents: Vec<ParentRef>,
+    /// The field path of each backend: `(rule, None)` for its mirror, else
+    /// `(rule, Some(backendRef index))`.
+    pub backend_paths: Vec<((usize, Option<usize>), String)>,
+}
+
+/// Reads an HTTPRoute spec; every problem goes to `r`.
+pub(super) fn try_http_route(key: &ResourceKey, spec: &Value, r: &mut Report) -> Option<Route> {
+    let spec = Obj::new(r, "spec", spec, SPEC)?;
+    let mut parents = Vec::new();
+    let refs = spec.list(r, "parentRefs");
+    if refs.is_empty() {
+        r.push(spec.at("parentRefs"), "at least one parentRef is required");
+    }
+    for (path, value) in refs {
+        parents.extend(try_parent_ref(&path, value, &key.namespace, r));
+    }
+    let mut hosts = spec.strings(r, "hostnames");
+    for (i, host) in hosts.iter().enumerate() {
+        if host == "*" || host.contains(':') || check_host(host).is_err() {
+            let message = format!("{host:?} is not a valid hostname (a DNS name or *.suffix)");
+            r.push(format!("spec.hostnames[{i}]"), message);
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push("*".into());
+    }
+    let mut backend_paths = Vec::new();
+    let mut http = Vec::new();
+    let rules = spec.list(r, "rules");
+    let no_rules = rules.is_empty();
+    for (i, (path, value)) in rules.into_iter().enumerate() {
+        let Some(rule) = Obj::new(r, &path, value, RULE) else {
+            continue;
+        };
+        let namespace = &key.namespace;
+        if let Some(route) = try_rule(rule, namespace, i, &mut backend_paths, r) {
+            http.push(route);
+        }
+    }
+    if no_rules {
+        // The Gateway API's default rule: every request to the backends of none, a 500.
+        http.push(mk_route(Vec::new(), RouteAction::None, Some(abort_500())));
+    }
+    let vs = VirtualService {
+        key: key.clone(),
+        hosts,
+        gateways: Vec::new(),
+        http,
+    };
+    Some(Route {
+        vs,
+        parents,
+        backend_paths,
+    })
+}
+
+fn try_parent_ref(path: &str, value: &Value, namespace: &str, r: &mut Report) -> Option<ParentRef> {
+    let parent = Obj::new(r, path, value, PARENT_REF)?;
+    let group = parent
+        .string(r, "group")
+        .unwrap_or_else(|| API_GROUP.into());
+    let kind = parent.string(r, "kind").unwrap_or_else(|| "Gateway".into());
+    if group != API_GROUP || kind != "Gateway" {
+        let message =
+            format!("{kind:?} of group {group:?} is not supported (only Gateway of {API_GROUP})");
+        r.push(parent.at("kind"), message);
+    }
+    let name = parent.required_string(r, "name");
+    let section = parent.string(r, "sectionName");
+    let port = parent.uint(r, "port", 1, 65535);
+    let namespace = parent
+        .string(r, "namespace")
+        .unwrap_or_else(|| namespace.into());
+    Some(ParentRef {
+        namespace,
+        name: name?,
+        section,
+        port,
+    })
+}
+
+fn abort_500() -> Fault {
+    let abort = Abort {
+        http_status: 500,
+        percent: None,
+    };
+    Fault {
+        delay: None,
+        abort: Some(abort),
+    }
+}
+
+fn mk_route(matches: Vec<RouteMatch>, action: RouteAction, fault: Option<Fault>) -> HttpRoute {
+    HttpRoute {
+        name: None,
+        matches,
+        action,
+        rewrite: None,
+        timeout: None,
+        retries: None,
+        fault,
+        mirror: None,
+        cors: None,
+        headers: Default::default(),
+    }
+}
+
+/// One rule: matches, filters, and the action its backendRefs (or redirect) make.
+fn try_rule(
+    rule: Obj<'_, '_>,
+    namespace: &str,
+    index: usize,
+    backend_paths: &mut Vec<((usize, Option<usize>), String)>,
+    r: &mut Report,
+) -> Option<HttpRoute> {
+    let mut matches = try_matches(rule, r);
+    let filters = try_filters(rule, namespace, false, r);
+    let mut weights = Vec::new();
+    let mut destinations = Vec::new();
+    let refs = rule.list(r, "backendRefs");
+    for (j, (path, value)) in refs.iter().enumerate() {
+        let Some(backend) = Obj::new(r, path, value, BACKEND_REF) else {
+            continue;
+        };
+        let weight = backend.uint(r, "weight", 0, 1_000_000).unwrap_or(1);
+        let headers = try_filters(backend, namespace, true, r).headers;
+        if let Some(destination) = try_backend_ref(backend, namespace, r) {
+            backend_paths.push(((index, Some(j)), path.clone()));
+            weights.push(weight);
+            let weight = Default::default();
+            destinations.push(WeightedDestination {
+                destination,
+                weight,
+                headers,
+            });
+        }
+    }
+    let clean = destinations.len() == refs.len();
+    let (action, fault) = match (&filters.redirect, normalize(&weights)) {
+        (Some((path, _)), _) if !refs.is_empty() => {
+            r.push(path, "a RequestRedirect rule takes no backendRefs");
+            return None;
+        }
+        (Some((_, redirect)), _) => (RouteAction::Redirect(redirect.clone()), None),
+        (None, Some(shares)) => {
+            for (destination, share) in destinations.iter_mut().zip(shares) {
+                destination.weight = share;
+            }
+            (RouteAction::Route(destinations), None)
+        }
+        // No backend, or every weight 0: the Gateway API answers 500.
+        (None, None) => (RouteAction::None, Some(abort_500())),
+    };
+    if let Some((path, _)) = filters.redirect.as_ref().filter(|_| filters.has_rewrite()) {
+        r.push(path, "a RequestRedirect rule takes no URLRewrite");
+    }
+    let rewrite_path = match filters.rewrite_path {
+        None => None,
+        Some((path, modifier)) => try_rewrite_path(&path, modifier, &mut matches, r),
+    };
+    let rewrite = (filters.rewrite_host.is_some() || rewrite_path.is_some()).then_some(Rewrite {
+        uri: rewrite_path,
+        authority: filters.rewrite_host,
+    });
+    let mirror = filters.mirror.map(|(path, destination, percent)| {
+        backend_paths.push(((index, None), path));
+        Mirror {
+            destination,
+            percent,
+        }
+    });
+    let timeouts_path = rule.at("timeouts");
+    let timeouts = rule
+        .get("timeouts")
+        .and_then(|value| Obj::new(r, &timeouts_path, value, TIMEOUTS));
+    let timeout = timeouts.and_then(|t| t.duration(r, "request"));
+    let mut route = mk_route(matches, action, fault);
+    route.name = rule.string(r, "name");
+    route.rewrite = rewrite;
+    route.mirror = mirror;
+    route.headers = filters.headers;
+    route.timeout = timeout;
+    clean.then_some(route)
+}
+
+/// The model's `rewrite.uri` swaps the matched prefix (the whole path for an exact or
+/// regex match). ReplacePrefixMatch needs prefix matches; ReplaceFullPath turns each
+/// prefix match into the equivalent regex, so that the whole path is replaced.
+fn try_rewrite_path(
+    path: &str,
+    modifier: PathModifier,
+    matches: &mut [RouteMatch],
+    r: &mut Report,
+) -> Option<String> {
+    let mut all = [RouteMatch {
+        uri: Some(StringMatch::Prefix("/".into())),
+        ..Default::default()
+    }];
+    let matches: &mut [RouteMatch] = if matches.is_empty() {
+        &mut all
+    } else {
+        matches
+    };
+    match modifier {
+        PathModifier::Prefix(replacement) => {
+            let prefixes = matches
+                .iter()
+                .all(|m| matches!(m.uri, Some(StringMatch::Prefix(_))));
+            if !prefixes {
+                let message = "ReplacePrefixMatch needs every match of the rule to be a PathPrefix";
+                r.push(format!("{path}.type"), message);
+                return None;
+            }
+            // `/` swapped for `/api` must still leave a `/` before the rest.
+            let root = matches
+                .iter()
+                .any(|m| m.uri == Some(StringMatch::Prefix("/".into())));
+            let needs_slash = root && !replacement.ends_with('/');
+            Some(if needs_slash {
+                format!("{replacement}/")
+            } else {
+                replacement
+            })
+        }
+        PathModifier::Full(replacement) => {
+            for m in matches.iter_mut() {
+                if let Some(StringMatch::Prefix(prefix)) = &m.uri {
+                    let stem = regex::escape(prefix.trim_end_matches('/'));
+                    m.uri = Some(StringMatch::Regex(format!("{stem}(/.*)?")));
+                }
+            }
+            Some(replacement)
+        }
+    }
+}
+
+/// A backendRef (or a mirror's): a Service of the route's namespace (port required), or
+/// an Istio `Hostname` naming a ServiceEntry host. Unresolved: port 0 when not given.
+pub(super) fn try_backend_ref(
+    backend: Obj<'_, '_>,
+    namespace: &str,
+    r: &mut Report,
+) -> Option<Destination> {
+    let group = backend.string(r, "group").unwrap_or_default();
+    let kind = backend
+        .string(r, "kind")
+        .unwrap_or_else(|| "Service".into());
+    let service = match (group.as_str(), kind.as_str()) {
+        ("", "Service") => true,
+        (HOSTNAME_GROUP, "Hostname") => false,
+        _ => {
+            let message = format!(
+                "{kind:?} of group {group:?} is not supported (Service, or Hostname of \
+                 {HOSTNAME_GROUP} for a ServiceEntry host)"
+            );
+            r.push(backend.at("kind"), message);
+            return None;
+        }
+    };
+    let name = backend.required_string(r, "name");
+    if let Some(other) = backend.string(r, "namespace").filter(|ns| ns != namespace) {
+        let message = format!(
+            "namespace {other:?} is not supported: backends must be in the route's namespace \
+             (coalmine does not read ReferenceGrants)"
+        );
+        r.push(backend.at("namespace"), message);
+        return None;
+    }
+    let port = backend.uint(r, "port", 1, 65535);
+    if service && !backend.has("port") {
+        r.push(backend.at("port"), "required for a Service backend");
+        return None;
+    }
+    Some(Destination {
+        host: name?,
+        subset: None,
+        port: port.unwrap_or(0),
+    })
+}

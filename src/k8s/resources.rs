@@ -1,0 +1,396 @@
+//! Route resources from the cluster, for `coalmine serve --kubernetes`: the cluster is
+//! the source of truth for the document set.
+//!
+//! kube-runtime watchers over [`DynamicObject`]s, in all namespaces, for each kind of
+//! [`watched`]: Istio `networking.istio.io/v1` Gateway, VirtualService,
+//! DestinationRule and ServiceEntry; Gateway API `gateway.networking.k8s.io/v1`
+//! Gateway and HTTPRoute; coalmine's `coalmine.dev/v1alpha1` Rollout. A kind whose CRD
+//! is not installed (404 on list; 403 when RBAC leaves it out) counts as empty and is
+//! tried again with the watcher's backoff (up to every 30 s), so installing the CRD
+//! later just works.
+//!
+//! Once every kind has been listed, and after every change (of a resource, or of the
+//! discovered services that routes resolve against), the objects are judged
+//! ([`super::judge`]: invalid ones are left out, the rest served) and the accepted set
+//! replaces the stored one through [`Desired::replace_all`], as one revision when it
+//! changed. Routes are judged against every Service seen since start (endpoints
+//! aside), so a Service deleted and re-added never takes its routes down with it. Every object's `Accepted` condition goes to the status writer
+//! ([`super::status::write`]), which writes only on the leader.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, BoxStream};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::judge::{judge, to_document_value, Judged, ObjectId};
+use super::status::{self, to_patch, Verdict, Wanted};
+use super::Services;
+use crate::desired::{self, Desired};
+
+/// The most events reduced before a judgement, however many more are waiting.
+const MAX_BATCH: usize = 1000;
+
+/// How soon a set that the store refused (the discovered services moved meanwhile) is
+/// judged again.
+const RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the kubernetes resource watchers stopped before their first full sync")]
+    Stopped,
+    #[error("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {0}")]
+    Client(#[from] kube::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kinds read from the cluster.
+pub fn watched() -> Vec<ApiResource> {
+    let mk = |group: &str, version: &str, kind: &str, plural: &str| ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let istio = "networking.istio.io";
+    let gateway_api = "gateway.networking.k8s.io";
+    vec![
+        mk(istio, "v1", "Gateway", "gateways"),
+        mk(istio, "v1", "VirtualService", "virtualservices"),
+        mk(istio, "v1", "DestinationRule", "destinationrules"),
+        mk(istio, "v1", "ServiceEntry", "serviceentries"),
+        mk(gateway_api, "v1", "Gateway", "gateways"),
+        mk(gateway_api, "v1", "HTTPRoute", "httproutes"),
+        mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
+    ]
+}
+
+/// Everything `serve --kubernetes` adds to discovery: the Lease election
+/// ([`super::leader`], configured from the environment) and the route resources, with
+/// status writes on the leader. Returns once the first set is stored; the receiver
+/// says whether this replica leads (for the rollout controller).
+pub async fn serve(
+    desired: Arc<Desired>,
+    discovered: watch::Receiver<Services>,
+) -> Result<watch::Receiver<bool>> {
+    let client = Client::try_default().await?;
+    let lease = super::leader::LeaseConfig::from_env();
+    info!(identity = %lease.identity, namespace = %lease.namespace, "kubernetes: leader election on Lease {}", lease.name);
+    let (leader, _election) = super::leader::spawn(client.clone(), lease);
+    info!("kubernetes: waiting for the first sync of the route resources");
+    start(client, desired, discovered, leader.clone()).await?;
+    Ok(leader)
+}
+
+/// Starts the watchers and the status writer (active while `leader` is true), and
+/// returns once every kind has been listed and the first set handed to `desired`.
+pub async fn start(
+    client: Client,
+    desired: Arc<Desired>,
+    discovered: watch::Receiver<Services>,
+    leader: watch::Receiver<bool>,
+) -> Result<()> {
+    let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
+    let (synced_tx, synced_rx) = oneshot::channel();
+    tokio::spawn(status::write(client.clone(), wanted_rx, leader));
+    let sync = Sync {
+        desired,
+        discovered,
+        wanted: wanted_tx,
+        seen: Services::new(),
+        last: None,
+    };
+    tokio::spawn(run(client, sync, synced_tx));
+    synced_rx.await.map_err(|_| Error::Stopped)
+}
+
+async fn run(client: Client, mut sync: Sync, synced: oneshot::Sender<()>) {
+    let kinds = watched();
+    let streams: Vec<BoxStream<'static, (usize, watcher::Result<Event<DynamicObject>>)>> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, ar)| {
+            let api = Api::<DynamicObject>::all_with(client.clone(), ar);
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map(move |e| (i, e))
+                .boxed()
+        })
+        .collect();
+    let mut updates = stream::select_all(streams);
+    let mut states: Vec<KindState> = kinds.iter().map(|_| KindState::default()).collect();
+    let mut synced = Some(synced);
+    let mut retry = false;
+    loop {
+        tokio::select! {
+            update = updates.next() => {
+                let Some((i, event)) = update else { return };
+                states[i].handle(&kinds[i], event);
+                for _ in 1..MAX_BATCH {
+                    match updates.next().now_or_never() {
+                        Some(Some((i, event))) => states[i].handle(&kinds[i], event),
+                        _ => break,
+                    }
+                }
+            }
+            changed = sync.discovered.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(RETRY), if retry => {}
+        }
+        if !states.iter().all(KindState::ready) {
+            continue;
+        }
+        retry = !sync.reconcile(&kinds, &states);
+        if let Some(synced) = synced.take() {
+            info!("kubernetes resources synced");
+            let _ = synced.send(());
+        }
+        if sync.wanted.is_closed() {
+            return;
+        }
+    }
+}
+
+/// What a judgement needs and remembers.
+struct Sync {
+    desired: Arc<Desired>,
+    discovered: watch::Receiver<Services>,
+    wanted: watch::Sender<Vec<Wanted>>,
+    /// Every service discovered so far, without endpoints: routes are judged against
+    /// these, so a route to a Service that vanished stays accepted (and is served
+    /// without endpoints, as `Desired::set_discovered` keeps it) instead of flapping.
+    seen: Services,
+    /// The last input judged, and its outcome.
+    last: Option<(BTreeMap<ObjectId, Value>, Services, Judged)>,
+}
+
+impl Sync {
+    /// Judges the objects, hands the accepted set to the store and the statuses to the
+    /// writer; false when the store refused the set (judged again after [`RETRY`]).
+    fn reconcile(&mut self, kinds: &[ApiResource], states: &[KindState]) -> bool {
+        let mut docs = BTreeMap::new();
+        let mut objects = Vec::new();
+        for (ar, state) in kinds.iter().zip(states) {
+            for obj in state.objects.values() {
+                let (id, value) = to_object(ar, obj);
+                docs.insert(id.clone(), to_document_value(&id, &value));
+                objects.push((ar, id, value));
+            }
+        }
+        for (host, service) in self.discovered.borrow_and_update().iter() {
+            let shape = crate::model::Service {
+                endpoints: Vec::new(),
+                ..service.clone()
+            };
+            self.seen.insert(host.clone(), shape);
+        }
+        let services = self.seen.clone();
+        let judged = match &self.last {
+            Some((d, s, judged)) if *d == docs && *s == services => judged.clone(),
+            _ => judge(&docs, &services),
+        };
+        self.last = Some((docs, services, judged.clone()));
+        let accepted: Vec<_> = judged.accepted.values().cloned().collect();
+        let stored = match self.desired.replace_all(accepted, "kubernetes") {
+            Ok(outcome) if outcome.changed.is_empty() => true,
+            Ok(outcome) => {
+                info!(
+                    revision = outcome.revision,
+                    changes = outcome.changed.len(),
+                    rejected = judged.rejected.len(),
+                    "kubernetes resources applied"
+                );
+                true
+            }
+            Err(desired::Error::Invalid(errors)) => {
+                debug!("kubernetes resources refused by the store, judging again: {errors}");
+                self.last = None;
+                false
+            }
+            Err(e) => {
+                warn!("cannot store the kubernetes resources, retrying: {e}");
+                self.last = None;
+                false
+            }
+        };
+        let now = Timestamp::now();
+        let wanted: Vec<Wanted> = objects
+            .into_iter()
+            .filter_map(|(ar, id, value)| {
+                let verdict = Verdict::new(judged.rejected.get(&id).map(Vec::as_slice));
+                let patch = to_patch(&value, &verdict, now)?;
+                Some(Wanted {
+                    resource: ar.clone(),
+                    resource_version: value["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    id,
+                    verdict,
+                    patch,
+                })
+            })
+            .collect();
+        self.wanted.send_if_modified(|current| {
+            let changed = *current != wanted;
+            if changed {
+                *current = wanted;
+            }
+            changed
+        });
+        stored
+    }
+}
+
+/// An object as JSON with its `apiVersion` and `kind` (list items may lack them), and
+/// its id.
+fn to_object(ar: &ApiResource, obj: &DynamicObject) -> (ObjectId, Value) {
+    let mut value = serde_json::to_value(obj).unwrap_or_else(|_| json!({}));
+    value["apiVersion"] = json!(ar.api_version);
+    value["kind"] = json!(ar.kind);
+    let id = ObjectId {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+        namespace: obj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: obj.metadata.name.clone().unwrap_or_default(),
+    };
+    (id, value)
+}
+
+/// One kind's objects, the relist in progress, and whether it was listed (or found
+/// absent) at least once.
+#[derive(Default)]
+struct KindState {
+    objects: BTreeMap<(String, String), DynamicObject>,
+    buffer: Option<BTreeMap<(String, String), DynamicObject>>,
+    synced: bool,
+    absent: bool,
+}
+
+fn key_of(obj: &DynamicObject) -> (String, String) {
+    let meta = &obj.metadata;
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl KindState {
+    fn handle(&mut self, ar: &ApiResource, event: watcher::Result<Event<DynamicObject>>) {
+        let kind = format!("{} ({})", ar.kind, ar.api_version);
+        let event = match event {
+            Ok(event) => event,
+            Err(e) if is_absent(&e) => {
+                if !self.absent {
+                    info!(%kind, "CRD not installed (or not readable): skipped, tried again later");
+                }
+                self.absent = true;
+                self.objects.clear();
+                self.buffer = None;
+                self.synced = true;
+                return;
+            }
+            Err(e) => {
+                warn!(%kind, "kubernetes watch failed, retrying: {e}");
+                return;
+            }
+        };
+        if self.absent {
+            info!(%kind, "CRD found: reading its resources");
+            self.absent = false;
+        }
+        match event {
+            Event::Init => self.buffer = Some(BTreeMap::new()),
+            Event::InitApply(obj) => {
+                let buffer = self.buffer.get_or_insert_with(BTreeMap::new);
+                buffer.insert(key_of(&obj), obj);
+            }
+            Event::InitDone => {
+                self.objects = self.buffer.take().unwrap_or_default();
+                self.synced = true;
+            }
+            Event::Apply(obj) => {
+                self.objects.insert(key_of(&obj), obj);
+            }
+            Event::Delete(obj) => {
+                self.objects.remove(&key_of(&obj));
+            }
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.synced && self.buffer.is_none()
+    }
+}
+
+/// A list or watch that failed because the resource is not served (no CRD: 404) or
+/// not ours to read (403).
+fn is_absent(e: &watcher::Error) -> bool {
+    let client_error = match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => e,
+        watcher::Error::WatchError(status) => return matches!(status.code, 403 | 404),
+        watcher::Error::NoResourceVersion => return false,
+    };
+    matches!(client_error, kube::Error::Api(status) if matches!(status.code, 403 | 404))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_every_route_kind() {
+        let kinds: Vec<String> = watched()
+            .iter()
+            .map(|ar| format!("{}/{}", ar.api_version, ar.plural))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "networking.istio.io/v1/gateways",
+                "networking.istio.io/v1/virtualservices",
+                "networking.istio.io/v1/destinationrules",
+                "networking.istio.io/v1/serviceentries",
+                "gateway.networking.k8s.io/v1/gateways",
+                "gateway.networking.k8s.io/v1/httproutes",
+                "coalmine.dev/v1alpha1/rollouts",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absent_crd_counts_as_listed_and_empty() {
+        let status = kube::core::Status {
+            code: 404,
+            ..Default::default()
+        };
+        let absent = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)));
+        assert!(is_absent(&absent));
+        let mut state = KindState::default();
+        state.handle(&watched()[0], Err(absent));
+        assert!(state.ready() && state.objects.is_empty());
+        let other = kube::core::Status {
+            code: 500,
+            ..Default::default()
+        };
+        let failed = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(other)));
+        assert!(!is_absent(&failed));
+    }
+}
