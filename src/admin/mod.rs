@@ -15,7 +15,6 @@ mod views;
 
 pub use error::ApiError;
 pub use read_only::{cluster_read_only, CLUSTER_IS_SOURCE};
-pub(crate) use resources::reaches;
 pub use views::{ProxyView, RevisionStatus};
 
 use std::sync::atomic::{AtomicBool, Ordering};

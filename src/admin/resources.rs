@@ -16,7 +16,7 @@ use super::views::{ApplyResponse, DryRunResponse, EnvoyChange};
 use super::AdminState;
 use crate::desired::Outcome;
 use crate::istio::{self, Document};
-use crate::model::{Config, Kind, ResourceKey, MESH_GATEWAY};
+use crate::model::{Kind, ResourceKey};
 use crate::snapshot::{self, Snapshot};
 use crate::translate;
 
@@ -267,7 +267,7 @@ fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
     let reached: Vec<_> = proxies
         .iter()
         .filter(|p| {
-            reaches(
+            translate::reaches(
                 snapshot.config(),
                 &doc.key,
                 &translate::select_gateways(snapshot.config(), &p.node.labels),
@@ -297,61 +297,4 @@ fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
         );
     }
     value
-}
-
-/// Whether a stored resource shapes what a proxy of this gateway class is served.
-pub(crate) fn reaches(
-    config: &Config,
-    key: &ResourceKey,
-    gateways: &BTreeSet<ResourceKey>,
-) -> bool {
-    let bound = |names: &[String]| {
-        if gateways.is_empty() {
-            names.iter().any(|g| g == MESH_GATEWAY)
-        } else {
-            gateways
-                .iter()
-                .any(|k| names.contains(&format!("{}/{}", k.namespace, k.name)))
-        }
-    };
-    let hosts_served = || -> BTreeSet<&str> {
-        config
-            .virtual_services
-            .iter()
-            .filter(|vs| bound(&vs.gateways))
-            .flat_map(|vs| vs.http.iter())
-            .flat_map(|r| match &r.action {
-                crate::model::RouteAction::Route(ds) => {
-                    ds.iter().map(|d| d.destination.host.as_str()).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect()
-    };
-    match key.kind {
-        Kind::Gateway | Kind::KubernetesGateway => gateways.contains(key),
-        Kind::VirtualService | Kind::HttpRoute => config
-            .virtual_services
-            .iter()
-            .any(|vs| &vs.key == key && bound(&vs.gateways)),
-        Kind::DestinationRule => config
-            .destination_rules
-            .iter()
-            .any(|dr| &dr.key == key && hosts_served().contains(dr.host.as_str())),
-        Kind::ServiceEntry => {
-            let hosts = hosts_served();
-            config
-                .services
-                .values()
-                .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
-        }
-        // A Rollout shapes what its target VirtualService serves.
-        Kind::Rollout => config.rollouts.iter().any(|ro| {
-            &ro.key == key
-                && config
-                    .virtual_services
-                    .iter()
-                    .any(|vs| vs.key == ro.target && bound(&vs.gateways))
-        }),
-    }
 }

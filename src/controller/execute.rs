@@ -103,7 +103,7 @@ impl Controller {
         let mut all_acked = true;
         for proxy in self.ledger.proxies() {
             let gateways = select_gateways(&config, &proxy.node.labels);
-            if !crate::admin::reaches(&config, &target, &gateways) {
+            if !crate::translate::reaches(&config, &target, &gateways) {
                 continue;
             }
             match proxy.status_of(revision) {

@@ -15,6 +15,7 @@
 mod cluster;
 mod endpoint;
 mod listener;
+mod reach;
 mod route;
 mod route_filter;
 mod route_match;
@@ -41,6 +42,7 @@ use envoy_types::pb::google::protobuf::Duration;
 
 use crate::model::{Config, Destination, Labels, ResourceKey};
 
+pub use reach::reaches;
 pub use select::select_gateways;
 
 /// Everything one proxy class is served. BTreeMaps keyed by resource name, so output

@@ -259,6 +259,19 @@ impl World {
         traffic::send(n, self.p.gw.port, HOST, headers)
     }
 
+    /// Waits until Envoy's route configuration sends traffic to exactly the subsets
+    /// `subsets` (sorted), e.g. after a rollback that the status cannot show as ACKed.
+    pub fn wait_targets(&self, subsets: &[&str]) {
+        let ok = super::poll_until(Duration::from_secs(30), || {
+            self.p.targets(&self.envoy) == subsets
+        });
+        assert!(
+            ok,
+            "Envoy never routed to {subsets:?} only: {:?}",
+            self.weights()
+        );
+    }
+
     /// Waits until requests with `headers` are answered only by `versions`.
     pub fn wait_outcomes(&self, headers: &[(&str, &str)], versions: &[&str]) {
         wait_for_outcomes(

@@ -1,0 +1,59 @@
+//! Which stored resources shape what a class of proxies is served: for resource
+//! status, and for the rollout controller's "proxies that carry the route".
+
+use std::collections::BTreeSet;
+
+use crate::model::{Config, Kind, ResourceKey, MESH_GATEWAY};
+
+/// Whether a stored resource shapes what a proxy of this gateway class is served.
+pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>) -> bool {
+    let bound = |names: &[String]| {
+        if gateways.is_empty() {
+            names.iter().any(|g| g == MESH_GATEWAY)
+        } else {
+            gateways
+                .iter()
+                .any(|k| names.contains(&format!("{}/{}", k.namespace, k.name)))
+        }
+    };
+    let hosts_served = || -> BTreeSet<&str> {
+        config
+            .virtual_services
+            .iter()
+            .filter(|vs| bound(&vs.gateways))
+            .flat_map(|vs| vs.http.iter())
+            .flat_map(|r| match &r.action {
+                crate::model::RouteAction::Route(ds) => {
+                    ds.iter().map(|d| d.destination.host.as_str()).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    match key.kind {
+        Kind::Gateway | Kind::KubernetesGateway => gateways.contains(key),
+        Kind::VirtualService | Kind::HttpRoute => config
+            .virtual_services
+            .iter()
+            .any(|vs| &vs.key == key && bound(&vs.gateways)),
+        Kind::DestinationRule => config
+            .destination_rules
+            .iter()
+            .any(|dr| &dr.key == key && hosts_served().contains(dr.host.as_str())),
+        Kind::ServiceEntry => {
+            let hosts = hosts_served();
+            config
+                .services
+                .values()
+                .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
+        }
+        // A Rollout shapes what its target VirtualService serves.
+        Kind::Rollout => config.rollouts.iter().any(|ro| {
+            &ro.key == key
+                && config
+                    .virtual_services
+                    .iter()
+                    .any(|vs| vs.key == ro.target && bound(&vs.gateways))
+        }),
+    }
+}
