@@ -131,13 +131,12 @@ impl Default for State {
 }
 
 impl State {
-    /// Whether the newest step is stored but not yet ACKed.
+    /// Whether the newest step (a traffic step, a promotion or a rollback) is stored
+    /// but neither ACKed nor rejected yet.
     pub fn awaiting_ack(&self) -> bool {
-        self.stage == Stage::Applying
-            && self
-                .steps
-                .last()
-                .is_some_and(|s| s.revision.is_some() && s.acked_at.is_none())
+        self.steps
+            .last()
+            .is_some_and(|s| s.revision.is_some() && s.acked_at.is_none() && s.rejected.is_none())
     }
 }
 
