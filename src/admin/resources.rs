@@ -129,13 +129,12 @@ pub async fn list(
         ),
         None => None,
     };
-    let resources = state
-        .desired
-        .documents()
-        .into_iter()
-        .filter(|d| kind.is_none_or(|k| d.key.kind == k))
-        .map(|d| with_status(&state, d))
-        .collect();
+    let mut resources = Vec::new();
+    for doc in state.desired.documents() {
+        if kind.is_none_or(|k| doc.key.kind == k) {
+            resources.push(with_status(&state, doc).await);
+        }
+    }
     Ok(Json(ResourceList { resources }))
 }
 
@@ -150,7 +149,7 @@ pub async fn get_one(
         .desired
         .get(&key)
         .ok_or_else(|| ApiError::not_found(format!("{key} not found")))?;
-    Ok(Json(with_status(&state, doc)))
+    Ok(Json(with_status(&state, doc).await))
 }
 
 fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiError> {
@@ -260,7 +259,13 @@ fn envoy_diff(state: &AdminState, current: &Snapshot, next: &Snapshot) -> Vec<En
     out
 }
 
-fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
+/// The document with its `status`: accepted or rejected by the proxies it reaches and,
+/// for a Rollout, the release's progress under `status.rollout`.
+async fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
+    let rollout = match doc.key.kind {
+        Kind::Rollout => state.rollouts.status(&doc.key).await,
+        _ => None,
+    };
     let snapshot = state.snapshots.borrow().clone();
     let revision = snapshot.revision();
     let proxies = state.ledger.proxies();
@@ -289,12 +294,13 @@ fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
         proxies: reached.iter().map(|p| p.node.id.clone()).collect(),
         revision,
     };
+    let mut status = serde_json::to_value(status).expect("status serializes");
+    if let Some(rollout) = rollout {
+        status["rollout"] = serde_json::to_value(rollout).expect("rollout status serializes");
+    }
     let mut value = doc.value;
     if let Some(obj) = value.as_object_mut() {
-        obj.insert(
-            "status".into(),
-            serde_json::to_value(status).expect("status serializes"),
-        );
+        obj.insert("status".into(), status);
     }
     value
 }

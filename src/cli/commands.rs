@@ -279,6 +279,10 @@ pub async fn get(
             if let Some(reason) = status["reason"].as_str() {
                 state = format!("{state}: {reason}");
             }
+            if let Some(phase) = status["rollout"]["phase"].as_str() {
+                let weight = status["rollout"]["canaryWeight"].as_f64().unwrap_or(0.0);
+                state = format!("{state}, {phase} at {weight}%");
+            }
             vec![
                 text(r, "kind"),
                 text(&r["metadata"], "namespace"),
