@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod fake_apiserver;
 pub mod http;
 pub mod process;
+pub mod prometheus;
 pub mod rollout;
 pub mod scenario;
 pub mod traffic;
