@@ -21,25 +21,7 @@ const V2: &str = "outbound|80|v2|petstore";
 /// A VirtualService `name` on `gateway` splitting `petstore` by subset weights
 /// (written as given, so invalid weights go through as is).
 fn split_vs(name: &str, gateway: &str, weights: &[(&str, u32)]) -> String {
-    let routes: String = weights
-        .iter()
-        .map(|(subset, w)| {
-            format!("    - destination: {{host: petstore, subset: {subset}}}\n      weight: {w}\n")
-        })
-        .collect();
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: {name}
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{gateway}\"]
-  http:
-  - name: split
-    route:
-{routes}"
-    )
+    support::config::weighted_virtual_service(name, gateway, "petstore", weights)
 }
 
 /// One test's world: backends v1 and v2, its Gateway, the config folder, coalmine

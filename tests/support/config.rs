@@ -139,7 +139,7 @@ pub fn weighted_virtual_service(
     name: &str,
     gateway: &str,
     host: &str,
-    weights: &[(&str, u32)],
+    weights: &[(&str, impl std::fmt::Display)],
 ) -> String {
     let mut routes = String::new();
     for (subset, weight) in weights {
