@@ -131,9 +131,9 @@ impl SotwStream {
             return out;
         };
         let state = &mut self.types[kind.index()];
-        let subscription = subscription_of(req, state.subscription.as_ref());
 
         if req.response_nonce.is_empty() {
+            let subscription = subscription_of(req, state.subscription.as_ref());
             // A first request for this type on this stream, possibly from a proxy that
             // reconnected and already holds a version.
             state.subscription = Some(subscription);
@@ -179,7 +179,10 @@ impl SotwStream {
             }
         }
         // Only a changed subscription can change what the proxy should hold.
-        if state.subscription.as_ref() != Some(&subscription) {
+        // An ACK repeats the whole subscription (thousands of names for EDS); building
+        // a new set is only worth it when it differs.
+        if !names_unchanged(req, state.subscription.as_ref()) {
+            let subscription = subscription_of(req, state.subscription.as_ref());
             state.subscription = Some(subscription);
             let (fresh, dropped) = self.resync(kind);
             out.responses
@@ -288,6 +291,21 @@ impl Subscription {
         match self {
             Subscription::Wildcard => true,
             Subscription::Names(names) => names.contains(name),
+        }
+    }
+}
+
+/// Whether a request names exactly the current subscription (checked without building
+/// a set).
+fn names_unchanged(req: &DiscoveryRequest, current: Option<&Subscription>) -> bool {
+    match current {
+        None => false,
+        Some(Subscription::Wildcard) => {
+            req.resource_names.is_empty() || req.resource_names.iter().all(|n| n == "*")
+        }
+        Some(Subscription::Names(names)) => {
+            req.resource_names.len() == names.len()
+                && req.resource_names.iter().all(|n| names.contains(n))
         }
     }
 }
