@@ -263,7 +263,8 @@ async fn publish(
             }
         }
         let latest = published.borrow_and_update().clone();
-        let snapshot = Snapshot::new(latest.config, latest.revision);
+        // Built from the one served now, re-translating only what changed.
+        let snapshot = Snapshot::next(&snapshots.borrow(), latest.config, latest.revision);
         info!(
             revision = latest.revision,
             version = snapshot.version(),

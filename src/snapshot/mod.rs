@@ -8,6 +8,7 @@
 
 mod canonical;
 mod diff;
+mod incremental;
 mod kind;
 mod view;
 
@@ -69,14 +70,22 @@ pub struct Snapshot {
     /// A hash of the whole configuration, for logs and the admin API.
     version: String,
     cache: Mutex<Cache>,
+    /// The previous snapshot's views and what changed since, to build views from.
+    base: Option<Base>,
+}
+
+#[derive(Debug)]
+struct Base {
+    views: HashMap<BTreeSet<ResourceKey>, Arc<View>>,
+    delta: incremental::Delta,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
     views: HashMap<BTreeSet<ResourceKey>, Arc<View>>,
-    /// Every resource encoded for this snapshot, by (type, name, version), so that two
-    /// classes with the same resource share its bytes.
-    encoded: HashMap<(TypeKind, String, String), Arc<Encoded>>,
+    /// Every resource encoded for this snapshot, so that two classes with the same
+    /// resource share its bytes.
+    encoded: EncodedCache,
 }
 
 impl Snapshot {
@@ -86,8 +95,25 @@ impl Snapshot {
             config,
             revision,
             created: std::time::Instant::now(),
+            base: None,
             version,
             cache: Mutex::default(),
+        }
+    }
+
+    /// The snapshot after `prev`: views are built from `prev`'s, re-translating only
+    /// what the change between the two configurations can have touched.
+    pub fn next(prev: &Snapshot, config: Arc<Config>, revision: u64) -> Self {
+        let views = prev
+            .cache
+            .lock()
+            .expect("snapshot cache poisoned")
+            .views
+            .clone();
+        let delta = incremental::classify(&prev.config, &config);
+        Snapshot {
+            base: Some(Base { views, delta }),
+            ..Snapshot::new(config, revision)
         }
     }
 
@@ -118,64 +144,205 @@ impl Snapshot {
         if let Some(view) = cache.views.get(&gateways) {
             return view.clone();
         }
-        let resources = translate::translate(&self.config, &gateways);
-        let view = Arc::new(encode_view(&resources, &mut cache.encoded));
+        let previous = self
+            .base
+            .as_ref()
+            .and_then(|b| b.views.get(&gateways).map(|v| (v, &b.delta)));
+        let view = match previous {
+            Some((prev, delta)) => self.rebuild(prev, delta, &gateways, &mut cache.encoded),
+            None => None,
+        };
+        let view = view.unwrap_or_else(|| {
+            let resources = translate::translate(&self.config, &gateways);
+            Arc::new(encode_view(&resources, &mut cache.encoded))
+        });
         cache.views.insert(gateways, view.clone());
         view
     }
+
+    /// A class's view from its previous one, or `None` when the change needs a full
+    /// translation.
+    fn rebuild(
+        &self,
+        prev: &Arc<View>,
+        delta: &incremental::Delta,
+        gateways: &BTreeSet<ResourceKey>,
+        encoded: &mut EncodedCache,
+    ) -> Option<Arc<View>> {
+        use incremental::Delta;
+        match delta {
+            Delta::Same => Some(prev.clone()),
+            Delta::Endpoints(hosts) => {
+                let mut maps = prev.to_maps();
+                let affected: Vec<String> = maps[TypeKind::Cluster.index()]
+                    .keys()
+                    .filter(|name| {
+                        incremental::destination_of(name).is_some_and(|d| hosts.contains(&d.host))
+                    })
+                    .cloned()
+                    .collect();
+                for name in affected {
+                    let destination = incremental::destination_of(&name)?;
+                    let (cluster, cla) =
+                        translate::translate_destination(&self.config, &destination);
+                    match cla {
+                        Some(cla) => {
+                            let bytes = cla.encode_to_vec();
+                            let r = encode_one(
+                                TypeKind::Endpoint,
+                                &name,
+                                bytes.clone(),
+                                bytes,
+                                encoded,
+                            );
+                            keep_or_replace(&mut maps[TypeKind::Endpoint.index()], name, r);
+                        }
+                        None => {
+                            let r = encode_one(
+                                TypeKind::Cluster,
+                                &name,
+                                cluster.encode_to_vec(),
+                                canonical::cluster(&cluster),
+                                encoded,
+                            );
+                            keep_or_replace(&mut maps[TypeKind::Cluster.index()], name, r);
+                        }
+                    }
+                }
+                Some(Arc::new(View::new(maps)))
+            }
+            Delta::Routes => {
+                let routed = translate::translate_routes(&self.config, gateways);
+                let mut maps = prev.to_maps();
+                let clusters: BTreeSet<String> = routed
+                    .destinations
+                    .iter()
+                    .map(translate::cluster_name)
+                    .collect();
+                if !clusters.iter().eq(maps[TypeKind::Cluster.index()].keys()) {
+                    return None;
+                }
+                let listeners = routed.listeners.iter().map(|(n, l)| {
+                    (
+                        n,
+                        encode_one(
+                            TypeKind::Listener,
+                            n,
+                            l.encode_to_vec(),
+                            canonical::listener(l),
+                            encoded,
+                        ),
+                    )
+                });
+                let listeners: Vec<_> = listeners.collect();
+                let routes: Vec<_> = routed
+                    .routes
+                    .iter()
+                    .map(|(n, r)| {
+                        (
+                            n,
+                            encode_one(
+                                TypeKind::Route,
+                                n,
+                                r.encode_to_vec(),
+                                canonical::route(r),
+                                encoded,
+                            ),
+                        )
+                    })
+                    .collect();
+                for (kind, fresh) in [(TypeKind::Listener, listeners), (TypeKind::Route, routes)] {
+                    let old = std::mem::take(&mut maps[kind.index()]);
+                    let map = &mut maps[kind.index()];
+                    for (name, r) in fresh {
+                        match old.get(name) {
+                            Some(o) if o.version == r.version => {
+                                map.insert(name.clone(), o.clone())
+                            }
+                            _ => map.insert(name.clone(), r),
+                        };
+                    }
+                }
+                Some(Arc::new(View::new(maps)))
+            }
+            Delta::Other => None,
+        }
+    }
 }
 
-fn encode_view(
-    resources: &Resources,
-    encoded: &mut HashMap<(TypeKind, String, String), Arc<Encoded>>,
-) -> View {
+/// Puts `r` in the map unless the resource there has the same version already: then
+/// the previous shared bytes stay.
+fn keep_or_replace(map: &mut ResourceMap, name: String, r: Arc<Encoded>) {
+    if map.get(&name).is_none_or(|old| old.version != r.version) {
+        map.insert(name, r);
+    }
+}
+
+/// Every resource encoded for a snapshot, by (type, name, version).
+type EncodedCache = HashMap<(TypeKind, String, String), Arc<Encoded>>;
+
+/// Encodes one resource once per snapshot: its version is the hash of its canonical
+/// bytes, and the same (type, name, version) gets the same shared bytes.
+fn encode_one(
+    kind: TypeKind,
+    name: &str,
+    value: Vec<u8>,
+    canonical: Vec<u8>,
+    encoded: &mut EncodedCache,
+) -> Arc<Encoded> {
+    let version = short_hash(&canonical);
+    encoded
+        .entry((kind, name.to_string(), version.clone()))
+        .or_insert_with(|| {
+            let any = Any {
+                type_url: kind.type_url().to_string(),
+                value,
+            };
+            Arc::new(Encoded::new(
+                name,
+                version,
+                Bytes::from(any.encode_to_vec()),
+            ))
+        })
+        .clone()
+}
+
+fn encode_view(resources: &Resources, encoded: &mut EncodedCache) -> View {
     let mut by_type: [ResourceMap; 4] = Default::default();
-    let mut put = |kind: TypeKind, name: &str, value: Vec<u8>, canonical: Vec<u8>| {
-        let version = short_hash(&canonical);
-        let key = (kind, name.to_string(), version.clone());
-        let entry = encoded
-            .entry(key)
-            .or_insert_with(|| {
-                let any = Any {
-                    type_url: kind.type_url().to_string(),
-                    value,
-                };
-                Arc::new(Encoded::new(
-                    name,
-                    version,
-                    Bytes::from(any.encode_to_vec()),
-                ))
-            })
-            .clone();
-        by_type[kind.index()].insert(name.to_string(), entry);
-    };
     for (name, r) in &resources.clusters {
-        put(
+        let e = encode_one(
             TypeKind::Cluster,
             name,
             r.encode_to_vec(),
             canonical::cluster(r),
+            encoded,
         );
+        by_type[TypeKind::Cluster.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.endpoints {
         let bytes = r.encode_to_vec();
-        put(TypeKind::Endpoint, name, bytes.clone(), bytes);
+        let e = encode_one(TypeKind::Endpoint, name, bytes.clone(), bytes, encoded);
+        by_type[TypeKind::Endpoint.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.listeners {
-        put(
+        let e = encode_one(
             TypeKind::Listener,
             name,
             r.encode_to_vec(),
             canonical::listener(r),
+            encoded,
         );
+        by_type[TypeKind::Listener.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.routes {
-        put(
+        let e = encode_one(
             TypeKind::Route,
             name,
             r.encode_to_vec(),
             canonical::route(r),
+            encoded,
         );
+        by_type[TypeKind::Route.index()].insert(name.clone(), e);
     }
     View::new(by_type)
 }

@@ -58,6 +58,12 @@ impl View {
         }
     }
 
+    /// A copy of the resource maps (pointers to the shared resources), to build the
+    /// next view from.
+    pub fn to_maps(&self) -> [ResourceMap; 4] {
+        self.by_type.clone()
+    }
+
     pub fn resources(&self, kind: TypeKind) -> &ResourceMap {
         &self.by_type[kind.index()]
     }

@@ -61,8 +61,35 @@ pub struct Resources {
 ///
 /// Pure and deterministic: the same input always gives equal output.
 pub fn translate(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Resources {
+    let routed = translate_routes(config, gateways);
+    let mut out = Resources {
+        listeners: routed.listeners,
+        routes: routed.routes,
+        ..Resources::default()
+    };
+    for destination in &routed.destinations {
+        let (cluster, cla) = translate_destination(config, destination);
+        if let Some(cla) = cla {
+            out.endpoints.insert(cla.cluster_name.clone(), cla);
+        }
+        out.clusters.insert(cluster.name.clone(), cluster);
+    }
+    out
+}
+
+/// The listener half of a class's translation: its listeners and route configurations,
+/// and every destination a cluster is needed for (the routed ones and their sibling
+/// subsets).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routed {
+    pub listeners: BTreeMap<String, Listener>,
+    pub routes: BTreeMap<String, RouteConfiguration>,
+    pub destinations: BTreeSet<Destination>,
+}
+
+pub fn translate_routes(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Routed {
     let plans = select::plan_listeners(config, gateways);
-    let mut out = Resources::default();
+    let mut out = Routed::default();
     let mut destinations = BTreeSet::new();
     for plan in &plans {
         let routes = route::to_route_configuration(plan);
@@ -74,15 +101,20 @@ pub fn translate(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Resources
         out.routes.insert(routes.name.clone(), routes);
         out.listeners.insert(listener.name.clone(), listener);
     }
-    for destination in with_sibling_subsets(config, destinations) {
-        let cluster = cluster::to_cluster(config, &destination);
-        if cluster::is_eds(&cluster) {
-            let cla = endpoint::to_cluster_load_assignment(config, &destination);
-            out.endpoints.insert(cla.cluster_name.clone(), cla);
-        }
-        out.clusters.insert(cluster.name.clone(), cluster);
-    }
+    out.destinations = with_sibling_subsets(config, destinations);
     out
+}
+
+/// The cluster half, one destination at a time: its cluster, and its endpoints when the
+/// cluster takes them from EDS.
+pub fn translate_destination(
+    config: &Config,
+    destination: &Destination,
+) -> (Cluster, Option<ClusterLoadAssignment>) {
+    let cluster = cluster::to_cluster(config, destination);
+    let cla = cluster::is_eds(&cluster)
+        .then(|| endpoint::to_cluster_load_assignment(config, destination));
+    (cluster, cla)
 }
 
 /// The routed destinations plus every other subset their hosts' destination rules

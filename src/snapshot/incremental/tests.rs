@@ -1,0 +1,189 @@
+//! Every incremental path gives exactly the view a full translation gives.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::istio;
+use crate::model::Labels;
+use crate::snapshot::{Snapshot, TypeKind, View};
+
+const BASE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {app: gw}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: petstore}
+spec:
+  hosts: [petstore]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.0.1, ports: {http: 8081}, labels: {version: v1}}
+  - {address: 10.0.0.2, ports: {http: 8082}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: other}
+spec:
+  hosts: [other]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.0.1.1}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: petstore}
+spec:
+  host: petstore
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: petstore}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http:
+  - match: [{uri: {prefix: /other}}]
+    route:
+    - destination: {host: other}
+  - route:
+    - destination: {host: petstore, subset: v1}
+      weight: 90
+    - destination: {host: petstore, subset: v2}
+      weight: 10
+"#;
+
+fn mk_config(yaml: &str) -> Arc<Config> {
+    let docs = istio::parse_documents(yaml).unwrap();
+    Arc::new(istio::build_config(&docs, &BTreeMap::new()).unwrap())
+}
+
+fn content(view: &View) -> Vec<Vec<(String, String)>> {
+    TypeKind::ALL
+        .iter()
+        .map(|k| {
+            view.resources(*k)
+                .values()
+                .map(|r| (r.name.clone(), r.version.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The next snapshot's view, built from the previous one, equals a full translation.
+/// Returns, for the gateway class, the previous and the next view.
+fn assert_incremental_matches_full(
+    old: &str,
+    new: &str,
+    expected: Delta,
+) -> (Arc<View>, Arc<View>) {
+    let (old, new) = (mk_config(old), mk_config(new));
+    assert_eq!(classify(&old, &new), expected);
+    let gateway: Labels = [("app".to_string(), "gw".to_string())].into();
+    let mut views = Vec::new();
+    for labels in [gateway, Labels::new()] {
+        let prev = Snapshot::new(old.clone(), 1);
+        let before = prev.view_for(&labels);
+        let next = Snapshot::next(&prev, new.clone(), 2);
+        let full = Snapshot::new(new.clone(), 2);
+        let after = next.view_for(&labels);
+        assert_eq!(content(&after), content(&full.view_for(&labels)));
+        views.push((before, after));
+    }
+    views.swap_remove(0)
+}
+
+/// Whether the next view keeps the previous view's resource of a type and name (the
+/// same shared bytes, not a new encoding).
+fn reused(before: &View, after: &View, kind: TypeKind, name: &str) -> bool {
+    Arc::ptr_eq(&before.resources(kind)[name], &after.resources(kind)[name])
+}
+
+#[test]
+fn endpoint_change_rebuilds_only_assignments_and_matches_full() {
+    let new = BASE.replace("http: 8082}", "http: 9082}");
+    let hosts = BTreeSet::from(["petstore".to_string()]);
+    let (before, after) = assert_incremental_matches_full(BASE, &new, Delta::Endpoints(hosts));
+    assert!(reused(
+        &before,
+        &after,
+        TypeKind::Endpoint,
+        "outbound|80|v1|petstore"
+    ));
+    assert!(!reused(
+        &before,
+        &after,
+        TypeKind::Endpoint,
+        "outbound|80|v2|petstore"
+    ));
+    assert!(reused(&before, &after, TypeKind::Route, "http.8080"));
+    assert!(reused(
+        &before,
+        &after,
+        TypeKind::Cluster,
+        "outbound|80|v2|petstore"
+    ));
+}
+
+#[test]
+fn weight_change_rebuilds_only_routes_and_matches_full() {
+    let new = BASE
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    let (before, after) = assert_incremental_matches_full(BASE, &new, Delta::Routes);
+    assert!(reused(
+        &before,
+        &after,
+        TypeKind::Cluster,
+        "outbound|80|v1|petstore"
+    ));
+    assert!(reused(
+        &before,
+        &after,
+        TypeKind::Endpoint,
+        "outbound|80|v1|petstore"
+    ));
+    assert!(!reused(&before, &after, TypeKind::Route, "http.8080"));
+}
+
+#[test]
+fn a_route_to_a_new_cluster_falls_back_to_full_and_matches() {
+    let new = BASE.replace(
+        "- destination: {host: other}",
+        "- destination: {host: petstore}",
+    );
+    assert_incremental_matches_full(BASE, &new, Delta::Routes);
+}
+
+#[test]
+fn other_changes_and_no_change() {
+    let new = BASE.replace(
+        "- {name: v2, labels: {version: v2}}",
+        "- {name: v2, labels: {version: v3}}",
+    );
+    assert_incremental_matches_full(BASE, &new, Delta::Other);
+    assert_incremental_matches_full(BASE, BASE, Delta::Same);
+}
+
+#[test]
+fn cluster_names_parse_back_to_destinations() {
+    let d = destination_of("outbound|80|v1|petstore.default.svc.cluster.local").unwrap();
+    assert_eq!(
+        (d.port, d.subset.as_deref(), d.host.as_str()),
+        (80, Some("v1"), "petstore.default.svc.cluster.local")
+    );
+    assert_eq!(destination_of("outbound|80||web").unwrap().subset, None);
+    assert!(destination_of("coalmine_xds").is_none());
+}
