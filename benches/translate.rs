@@ -112,6 +112,29 @@ fn benches(c: &mut Criterion) {
             |snapshot| snapshot.view_for(black_box(&labels)),
         )
     });
+    // Incremental: the next snapshot's view built from the previous one.
+    let base_arc = Arc::new(base.clone());
+    let mut moved = base.clone();
+    let svc = moved.services.get_mut("svc-500").expect("svc-500 exists");
+    svc.endpoints[0].address = "10.250.250.250".to_string();
+    let moved = Arc::new(moved);
+    let reweighted = Arc::new(changed.clone());
+    for (name, next_config) in [
+        ("snapshot_next_one_endpoint_change", moved),
+        ("snapshot_next_one_weight_change", reweighted),
+    ] {
+        group.bench_function(name, |b| {
+            let labels = labels();
+            b.iter_with_setup(
+                || {
+                    let prev = Snapshot::new(base_arc.clone(), 1);
+                    prev.view_for(&labels);
+                    prev
+                },
+                |prev| Snapshot::next(&prev, next_config.clone(), 2).view_for(black_box(&labels)),
+            )
+        });
+    }
     let text = documents(usize::MAX, 10);
     group.bench_function("istio_parse_and_build_config", |b| {
         b.iter(|| {

@@ -265,11 +265,7 @@ async fn publish(
         let latest = published.borrow_and_update().clone();
         // Built from the one served now, re-translating only what changed.
         let snapshot = Snapshot::next(&snapshots.borrow(), latest.config, latest.revision);
-        info!(
-            revision = latest.revision,
-            version = snapshot.version(),
-            "pushing configuration"
-        );
+        info!(revision = latest.revision, "pushing configuration");
         metrics.set_revision(latest.revision);
         snapshots.send_replace(Arc::new(snapshot));
     }

@@ -67,8 +67,6 @@ pub struct Snapshot {
     revision: u64,
     /// When it was published, for push latency.
     created: std::time::Instant,
-    /// A hash of the whole configuration, for logs and the admin API.
-    version: String,
     cache: Mutex<Cache>,
     /// The previous snapshot's views and what changed since, to build views from.
     base: Option<Base>,
@@ -90,13 +88,11 @@ struct Cache {
 
 impl Snapshot {
     pub fn new(config: Arc<Config>, revision: u64) -> Self {
-        let version = short_hash(format!("{config:?}").as_bytes());
         Self {
             config,
             revision,
             created: std::time::Instant::now(),
             base: None,
-            version,
             cache: Mutex::default(),
         }
     }
@@ -127,10 +123,6 @@ impl Snapshot {
 
     pub fn created(&self) -> std::time::Instant {
         self.created
-    }
-
-    pub fn version(&self) -> &str {
-        &self.version
     }
 
     /// The view for a proxy declaring these labels in its node metadata.
