@@ -131,12 +131,16 @@ impl Ledger {
         id
     }
 
-    /// Replaces a stream's record with `update` applied to it.
-    pub fn update(&self, id: u64, update: impl FnOnce(&mut ProxyRecord)) {
-        if let Some(record) = self.proxies.lock().expect("ledger poisoned").get_mut(&id) {
-            update(record);
+    /// Applies `update` to a stream's record; it returns whether it changed anything.
+    pub fn update(&self, id: u64, update: impl FnOnce(&mut ProxyRecord) -> bool) {
+        let changed = match self.proxies.lock().expect("ledger poisoned").get_mut(&id) {
+            Some(record) => update(record),
+            None => false,
+        };
+        // Waiters wake only for a real change: most stream steps change nothing here.
+        if changed {
+            self.notify();
         }
-        self.notify();
     }
 
     pub fn disconnect(&self, id: u64) {
@@ -229,7 +233,10 @@ mod tests {
         let id = ledger.connect(mk_record(1, "a", "a"));
         assert!(rx.has_changed().unwrap());
         rx.borrow_and_update();
-        ledger.update(id, |r| r.revision = 2);
+        ledger.update(id, |r| {
+            r.revision = 2;
+            true
+        });
         assert!(rx.has_changed().unwrap());
         assert_eq!(ledger.proxies()[0].revision, 2);
         ledger.disconnect(id);

@@ -20,22 +20,18 @@ impl DiffAction {
 }
 
 /// Every resource added, changed (new version) or removed going from `old` to `new`,
-/// in push order then by name.
+/// in push order then by name: the same changes streams are pushed, named for people.
 pub fn diff(old: &View, new: &View) -> Vec<(TypeKind, String, DiffAction)> {
+    let changes = new.changes_since(old);
     let mut out = Vec::new();
     for kind in TypeKind::ALL {
-        let (a, b) = (old.resources(kind), new.resources(kind));
-        for (name, r) in b {
-            match a.get(name) {
-                None => out.push((kind, name.clone(), DiffAction::Added)),
-                Some(old) if old.version != r.version => {
-                    out.push((kind, name.clone(), DiffAction::Changed))
-                }
-                Some(_) => {}
-            }
-        }
-        for name in a.keys().filter(|n| !b.contains_key(*n)) {
-            out.push((kind, name.clone(), DiffAction::Removed));
+        for change in &changes[kind.index()] {
+            let action = match (&change.now, old.resources(kind).contains_key(&change.name)) {
+                (None, _) => DiffAction::Removed,
+                (Some(_), true) => DiffAction::Changed,
+                (Some(_), false) => DiffAction::Added,
+            };
+            out.push((kind, change.name.clone(), action));
         }
     }
     out.sort();

@@ -51,12 +51,6 @@ impl Encoded {
             digest,
         }
     }
-
-    /// Decodes the resource back (for dumps and tests; never on the push path).
-    pub fn decode<M: Message + Default>(&self) -> Result<M, prost::DecodeError> {
-        let any = Any::decode(self.any.clone())?;
-        M::decode(any.value.as_slice())
-    }
 }
 
 /// One validated configuration and the views derived from it, built on demand.

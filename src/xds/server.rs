@@ -256,14 +256,22 @@ fn record<P: StreamProtocol>(
 ) {
     let revision = snapshot.revision();
     state.ledger.update(id, |r| {
+        let mut changed =
+            r.revision != revision || !out.responses.is_empty() || !out.events.is_empty();
         r.revision = revision;
         for resp in &out.responses {
             r.types[P::kind_of(resp).index()].served_revision = revision;
         }
         for kind in TypeKind::ALL {
             let t = &mut r.types[kind.index()];
-            t.served = stream.sent(kind).map(str::to_string);
-            t.acked = stream.acked(kind).map(str::to_string);
+            if t.served.as_deref() != stream.sent(kind) {
+                t.served = stream.sent(kind).map(str::to_string);
+                changed = true;
+            }
+            if t.acked.as_deref() != stream.acked(kind) {
+                t.acked = stream.acked(kind).map(str::to_string);
+                changed = true;
+            }
         }
         for event in &out.events {
             if let Event::Nack {
@@ -281,6 +289,7 @@ fn record<P: StreamProtocol>(
                 });
             }
         }
+        changed
     });
 }
 
