@@ -122,15 +122,16 @@ fn try_target(spec: Obj<'_, '_>, namespace: &str, r: &mut Report) -> Option<Reso
     };
     let target = Obj::new(r, "spec.target", value, TARGET)?;
     let kind = target.required_string(r, "kind");
-    let kind = kind.and_then(|kind| {
-        if kind == Kind::VirtualService.as_str() {
-            return Some(Kind::VirtualService);
+    let kind = kind.and_then(|kind| match kind.as_str() {
+        "VirtualService" => Some(Kind::VirtualService),
+        "HTTPRoute" => Some(Kind::HttpRoute),
+        _ => {
+            r.push(
+                target.at("kind"),
+                format!("unsupported target kind {kind:?} (expected VirtualService or HTTPRoute)"),
+            );
+            None
         }
-        r.push(
-            target.at("kind"),
-            format!("unsupported target kind {kind:?} (expected VirtualService)"),
-        );
-        None
     });
     let name = target.required_string(r, "name");
     let namespace = target

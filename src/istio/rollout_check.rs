@@ -1,12 +1,14 @@
 //! Cross checks of Rollouts: stable and canary resolve as VirtualService destinations
-//! do, the target VirtualService exists and routes to them, and no two Rollouts
-//! target the same VirtualService.
+//! do, the target VirtualService (or HTTPRoute) exists and routes to them, and no two
+//! Rollouts target the same route. An HTTPRoute target names Services, not subsets, and
+//! its A/B matches must be ones an HTTPRoute can express.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::{resolve, Known};
 use super::error::{FieldError, Report};
-use crate::model::{ResourceKey, Rollout, RouteAction, VirtualService};
+use crate::model::{Kind, ResourceKey, Rollout, RouteAction, VirtualService};
+use crate::rollout::traffic::http_route;
 
 /// The Rollouts that pass every check; errors for the others go to `errors`.
 pub(super) fn check_rollouts(
@@ -38,6 +40,9 @@ pub(super) fn check_rollouts(
             known,
             &mut r,
         );
+        if rollout.target.kind == Kind::HttpRoute {
+            check_http_route_target(&rollout, &mut r);
+        }
         if r.is_clean() && rollout.stable == rollout.canary {
             r.push("spec.canary", "must differ from spec.stable");
         }
@@ -67,14 +72,41 @@ pub(super) fn check_rollouts(
     out
 }
 
+/// What an HTTPRoute target needs beyond a VirtualService's: backendRefs name whole
+/// Services (no subsets), and the A/B matches become HTTPRoute matches.
+fn check_http_route_target(rollout: &Rollout, r: &mut Report) {
+    for (field, d) in [
+        ("spec.stable", &rollout.stable),
+        ("spec.canary", &rollout.canary),
+    ] {
+        if d.subset.is_some() {
+            r.push(
+                format!("{field}.subset"),
+                "an HTTPRoute backendRef names a Service, not a subset: name the version's \
+                 own Service as the host",
+            );
+        }
+    }
+    for (i, m) in rollout.analysis.matches.iter().enumerate() {
+        if let Err(message) = http_route::match_json(m) {
+            let (field, message) = message.split_once(": ").unwrap_or(("", &message));
+            r.push(format!("spec.analysis.match[{i}].{field}"), message);
+        }
+    }
+}
+
 /// The target route (see [`Rollout::target_route`]) must exist and send traffic only
 /// to the stable and the canary destination.
 fn check_route(rollout: &Rollout, vs: &VirtualService, r: &mut Report) {
+    let (routes, entries, noun) = match vs.key.kind {
+        Kind::HttpRoute => ("rules", "backendRefs", "rule"),
+        _ => ("http", "route", "http route"),
+    };
     let Some(index) = rollout.target_route(vs) else {
         r.push(
             "spec.target",
             format!(
-                "{} has no http route to the stable or the canary destination",
+                "{} has no {noun} to the stable or the canary destination",
                 vs.key
             ),
         );
@@ -94,7 +126,7 @@ fn check_route(rollout: &Rollout, vs: &VirtualService, r: &mut Report) {
             r.push(
                 "spec.target",
                 format!(
-                    "spec.http[{index}].route[{j}] of {} sends traffic to host {:?}{subset}, \
+                    "spec.{routes}[{index}].{entries}[{j}] of {} sends traffic to host {:?}{subset}, \
                      which is neither the stable nor the canary destination",
                     vs.key, d.host
                 ),

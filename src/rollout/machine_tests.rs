@@ -7,7 +7,7 @@ use super::analysis::MetricResult;
 use super::machine::Machine;
 use super::state::{Action, Stage, State};
 use super::status::Phase;
-use super::traffic_tests::mk_config;
+use super::traffic::virtual_service_tests::mk_config;
 use crate::model::Weight;
 
 pub(super) const METRICS: &str =

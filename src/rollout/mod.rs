@@ -1,6 +1,6 @@
 //! Automated releases, the pure core: the decisions of a [`machine::Machine`], the
-//! judging of metric values ([`analysis`]), the VirtualService rewrites that carry each
-//! step ([`traffic`]) and the status that reports it all ([`status`]).
+//! judging of metric values ([`analysis`]), the VirtualService and HTTPRoute rewrites that
+//! carry each step ([`traffic`]) and the status that reports it all ([`status`]).
 //!
 //! No IO here: the controller that stores revisions, waits for ACKs, measures metrics
 //! and calls webhooks drives a `Machine` with what happened and does what its
@@ -17,8 +17,6 @@ pub mod traffic;
 mod control_tests;
 #[cfg(test)]
 mod machine_tests;
-#[cfg(test)]
-mod traffic_tests;
 
 pub use analysis::{MetricCheck, MetricResult, Outcome, Verdict};
 pub use machine::Machine;

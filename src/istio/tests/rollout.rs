@@ -144,7 +144,7 @@ fn names_bad_fields() {
 
 #[test]
 fn strategies_take_their_own_fields() {
-    let target = "  target: {kind: HTTPRoute, name: petstore}\n";
+    let target = "  target: {kind: Deployment, name: petstore}\n";
     let bad_target = rollout("a", &format!("{DESTS}  analysis: {{stepWeight: 10}}\n"))
         .replace("  target: {kind: VirtualService, name: petstore}\n", target);
     let ab = rollout(
@@ -163,7 +163,7 @@ fn strategies_take_their_own_fields() {
             (
                 "Rollout default/a",
                 "spec.target.kind",
-                "unsupported target kind \"HTTPRoute\" (expected VirtualService)"
+                "unsupported target kind \"Deployment\" (expected VirtualService or HTTPRoute)"
             ),
             (
                 "Rollout default/b",

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::traffic::{finalize, rollback, set_weight, weight_json};
+use super::virtual_service::{finalize, rollback, set_weight};
+use super::weight_json;
 use crate::istio::{build_config, parse_documents, Document};
 use crate::model::{Config, Kind, RouteAction, Weight};
 
@@ -50,7 +51,7 @@ spec:
 
 /// The whole set: BASE, the VirtualService and a Rollout with this spec tail
 /// (`strategy` and `analysis`, indented by two spaces).
-pub(super) fn mk_docs(vs: &str, tail: &str) -> Vec<Document> {
+pub(crate) fn mk_docs(vs: &str, tail: &str) -> Vec<Document> {
     let rollout = format!(
         "apiVersion: coalmine.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: petstore}}\n\
          spec:\n  target: {{kind: VirtualService, name: petstore}}\n  \
@@ -59,7 +60,7 @@ pub(super) fn mk_docs(vs: &str, tail: &str) -> Vec<Document> {
     parse_documents(&format!("{BASE}---{vs}---\n{rollout}")).expect("fixture parses")
 }
 
-pub(super) fn mk_config(tail: &str) -> Config {
+pub(crate) fn mk_config(tail: &str) -> Config {
     build_config(&mk_docs(VS, tail), &BTreeMap::new()).expect("fixture is valid")
 }
 
@@ -235,5 +236,5 @@ fn a_document_without_the_route_is_an_error() {
         {"route": [{"destination": {"host": "other"}}]}
     ]}});
     let err = set_weight(&other, &config.rollouts[0], Weight::ZERO, false).unwrap_err();
-    assert_eq!(err, super::traffic::Error::NoTargetRoute);
+    assert_eq!(err, super::Error::NoTargetRoute("VirtualService"));
 }

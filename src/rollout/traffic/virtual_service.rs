@@ -1,4 +1,4 @@
-//! Pure rewriting of the target VirtualService document (as stored: the JSON of an
+//! Rewriting of a target VirtualService document (as stored: the JSON of an
 //! [`crate::istio::Document`]) for each traffic action of a release. Only the target
 //! route's `route[]` and the A/B route change; every other field is kept as it is.
 //!
@@ -8,32 +8,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::state::Action;
+use super::{weight_json, Error, Result};
 use crate::istio::host_candidates;
 use crate::model::{Destination, HeaderMatch, Rollout, RouteMatch, StringMatch, Weight};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    #[error("the VirtualService has no spec.http list")]
-    NoRoutes,
-    #[error("the VirtualService has no http route to the stable or the canary destination")]
-    NoTargetRoute,
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The document after `action`, or `None` for an action that changes no traffic.
-pub fn apply(vs: &Value, rollout: &Rollout, action: &Action) -> Result<Option<Value>> {
-    Ok(Some(match action {
-        Action::ApplyTraffic {
-            canary_weight,
-            ab_match,
-        } => set_weight(vs, rollout, *canary_weight, *ab_match)?,
-        Action::Finalize => finalize(vs, rollout)?,
-        Action::Rollback => rollback(vs, rollout)?,
-        _ => return Ok(None),
-    }))
-}
+const KIND: &str = "VirtualService";
 
 /// `canary` of the route to the canary, the rest to stable (both listed, a 0 weight
 /// included). With `ab_match`, a copy of the route placed just before it sends the
@@ -103,7 +82,7 @@ fn target<'a>(
     let http = doc
         .pointer_mut("/spec/http")
         .and_then(Value::as_array_mut)
-        .ok_or(Error::NoRoutes)?;
+        .ok_or(Error::NoRoutes(KIND, "spec.http"))?;
     let ab = rollout.ab_route_name();
     http.retain(|route| route.get("name").and_then(Value::as_str) != Some(ab.as_str()));
     let first_to = |d: &Destination| {
@@ -112,7 +91,7 @@ fn target<'a>(
     };
     let index = first_to(&rollout.stable)
         .or_else(|| first_to(&rollout.canary))
-        .ok_or(Error::NoTargetRoute)?;
+        .ok_or(Error::NoTargetRoute(KIND))?;
     Ok((http, index, namespace))
 }
 
@@ -151,17 +130,6 @@ fn destination_json(d: &Destination) -> Value {
     }
     out.insert("port".into(), json!({ "number": d.port }));
     Value::Object(out)
-}
-
-/// A percentage as JSON: an integer when whole, else a number with up to 4 decimals
-/// that reads back as exactly this weight.
-pub fn weight_json(weight: Weight) -> Value {
-    let units = weight.units();
-    if units.is_multiple_of(Weight::PER_PERCENT) {
-        Value::from(units / Weight::PER_PERCENT)
-    } else {
-        Value::from(weight.percent())
-    }
 }
 
 /// Every route match ANDed with every rollout match (the rollout's conditions win on the
