@@ -145,11 +145,15 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     // Release work runs on the leader only; one process is always its own leader.
     let (_leader_tx, own_leader) = watch::channel(true);
     let leader_rx = cluster_leader.unwrap_or(own_leader);
-    let rollouts = Arc::new(Controller::new(
-        desired.clone(),
-        ledger.clone(),
-        stats.clone(),
-    ));
+    let mut controller = Controller::new(desired.clone(), ledger.clone(), stats.clone());
+    if opts.kubernetes {
+        // The cluster is the source of truth: release steps are patched into it.
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+        controller = controller.with_cluster(client);
+    }
+    let rollouts = Arc::new(controller);
     tokio::spawn(rollouts.clone().run(desired.subscribe(), leader_rx));
 
     let ready = Arc::new(AtomicBool::new(false));

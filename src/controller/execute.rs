@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::{clock, prometheus, webhook, Controller, Entry};
 use crate::istio::Document;
+use crate::k8s::route_patch;
 use crate::ledger::ProxyStatus;
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
@@ -16,6 +17,10 @@ use crate::translate::{cluster_name, select_gateways};
 /// Actions carried out in one go at most: a machine never asks for this many, so a
 /// bigger number means something loops and the rest waits for the next tick.
 const MAX_ACTIONS: usize = 64;
+
+/// How long a step patched into the cluster may take to come back through the
+/// watchers as a revision.
+const CLUSTER_ECHO: Duration = Duration::from_secs(10);
 
 impl Controller {
     pub(super) async fn carry_out(&self, entry: &mut Entry, actions: Vec<Action>) {
@@ -30,7 +35,7 @@ impl Controller {
             let rollout = entry.machine.rollout().clone();
             let more = match action {
                 Action::ApplyTraffic { .. } | Action::Finalize | Action::Rollback => {
-                    match self.apply_traffic(&rollout, &action) {
+                    match self.apply_traffic(&rollout, &action).await {
                         Some(revision) => entry.machine.step_applied(clock(), revision),
                         None => Vec::new(),
                     }
@@ -60,9 +65,10 @@ impl Controller {
         }
     }
 
-    /// Stores the traffic a step asks for as a revision of the target VirtualService;
-    /// the revision, or `None` when it could not be written (logged).
-    fn apply_traffic(&self, rollout: &Rollout, action: &Action) -> Option<u64> {
+    /// Stores the traffic a step asks for as a revision of the target route (in the
+    /// cluster under `--kubernetes`); the revision, or `None` when it could not be
+    /// written (logged; the next tick tries again).
+    async fn apply_traffic(&self, rollout: &Rollout, action: &Action) -> Option<u64> {
         let Some(doc) = self.desired.get(&rollout.target) else {
             warn!(rollout = %rollout.key, target = %rollout.target, "the target is gone");
             return None;
@@ -75,6 +81,9 @@ impl Controller {
                 return None;
             }
         };
+        if let Some(cluster) = &self.cluster {
+            return self.patch_cluster(&cluster.0, rollout, &value).await;
+        }
         let next = Document { value, ..doc };
         match self.desired.apply(vec![next]) {
             Ok(outcome) => {
@@ -83,6 +92,49 @@ impl Controller {
             }
             Err(e) => {
                 warn!(rollout = %rollout.key, "cannot store the traffic step: {e}");
+                None
+            }
+        }
+    }
+
+    /// Patches the target's route list in the cluster, then waits for the watchers to
+    /// bring it back as a revision (judged like any edit): that revision, or `None`
+    /// when the patch failed or the change did not come back in time (logged).
+    async fn patch_cluster(
+        &self,
+        client: &kube::Client,
+        rollout: &Rollout,
+        next: &serde_json::Value,
+    ) -> Option<u64> {
+        let target = &rollout.target;
+        let stored = match route_patch::patch_routes(client, target, next).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                warn!(rollout = %rollout.key, "cannot write the traffic step: {e}");
+                return None;
+            }
+        };
+        let field = route_patch::routes_field(target.kind)?;
+        let mut published = self.desired.subscribe();
+        let arrived = tokio::time::timeout(CLUSTER_ECHO, async {
+            loop {
+                let doc = self.desired.get(target);
+                if doc.is_some_and(|d| d.value["spec"][field] == stored) {
+                    return self.desired.published().revision;
+                }
+                if published.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await;
+        match arrived {
+            Ok(revision) => {
+                info!(rollout = %rollout.key, revision, "traffic step patched into {target}");
+                Some(revision)
+            }
+            Err(_) => {
+                warn!(rollout = %rollout.key, "{target} was patched but the change was not served within {CLUSTER_ECHO:?} (rejected, or changed since); trying again");
                 None
             }
         }

@@ -1,8 +1,10 @@
 //! The rollout controller: drives every Rollout's [`Machine`] with real IO.
 //!
 //! It keeps one machine per Rollout of the published config, ticks them, and carries
-//! out their actions: traffic steps become revisions of the target VirtualService
-//! (through [`Desired`], so they show in `history`), a step counts as taken once every
+//! out their actions: traffic steps become revisions of the target VirtualService or
+//! HTTPRoute (through [`Desired`], so they show in `history`; under `--kubernetes` the
+//! route is patched in the cluster and the step is the revision that the watchers make
+//! of it), a step counts as taken once every
 //! proxy carrying the route has ACKed it (from the [`Ledger`]), checks read Envoy's own
 //! stats ([`Stats`]) or Prometheus, and webhooks are called as Flagger calls them.
 //! Each machine's state is saved in the store after every step, so a restart (or a new
@@ -62,6 +64,8 @@ pub struct Controller {
     ledger: Arc<Ledger>,
     stats: Arc<Stats>,
     http: reqwest::Client,
+    /// Under `--kubernetes`: steps are patched into the cluster, the source of truth.
+    cluster: Option<Cluster>,
     machines: Mutex<BTreeMap<ResourceKey, Entry>>,
 }
 
@@ -72,7 +76,16 @@ impl Controller {
             ledger,
             stats,
             http: reqwest::Client::new(),
+            cluster: None,
             machines: Mutex::default(),
+        }
+    }
+
+    /// Writes traffic steps into the cluster (`serve --kubernetes`) instead of the store.
+    pub fn with_cluster(self, client: kube::Client) -> Controller {
+        Controller {
+            cluster: Some(Cluster(client)),
+            ..self
         }
     }
 
@@ -165,7 +178,9 @@ impl Controller {
         for (key, entry) in machines.iter_mut() {
             let before = entry.machine.state().clone();
             let now = clock();
-            let mut actions = self.check_ack(entry, now);
+            // A step whose write failed is written again (first, as it was due first).
+            let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
+            actions.extend(self.check_ack(entry, now));
             actions.extend(entry.machine.tick(now));
             self.carry_out(entry, actions).await;
             if *entry.machine.state() != before {
@@ -183,6 +198,16 @@ impl Controller {
         {
             warn!(rollout = %key, "cannot save the release state: {e}");
         }
+    }
+}
+
+/// The Kubernetes client steps are written with (`kube::Client` has no `Debug`).
+#[derive(Clone)]
+struct Cluster(kube::Client);
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cluster")
     }
 }
 

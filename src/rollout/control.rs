@@ -9,12 +9,30 @@ use super::status::Phase;
 use crate::model::{WebhookType, Weight};
 
 impl Machine {
-    /// The oldest traffic change not yet stored was stored as `revision`.
+    /// The newest traffic change, not stored until now, was stored as `revision`.
     pub fn step_applied(&mut self, _now: Duration, revision: u64) -> Vec<Action> {
-        if let Some(step) = self.state.steps.iter_mut().find(|s| s.revision.is_none()) {
+        if let Some(step) = self.state.steps.last_mut().filter(|s| s.revision.is_none()) {
             step.revision = Some(revision);
         }
         Vec::new()
+    }
+
+    /// The traffic action of the newest step when it is not stored yet (writing it
+    /// failed: the IO layer tries again), else `None`. An older step that was never
+    /// stored is superseded by the newer one and is not retried.
+    pub fn unstored(&self) -> Option<Action> {
+        let last = self.state.steps.last()?;
+        if last.revision.is_some() || last.rejected.is_some() {
+            return None;
+        }
+        Some(match last.kind {
+            StepKind::Traffic => Action::ApplyTraffic {
+                canary_weight: last.weight,
+                ab_match: last.ab_match,
+            },
+            StepKind::Finalize => Action::Finalize,
+            StepKind::Rollback => Action::Rollback,
+        })
     }
 
     /// The proxies that carry the route ACKed `revision` (and so every step stored at

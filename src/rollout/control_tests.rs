@@ -207,3 +207,21 @@ fn a_pause_during_a_gate_asks_again_on_resume() {
     assert_eq!(effects(&run.m.resume(run.now)), vec![]);
     assert_eq!(run.phase(), Phase::Failed);
 }
+
+#[test]
+fn a_step_that_could_not_be_stored_is_asked_for_again() {
+    let mut run = Run::canary("    stepWeights: [10, 50]\n");
+    assert_eq!(run.m.unstored(), None, "nothing asked for yet");
+    assert_eq!(effects(&run.start()), traffic(pct(10.0)));
+    // The write failed: the same step is still wanted, as often as asked.
+    assert_eq!(run.m.unstored(), Some(traffic(pct(10.0)).remove(0)));
+    assert_eq!(run.m.unstored(), Some(traffic(pct(10.0)).remove(0)));
+    run.store_and_ack();
+    assert_eq!(run.m.unstored(), None);
+    // An abort while its rollback cannot be written: the rollback is wanted again.
+    assert_eq!(effects(&run.m.abort(run.now)), vec![Action::Rollback]);
+    assert_eq!(run.m.unstored(), Some(Action::Rollback));
+    run.store();
+    assert_eq!(run.m.unstored(), None);
+    assert_eq!(run.phase(), Phase::Failed);
+}

@@ -1,0 +1,133 @@
+//! A release under `coalmine serve --kubernetes` (the real binary and kube-rs client
+//! against the in-process fake API server, a real Envoy): each traffic step is patched
+//! into the VirtualService in the cluster, the source of truth, and comes back through
+//! the watchers as a revision; so a later, unrelated change in the cluster keeps the
+//! release's traffic instead of undoing it.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fake_apiserver::FakeApiServer;
+use support::rollout::{is_final, phase, rollout_yaml, step_kinds, Seen, HOST};
+use support::scenario::Petstore;
+use support::traffic::{send, wait_for_outcomes};
+use support::{config::service_entry, start_envoy_for, Backend, Coalmine};
+use tempfile::TempDir;
+
+const WAIT: Duration = Duration::from_secs(30);
+const VIRTUAL_SERVICES: &str = "apis/networking.istio.io/v1/virtualservices";
+
+/// Every document of a YAML stream, applied to the fake API server.
+fn apply_all(api: &FakeApiServer, text: &str) {
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let mut value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+        if value["metadata"]["namespace"].is_null() {
+            value["metadata"]["namespace"] = "default".into();
+        }
+        api.apply(value);
+    }
+}
+
+/// `(subset, weight)` of each destination of the first route of the VirtualService
+/// `petstore` as the cluster holds it.
+fn cluster_route(api: &FakeApiServer) -> Vec<(String, u64)> {
+    let vs = api
+        .get(VIRTUAL_SERVICES, "default", "petstore")
+        .expect("the VirtualService");
+    let routes = vs["spec"]["http"][0]["route"].as_array().cloned();
+    routes
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let subset = r["destination"]["subset"].as_str().unwrap_or("?");
+            (subset.to_string(), r["weight"].as_u64().unwrap_or(100))
+        })
+        .collect()
+}
+
+#[test]
+fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
+    let api = FakeApiServer::start();
+    let dir = TempDir::new().expect("tempdir");
+    let p = Petstore::new("k8s-ro");
+    apply_all(&api, &p.yaml(&[("v1", 100)]));
+    let kubeconfig = api.kubeconfig(dir.path()).display().to_string();
+    let coalmine = Coalmine::start_bare_env(
+        &["--kubernetes"],
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("POD_NAME", "replica-a"),
+            ("POD_NAMESPACE", "default"),
+            ("COALMINE_LEASE_DURATION", "3s"),
+        ],
+    );
+    let envoy = start_envoy_for(&coalmine, &p.gw, false);
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
+
+    let analysis = "    interval: 2s\n    stepWeights: [20, 60]\n";
+    apply_all(
+        &api,
+        &rollout_yaml("release", "petstore", "Canary", analysis),
+    );
+    // Each step shows in the cluster's VirtualService, as the release moves.
+    let mut seen = Seen::default();
+    let mut in_cluster: Vec<Vec<(String, u64)>> = Vec::new();
+    let end = support::rollout::poll(
+        &coalmine,
+        "release",
+        &mut seen,
+        Duration::from_secs(90),
+        |_| {
+            let route = cluster_route(&api);
+            if in_cluster.last() != Some(&route) {
+                in_cluster.push(route);
+            }
+        },
+        is_final,
+    );
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
+    let kinds: Vec<(String, f64)> = step_kinds(&end);
+    let want = [("step", 20.0), ("step", 60.0), ("promote", 100.0)];
+    assert_eq!(kinds, want.map(|(k, w)| (k.to_string(), w)).to_vec());
+    let pairs = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+        list.iter().map(|(s, w)| (s.to_string(), *w)).collect()
+    };
+    for step in [
+        pairs(&[("v1", 80), ("v2", 20)]),
+        pairs(&[("v1", 40), ("v2", 60)]),
+        pairs(&[("v2", 100)]),
+    ] {
+        assert!(
+            in_cluster.contains(&step),
+            "the cluster's VirtualService never held {step:?}: {in_cluster:?}"
+        );
+    }
+    assert_eq!(cluster_route(&api), pairs(&[("v2", 100)]));
+    // Every step's revision was made from the cluster, and Envoy serves the promotion.
+    let steps = support::rollout::steps(&end);
+    assert!(steps.iter().all(|s| s["revision"].is_u64()), "{end}");
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v2"], WAIT);
+
+    // Another change in the cluster: a new revision, and the release's traffic stays.
+    let other = Backend::start("other");
+    let se = service_entry("other", "other.example", &[(other.port(), "other")]);
+    apply_all(&api, &se);
+    let before: u64 = end["steps"][2]["revision"].as_u64().unwrap();
+    let moved = support::poll_until(WAIT, || {
+        let r = coalmine.admin_get("/api/v1/revisions");
+        let v: Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let list = v["revisions"].as_array().cloned().unwrap_or_default();
+        list.iter().filter_map(|r| r["revision"].as_u64()).max() > Some(before)
+    });
+    assert!(moved, "the new ServiceEntry made no revision");
+    let counts = send(40, p.gw.port, HOST, &[]);
+    assert_eq!(
+        counts,
+        BTreeMap::from([("v2".to_string(), 40)]),
+        "{counts:?}"
+    );
+    drop(envoy);
+}
