@@ -2,7 +2,9 @@
 //! against the in-process fake API server, a real Envoy): each traffic step is patched
 //! into the VirtualService in the cluster, the source of truth, and comes back through
 //! the watchers as a revision; so a later, unrelated change in the cluster keeps the
-//! release's traffic instead of undoing it.
+//! release's traffic instead of undoing it. The release's status is in the Rollout's
+//! `status` (what `kubectl get rollouts` shows), and when the leader is killed mid-way
+//! the other replica takes over and carries the release on from there.
 
 mod support;
 
@@ -19,6 +21,7 @@ use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(30);
 const VIRTUAL_SERVICES: &str = "apis/networking.istio.io/v1/virtualservices";
+const ROLLOUTS: &str = "apis/coalmine.dev/v1alpha1/rollouts";
 
 /// Every document of a YAML stream, applied to the fake API server.
 fn apply_all(api: &FakeApiServer, text: &str) {
@@ -48,22 +51,41 @@ fn cluster_route(api: &FakeApiServer) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The `status` of the Rollout `release` in the cluster.
+fn rollout_status(api: &FakeApiServer) -> Option<Value> {
+    let obj = api.get(ROLLOUTS, "default", "release")?;
+    Some(obj["status"].clone()).filter(|s| s.is_object())
+}
+
+fn replica(api: &FakeApiServer, dir: &TempDir, name: &str) -> Coalmine {
+    let kubeconfig = api.kubeconfig(dir.path()).display().to_string();
+    Coalmine::start_bare_env(
+        &["--kubernetes"],
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("POD_NAME", name),
+            ("POD_NAMESPACE", "default"),
+            ("COALMINE_LEASE_DURATION", "3s"),
+        ],
+    )
+}
+
+fn holder(api: &FakeApiServer) -> Option<String> {
+    let lease = api.get(
+        "apis/coordination.k8s.io/v1/leases",
+        "default",
+        "coalmine-leader",
+    )?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
 #[test]
 fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
     let api = FakeApiServer::start();
     let dir = TempDir::new().expect("tempdir");
     let p = Petstore::new("k8s-ro");
     apply_all(&api, &p.yaml(&[("v1", 100)]));
-    let kubeconfig = api.kubeconfig(dir.path()).display().to_string();
-    let coalmine = Coalmine::start_bare_env(
-        &["--kubernetes"],
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("POD_NAME", "replica-a"),
-            ("POD_NAMESPACE", "default"),
-            ("COALMINE_LEASE_DURATION", "3s"),
-        ],
-    );
+    let coalmine = replica(&api, &dir, "replica-a");
     let envoy = start_envoy_for(&coalmine, &p.gw, false);
     wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
 
@@ -106,6 +128,14 @@ fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
         );
     }
     assert_eq!(cluster_route(&api), pairs(&[("v2", 100)]));
+    // The Rollout in the cluster says so too.
+    let ok = support::poll_until(WAIT, || {
+        rollout_status(&api).is_some_and(|s| s["phase"] == "Succeeded")
+    });
+    let status = rollout_status(&api).unwrap_or_default();
+    assert!(ok, "the Rollout's status never said Succeeded: {status}");
+    assert_eq!(status["canaryWeight"], 100.0, "{status}");
+    assert_eq!(status["steps"], end["steps"], "{status}");
     // Every step's revision was made from the cluster, and Envoy serves the promotion.
     let steps = support::rollout::steps(&end);
     assert!(steps.iter().all(|s| s["revision"].is_u64()), "{end}");
@@ -130,4 +160,80 @@ fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
         "{counts:?}"
     );
     drop(envoy);
+}
+
+#[test]
+fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
+    let api = FakeApiServer::start();
+    let dir = TempDir::new().expect("tempdir");
+    let p = Petstore::new("k8s-ro-ha");
+    apply_all(&api, &p.yaml(&[("v1", 100)]));
+    let mut first = replica(&api, &dir, "replica-a");
+    assert!(
+        support::poll_until(WAIT, || holder(&api).as_deref() == Some("replica-a")),
+        "replica-a never led"
+    );
+    let second = replica(&api, &dir, "replica-b");
+    // Envoy follows the replica that stays.
+    let _envoy = start_envoy_for(&second, &p.gw, false);
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
+
+    let analysis = "    interval: 3s\n    stepWeights: [20, 40, 60]\n";
+    apply_all(
+        &api,
+        &rollout_yaml("release", "petstore", "Canary", analysis),
+    );
+    // Mid-way (the second step in the cluster), the leader dies.
+    let mid = support::poll_until(Duration::from_secs(60), || {
+        cluster_route(&api).contains(&("v2".to_string(), 40))
+    });
+    assert!(
+        mid,
+        "never reached the second step: {:?}",
+        cluster_route(&api)
+    );
+    first.kill9();
+    let mut in_cluster = vec![cluster_route(&api)];
+    let mut seen = Seen::default();
+    let end = support::rollout::poll(
+        &second,
+        "release",
+        &mut seen,
+        Duration::from_secs(90),
+        |_| {
+            let route = cluster_route(&api);
+            if in_cluster.last() != Some(&route) {
+                in_cluster.push(route);
+            }
+        },
+        is_final,
+    );
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
+    assert_eq!(holder(&api).as_deref(), Some("replica-b"));
+    // Carried on, not started over: every step once, and the weight never went back.
+    let kinds: Vec<(String, f64)> = step_kinds(&end);
+    let want = [
+        ("step", 20.0),
+        ("step", 40.0),
+        ("step", 60.0),
+        ("promote", 100.0),
+    ];
+    assert_eq!(
+        kinds,
+        want.map(|(k, w)| (k.to_string(), w)).to_vec(),
+        "{end}"
+    );
+    let v2: Vec<u64> = in_cluster
+        .iter()
+        .map(|r| r.iter().find(|(s, _)| s == "v2").map_or(0, |(_, w)| *w))
+        .collect();
+    assert!(
+        v2.windows(2).all(|w| w[0] <= w[1]),
+        "the canary weight went back after the takeover: {in_cluster:?}"
+    );
+    assert!(
+        second.log_contains("traffic step patched"),
+        "replica-b did not write the steps after the takeover"
+    );
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v2"], WAIT);
 }

@@ -7,8 +7,9 @@
 //! of it), a step counts as taken once every
 //! proxy carrying the route has ACKed it (from the [`Ledger`]), checks read Envoy's own
 //! stats ([`Stats`]) or Prometheus, and webhooks are called as Flagger calls them.
-//! Each machine's state is saved in the store after every step, so a restart (or a new
-//! leader) carries on. Work happens only while `leader` is true.
+//! Each machine's state is saved in the store after every step, so a restart carries
+//! on; under `--kubernetes` it also goes, with the status, into the Rollout's `status`
+//! in the cluster, which a new leader on another replica resumes from. Work happens only while `leader` is true.
 
 mod execute;
 pub mod prometheus;
@@ -22,6 +23,7 @@ use tokio::sync::{watch, Mutex};
 use tracing::warn;
 
 use crate::desired::{Desired, Published};
+use crate::k8s::rollout_status;
 use crate::ledger::Ledger;
 use crate::model::{ResourceKey, Rollout};
 use crate::rollout::{Machine, RolloutStatus};
@@ -56,6 +58,18 @@ struct Entry {
     machine: Machine,
     /// A fingerprint of the Rollout's spec: a changed spec starts a new release.
     spec: String,
+    /// Under `--kubernetes`: the status last written to the Rollout in the cluster.
+    mirrored: Option<serde_json::Value>,
+}
+
+impl Entry {
+    fn new(machine: Machine, spec: String) -> Entry {
+        Entry {
+            machine,
+            spec,
+            mirrored: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -111,6 +125,7 @@ impl Controller {
         };
         self.carry_out(entry, actions).await;
         self.save(key, entry);
+        self.mirror(key, entry).await;
         Some(entry.machine.status())
     }
 
@@ -151,23 +166,30 @@ impl Controller {
             if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
                 continue;
             }
-            let resumed = saved
-                .get(&rollout.key.to_string())
+            // The cluster's copy first: another replica may have led the release since.
+            let in_cluster = match &self.cluster {
+                Some(cluster) => rollout_status::read(&cluster.0, &rollout.key)
+                    .await
+                    .unwrap_or_else(|e| {
+                        warn!(rollout = %rollout.key, "cannot read the release state from the cluster: {e}");
+                        None
+                    }),
+                None => None,
+            };
+            let resumed = in_cluster
+                .as_ref()
+                .or_else(|| saved.get(&rollout.key.to_string()))
                 .filter(|(s, _)| *s == spec)
                 .and_then(|(_, state)| serde_json::from_str(state).ok());
-            let mut entry = match resumed {
-                Some(state) => Entry {
-                    machine: Machine::with_state(rollout.clone(), state),
-                    spec,
-                },
-                None => Entry {
-                    machine: Machine::new(rollout.clone()),
-                    spec,
-                },
+            let machine = match resumed {
+                Some(state) => Machine::with_state(rollout.clone(), state),
+                None => Machine::new(rollout.clone()),
             };
+            let mut entry = Entry::new(machine, spec);
             let actions = entry.machine.start(clock());
             self.carry_out(&mut entry, actions).await;
             self.save(&rollout.key, &entry);
+            self.mirror(&rollout.key, &mut entry).await;
             machines.insert(rollout.key.clone(), entry);
         }
     }
@@ -186,6 +208,25 @@ impl Controller {
             if *entry.machine.state() != before {
                 self.save(key, entry);
             }
+            self.mirror(key, entry).await;
+        }
+    }
+
+    /// Under `--kubernetes`, writes the release's status (and state) to the Rollout in
+    /// the cluster when it changed since the last write; a failed write is retried on
+    /// the next tick.
+    async fn mirror(&self, key: &ResourceKey, entry: &mut Entry) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
+        let patch = rollout_status::to_patch(&entry.machine.status(), &entry.spec, &state);
+        if entry.mirrored.as_ref() == Some(&patch) {
+            return;
+        }
+        match rollout_status::write(&cluster.0, key, &patch).await {
+            Ok(()) => entry.mirrored = Some(patch),
+            Err(e) => warn!(rollout = %key, "cannot write the release status to the cluster: {e}"),
         }
     }
 

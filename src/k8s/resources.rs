@@ -77,6 +77,23 @@ pub fn watched() -> Vec<ApiResource> {
     ]
 }
 
+/// The watched resource that documents of `kind` are read from.
+pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
+    use crate::model::Kind;
+    let (api_version, name) = match kind {
+        Kind::Gateway => ("networking.istio.io/v1", "Gateway"),
+        Kind::VirtualService => ("networking.istio.io/v1", "VirtualService"),
+        Kind::DestinationRule => ("networking.istio.io/v1", "DestinationRule"),
+        Kind::ServiceEntry => ("networking.istio.io/v1", "ServiceEntry"),
+        Kind::KubernetesGateway => ("gateway.networking.k8s.io/v1", "Gateway"),
+        Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
+    };
+    watched()
+        .into_iter()
+        .find(|ar| ar.api_version == api_version && ar.kind == name)
+}
+
 /// Everything `serve --kubernetes` adds to discovery: the Lease election
 /// ([`super::leader`], configured from the environment) and the route resources, with
 /// status writes on the leader. Returns once the first set is stored; the receiver
@@ -373,6 +390,17 @@ mod tests {
                 "coalmine.dev/v1alpha1/rollouts",
             ]
         );
+    }
+
+    #[test]
+    fn every_kind_has_its_watched_resource() {
+        for kind in crate::model::Kind::ALL {
+            let ar = resource_of(kind).unwrap_or_else(|| panic!("{kind:?}"));
+            let name = kind.as_str().split('.').next().unwrap();
+            assert_eq!(ar.kind, name, "{kind:?}");
+        }
+        let route = resource_of(crate::model::Kind::HttpRoute).unwrap();
+        assert_eq!(route.plural, "httproutes");
     }
 
     #[test]

@@ -4,11 +4,10 @@
 //! back as a revision like any other edit.
 
 use kube::api::{DynamicObject, Patch, PatchParams};
-use kube::core::ApiResource;
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
-use super::resources::watched;
+use super::resources::resource_of;
 use crate::model::{Kind, ResourceKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +47,7 @@ pub async fn patch_routes(
 ) -> Result<Value, Error> {
     let patch = to_patch(key.kind, next)?;
     let field = routes_field(key.kind).expect("to_patch checked the kind");
-    let resource = api_resource(key.kind).ok_or(Error::NotARoute(key.kind.as_str()))?;
+    let resource = resource_of(key.kind).ok_or(Error::NotARoute(key.kind.as_str()))?;
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), &key.namespace, &resource);
     let params = PatchParams::default();
     let object = api
@@ -56,18 +55,6 @@ pub async fn patch_routes(
         .await
         .map_err(|e| Error::Patch(key.to_string(), e))?;
     Ok(object.data["spec"][field].clone())
-}
-
-/// The watched resource a kind is read from.
-fn api_resource(kind: Kind) -> Option<ApiResource> {
-    let (api_version, name) = match kind {
-        Kind::VirtualService => ("networking.istio.io/v1", "VirtualService"),
-        Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-        _ => return None,
-    };
-    watched()
-        .into_iter()
-        .find(|ar| ar.api_version == api_version && ar.kind == name)
 }
 
 #[cfg(test)]
@@ -95,10 +82,5 @@ mod tests {
             to_patch(Kind::HttpRoute, &next),
             Err(Error::NoRoutes("HTTPRoute", "rules"))
         ));
-        assert_eq!(api_resource(Kind::HttpRoute).unwrap().plural, "httproutes");
-        assert_eq!(
-            api_resource(Kind::VirtualService).unwrap().plural,
-            "virtualservices"
-        );
     }
 }
