@@ -151,7 +151,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
-        controller = controller.with_cluster(client);
+        let identity = crate::k8s::leader::LeaseConfig::from_env().identity;
+        controller = controller.with_cluster(client, identity);
     }
     let rollouts = Arc::new(controller);
     tokio::spawn(rollouts.clone().run(desired.subscribe(), leader_rx));

@@ -4,7 +4,8 @@
 //! the watchers as a revision; so a later, unrelated change in the cluster keeps the
 //! release's traffic instead of undoing it. The release's status is in the Rollout's
 //! `status` (what `kubectl get rollouts` shows), and when the leader is killed mid-way
-//! the other replica takes over and carries the release on from there.
+//! the other replica takes over and carries the release on from there. A step waits
+//! for the ACK of an Envoy connected to another replica than the leader.
 
 mod support;
 
@@ -235,5 +236,69 @@ fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
         second.log_contains("traffic step patched"),
         "replica-b did not write the steps after the takeover"
     );
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v2"], WAIT);
+}
+
+#[test]
+fn the_leader_waits_for_the_acks_of_proxies_on_other_replicas() {
+    let api = FakeApiServer::start();
+    let dir = TempDir::new().expect("tempdir");
+    let p = Petstore::new("k8s-ro-acks");
+    apply_all(&api, &p.yaml(&[("v1", 100)]));
+    let leader = replica(&api, &dir, "replica-a");
+    assert!(
+        support::poll_until(WAIT, || holder(&api).as_deref() == Some("replica-a")),
+        "replica-a never led"
+    );
+    // The only Envoy is on the follower.
+    let follower = replica(&api, &dir, "replica-b");
+    let envoy = start_envoy_for(&follower, &p.gw, false);
+    wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
+    // Wait until the follower reports itself, then freeze its Envoy: nothing is ACKed.
+    let analysis = "    interval: 1s\n    stepWeights: [30]\n";
+    envoy.signal("STOP");
+    apply_all(
+        &api,
+        &rollout_yaml("release", "petstore", "Canary", analysis),
+    );
+    let mut seen = Seen::default();
+    let applied = support::rollout::poll(
+        &leader,
+        "release",
+        &mut seen,
+        WAIT,
+        |_| {},
+        |s| {
+            support::rollout::steps(s)
+                .first()
+                .is_some_and(|st| st["revision"].is_u64())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let held = support::rollout::status(&leader, "release").expect("status");
+    let first = &support::rollout::steps(&held)[0];
+    assert!(
+        first["ackedAt"].is_null(),
+        "the step counted as ACKed while the only Envoy (on the other replica) was stopped: \
+         {held}\n(first seen {applied})"
+    );
+    assert_eq!(phase(&held), "Progressing", "{held}");
+    let reports = rollout_status(&api).map(|s| s["replicas"].clone());
+    assert!(
+        reports
+            .as_ref()
+            .is_some_and(|r| r["replica-b"]["acked"] == false),
+        "the follower reports its proxy has not ACKed: {reports:?}"
+    );
+    // Thawed, the Envoy ACKs, and the release carries on to the end.
+    envoy.signal("CONT");
+    let end = support::rollout::wait(
+        &leader,
+        "release",
+        &mut seen,
+        Duration::from_secs(60),
+        is_final,
+    );
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
     wait_for_outcomes(p.gw.port, HOST, &[], &["v2"], WAIT);
 }

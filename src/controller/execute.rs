@@ -9,10 +9,9 @@ use tracing::{info, warn};
 use super::{clock, prometheus, webhook, Controller, Entry};
 use crate::istio::Document;
 use crate::k8s::route_patch;
-use crate::ledger::ProxyStatus;
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
-use crate::translate::{cluster_name, select_gateways};
+use crate::translate::cluster_name;
 
 /// Actions carried out in one go at most: a machine never asks for this many, so a
 /// bigger number means something loops and the rest waits for the next tick.
@@ -82,7 +81,7 @@ impl Controller {
             }
         };
         if let Some(cluster) = &self.cluster {
-            return self.patch_cluster(&cluster.0, rollout, &value).await;
+            return self.patch_cluster(&cluster.client, rollout, &value).await;
         }
         let next = Document { value, ..doc };
         match self.desired.apply(vec![next]) {
@@ -137,41 +136,6 @@ impl Controller {
                 warn!(rollout = %rollout.key, "{target} was patched but the change was not served within {CLUSTER_ECHO:?} (rejected, or changed since); trying again");
                 None
             }
-        }
-    }
-
-    /// Reports the ACK (or NACK) of the step in flight, once every proxy that carries
-    /// the target route has taken (or one has rejected) its revision.
-    pub(super) fn check_ack(&self, entry: &mut Entry, now: Duration) -> Vec<Action> {
-        let state = entry.machine.state();
-        if !state.awaiting_ack() {
-            return Vec::new();
-        }
-        let Some(revision) = state.steps.last().and_then(|s| s.revision) else {
-            return Vec::new();
-        };
-        let config = self.desired.published().config;
-        let target = entry.machine.rollout().target.clone();
-        let mut all_acked = true;
-        for proxy in self.ledger.proxies() {
-            let gateways = select_gateways(&config, &proxy.node.labels);
-            if !crate::translate::reaches(&config, &target, &gateways) {
-                continue;
-            }
-            match proxy.status_of(revision) {
-                ProxyStatus::Acked => {}
-                ProxyStatus::Pending => all_acked = false,
-                ProxyStatus::Rejected(message) => {
-                    let message =
-                        format!("{} rejected revision {revision}: {message}", proxy.node.id);
-                    return entry.machine.step_nacked(now, revision, &message);
-                }
-            }
-        }
-        if all_acked {
-            entry.machine.step_acked(now, revision)
-        } else {
-            Vec::new()
         }
     }
 

@@ -11,6 +11,7 @@
 //! on; under `--kubernetes` it also goes, with the status, into the Rollout's `status`
 //! in the cluster, which a new leader on another replica resumes from. Work happens only while `leader` is true.
 
+mod acks;
 mod execute;
 pub mod prometheus;
 pub mod webhook;
@@ -81,6 +82,8 @@ pub struct Controller {
     /// Under `--kubernetes`: steps are patched into the cluster, the source of truth.
     cluster: Option<Cluster>,
     machines: Mutex<BTreeMap<ResourceKey, Entry>>,
+    /// Under `--kubernetes`: what this replica last reported of its proxies' ACKs.
+    reported: Mutex<acks::Reported>,
 }
 
 impl Controller {
@@ -92,13 +95,15 @@ impl Controller {
             http: reqwest::Client::new(),
             cluster: None,
             machines: Mutex::default(),
+            reported: Mutex::default(),
         }
     }
 
-    /// Writes traffic steps into the cluster (`serve --kubernetes`) instead of the store.
-    pub fn with_cluster(self, client: kube::Client) -> Controller {
+    /// Writes traffic steps into the cluster (`serve --kubernetes`) instead of the
+    /// store, and reports this replica's ACKs there as `identity`.
+    pub fn with_cluster(self, client: kube::Client, identity: String) -> Controller {
         Controller {
-            cluster: Some(Cluster(client)),
+            cluster: Some(Cluster { client, identity }),
             ..self
         }
     }
@@ -136,6 +141,7 @@ impl Controller {
         leader: watch::Receiver<bool>,
     ) {
         loop {
+            self.report_acks().await;
             if *leader.borrow() {
                 let config = published.borrow_and_update().config.clone();
                 self.sync(&config.rollouts).await;
@@ -168,7 +174,7 @@ impl Controller {
             }
             // The cluster's copy first: another replica may have led the release since.
             let in_cluster = match &self.cluster {
-                Some(cluster) => rollout_status::read(&cluster.0, &rollout.key)
+                Some(cluster) => rollout_status::read(&cluster.client, &rollout.key)
                     .await
                     .unwrap_or_else(|e| {
                         warn!(rollout = %rollout.key, "cannot read the release state from the cluster: {e}");
@@ -202,7 +208,7 @@ impl Controller {
             let now = clock();
             // A step whose write failed is written again (first, as it was due first).
             let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
-            actions.extend(self.check_ack(entry, now));
+            actions.extend(self.check_ack(entry, now).await);
             actions.extend(entry.machine.tick(now));
             self.carry_out(entry, actions).await;
             if *entry.machine.state() != before {
@@ -224,7 +230,7 @@ impl Controller {
         if entry.mirrored.as_ref() == Some(&patch) {
             return;
         }
-        match rollout_status::write(&cluster.0, key, &patch).await {
+        match rollout_status::write(&cluster.client, key, &patch).await {
             Ok(()) => entry.mirrored = Some(patch),
             Err(e) => warn!(rollout = %key, "cannot write the release status to the cluster: {e}"),
         }
@@ -242,13 +248,20 @@ impl Controller {
     }
 }
 
-/// The Kubernetes client steps are written with (`kube::Client` has no `Debug`).
+/// The Kubernetes client steps are written with, and this replica's name (its Lease
+/// identity).
 #[derive(Clone)]
-struct Cluster(kube::Client);
+struct Cluster {
+    client: kube::Client,
+    identity: String,
+}
 
 impl std::fmt::Debug for Cluster {
+    // `kube::Client` has no `Debug`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cluster")
+        f.debug_struct("Cluster")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
     }
 }
 

@@ -11,7 +11,8 @@
 //!   [`status`] reports it in each resource's `status`, on the leader only.
 //! - [`leader`]: the `coordination.k8s.io` Lease election among replicas.
 //! - [`route_patch`]: a release's traffic step, patched into its target route;
-//!   [`rollout_status`]: its progress, in the Rollout's `status`.
+//!   [`rollout_status`]: its progress, in the Rollout's `status`; [`replica_acks`]:
+//!   each replica's proxies' ACKs of it, there too.
 //! - [`crd`]: coalmine's own CRDs, generated for `coalmine crdgen`.
 //!
 //! Discovery knows nothing about Envoy, the store or revisions: the wiring hands the
@@ -23,6 +24,7 @@ pub mod discovery;
 pub mod index;
 pub mod judge;
 pub mod leader;
+pub mod replica_acks;
 pub mod resources;
 pub mod rollout_status;
 pub mod route_patch;

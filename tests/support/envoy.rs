@@ -209,6 +209,16 @@ impl Envoy {
         Envoy { child, dir, admin }
     }
 
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the process: a stopped Envoy keeps
+    /// its xDS connection open but answers nothing, so it ACKs nothing.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} envoy failed");
+    }
+
     /// Starts Envoy on a bootstrap that `coalmine bootstrap` prints (the real CLI).
     pub fn connect(xds_addr: &str, node_id: &str, labels: &[(&str, &str)], delta: bool) -> Envoy {
         Envoy::start(&super::process::bootstrap_yaml(

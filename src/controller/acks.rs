@@ -1,0 +1,140 @@
+//! Whether a step in flight is ACKed: by every proxy of this replica's ledger that
+//! carries the target route, and, under `--kubernetes`, by those of every other live
+//! replica (their reports in the Rollout's status, see [`replica_acks`]). Every replica
+//! writes its own report; only the leader reads them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use tracing::warn;
+
+use super::{Controller, Entry};
+use crate::k8s::replica_acks::{self, Report, HEARTBEAT};
+use crate::k8s::route_patch::routes_field;
+use crate::ledger::ProxyStatus;
+use crate::model::{Config, ResourceKey};
+use crate::rollout::Action;
+use crate::translate::{reaches, select_gateways};
+
+/// What this replica last reported per Rollout, and when.
+pub(super) type Reported = BTreeMap<ResourceKey, (Report, Instant)>;
+
+impl Controller {
+    /// Reports the ACK (or NACK) of the step in flight, once every proxy that carries
+    /// the target route has taken (or one has rejected) its revision.
+    pub(super) async fn check_ack(&self, entry: &mut Entry, now: Duration) -> Vec<Action> {
+        let state = entry.machine.state();
+        if !state.awaiting_ack() {
+            return Vec::new();
+        }
+        let Some(revision) = state.steps.last().and_then(|s| s.revision) else {
+            return Vec::new();
+        };
+        let target = entry.machine.rollout().target.clone();
+        let config = self.desired.published().config;
+        let mut status = self.local_ack(&config, &target, revision);
+        if status == ProxyStatus::Acked {
+            status = self.other_replicas(&target).await;
+        }
+        match status {
+            ProxyStatus::Acked => entry.machine.step_acked(now, revision),
+            ProxyStatus::Pending => Vec::new(),
+            ProxyStatus::Rejected(message) => {
+                let message = format!("revision {revision} rejected by {message}");
+                entry.machine.step_nacked(now, revision, &message)
+            }
+        }
+    }
+
+    /// Where this replica's proxies that carry `target` stand on `revision`.
+    fn local_ack(&self, config: &Config, target: &ResourceKey, revision: u64) -> ProxyStatus {
+        let mut out = ProxyStatus::Acked;
+        for proxy in self.ledger.proxies() {
+            let gateways = select_gateways(config, &proxy.node.labels);
+            if !reaches(config, target, &gateways) {
+                continue;
+            }
+            match proxy.status_of(revision) {
+                ProxyStatus::Acked => {}
+                ProxyStatus::Pending => out = ProxyStatus::Pending,
+                ProxyStatus::Rejected(message) => {
+                    return ProxyStatus::Rejected(format!("{}: {message}", proxy.node.id));
+                }
+            }
+        }
+        out
+    }
+
+    /// What the other live replicas report of `target` as this replica holds it (Acked
+    /// without a cluster).
+    async fn other_replicas(&self, target: &ResourceKey) -> ProxyStatus {
+        let Some(cluster) = &self.cluster else {
+            return ProxyStatus::Acked;
+        };
+        let Some(route) = self.route_hash(target) else {
+            return ProxyStatus::Pending;
+        };
+        let Some(rollout) = self.rollout_of(target) else {
+            return ProxyStatus::Pending;
+        };
+        match replica_acks::read_status(&cluster.client, &rollout).await {
+            Ok(status) => {
+                replica_acks::others(&status, &cluster.identity, &route, Timestamp::now())
+            }
+            Err(e) => {
+                warn!(rollout = %rollout, "cannot read the other replicas' ACKs: {e}");
+                ProxyStatus::Pending
+            }
+        }
+    }
+
+    /// Under `--kubernetes`, on every replica: writes, per Rollout, whether this
+    /// replica's proxies ACKed its target route as it now stands (when that changed,
+    /// or every [`HEARTBEAT`]).
+    pub(super) async fn report_acks(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let published = self.desired.published();
+        let mut reported = self.reported.lock().await;
+        reported.retain(|key, _| published.config.rollouts.iter().any(|r| &r.key == key));
+        for rollout in &published.config.rollouts {
+            let Some(route) = self.route_hash(&rollout.target) else {
+                continue;
+            };
+            let local = self.local_ack(&published.config, &rollout.target, published.revision);
+            let report = Report::new(route, &local);
+            let due = match reported.get(&rollout.key) {
+                Some((last, at)) => *last != report || at.elapsed() >= HEARTBEAT,
+                None => true,
+            };
+            if !due {
+                continue;
+            }
+            let written =
+                replica_acks::write(&cluster.client, &rollout.key, &cluster.identity, &report)
+                    .await;
+            match written {
+                Ok(()) => {
+                    reported.insert(rollout.key.clone(), (report, Instant::now()));
+                }
+                Err(e) => warn!(rollout = %rollout.key, "cannot report this replica's ACKs: {e}"),
+            }
+        }
+    }
+
+    /// The hash of `target`'s route list as this replica holds it.
+    fn route_hash(&self, target: &ResourceKey) -> Option<String> {
+        let field = routes_field(target.kind)?;
+        let doc = self.desired.get(target)?;
+        Some(replica_acks::route_hash(&doc.value["spec"][field]))
+    }
+
+    /// The Rollout whose target is `target`.
+    fn rollout_of(&self, target: &ResourceKey) -> Option<ResourceKey> {
+        let config = self.desired.published().config;
+        let rollout = config.rollouts.iter().find(|r| &r.target == target)?;
+        Some(rollout.key.clone())
+    }
+}
