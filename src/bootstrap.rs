@@ -1,4 +1,5 @@
-//! The Envoy bootstrap that points a proxy at coalmine over ADS.
+//! The Envoy bootstrap that points a proxy at coalmine over ADS, and the gRPC xDS
+//! bootstrap that points a proxyless gRPC client at it.
 //!
 //! Pure rendering: [`BootstrapOptions`] in, Envoy v3 bootstrap YAML out. The YAML is
 //! produced by `serde_yaml` from a JSON value (never by string formatting), so node ids
@@ -127,6 +128,33 @@ pub fn to_value(opts: &BootstrapOptions) -> Value {
         "stats_flush_interval": STATS_FLUSH_INTERVAL,
     })
 }
+
+/// The gRPC xDS bootstrap (the JSON file `GRPC_XDS_BOOTSTRAP` names) of a proxyless
+/// gRPC client: coalmine as its one xDS server (insecure, xDS v3), and a node whose
+/// metadata says `GENERATOR: grpc` (Istio's marker) beside its labels.
+pub fn render_grpc(opts: &BootstrapOptions) -> String {
+    let json = serde_json::to_string_pretty(&to_grpc_value(opts));
+    json.expect("a JSON value always serializes") + "\n"
+}
+
+/// The gRPC bootstrap as a JSON value (the document [`render_grpc`] prints).
+pub fn to_grpc_value(opts: &BootstrapOptions) -> Value {
+    json!({
+        "xds_servers": [{
+            "server_uri": opts.xds_addr,
+            "channel_creds": [{ "type": "insecure" }],
+            "server_features": ["xds_v3"],
+        }],
+        "node": {
+            "id": opts.node_id,
+            "cluster": opts.cluster,
+            "metadata": { LABELS_KEY: opts.labels, GENERATOR_KEY: "grpc" },
+        },
+    })
+}
+
+/// Istio's node metadata key naming the kind of client; `grpc` for proxyless gRPC.
+pub const GENERATOR_KEY: &str = "GENERATOR";
 
 /// How often Envoy pushes its stats to coalmine: the resolution of built-in analysis.
 pub const STATS_FLUSH_INTERVAL: &str = "1s";
@@ -303,6 +331,27 @@ mod tests {
             ..mk_opts()
         }));
         assert_eq!(v["node"]["metadata"]["labels"], json!(labels));
+    }
+
+    #[test]
+    fn grpc_bootstrap_names_coalmine_as_its_xds_server() {
+        let v: Value = serde_json::from_str(&render_grpc(&BootstrapOptions {
+            xds_addr: "coalmine.system.svc:18000".into(),
+            ..mk_opts()
+        }))
+        .expect("rendered JSON parses");
+        assert_eq!(
+            v["xds_servers"],
+            json!([{
+                "server_uri": "coalmine.system.svc:18000",
+                "channel_creds": [{ "type": "insecure" }],
+                "server_features": ["xds_v3"],
+            }])
+        );
+        assert_eq!(v["node"]["id"], "edge-1");
+        assert_eq!(v["node"]["cluster"], "coalmine");
+        assert_eq!(v["node"]["metadata"]["labels"], json!({ "app": "web" }));
+        assert_eq!(v["node"]["metadata"]["GENERATOR"], "grpc");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub async fn config_dump(
         .find(|p| p.node.id == node)
         .ok_or_else(|| ApiError::not_found(format!("no connected proxy has node id {node:?}")))?;
     let snapshot = state.snapshots.borrow().clone();
-    let view = snapshot.view_for(&proxy.node.labels);
+    let view = proxy.node.view_of(&snapshot);
     let entries = |kind: TypeKind| -> Result<Vec<DumpEntry>, ApiError> {
         view.resources(kind)
             .values()

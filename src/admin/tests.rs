@@ -386,6 +386,7 @@ async fn proxies_and_config_dump_show_the_ledger() {
         id: "gw-1".into(),
         cluster: "edge".into(),
         labels: [("app".to_string(), "gw".to_string())].into(),
+        ..Default::default()
     };
     f.state.ledger.connect(ProxyRecord::new(node, 0));
     let (_, body) = call(&f.state, "GET", "/api/v1/proxies", "", None).await;

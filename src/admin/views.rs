@@ -142,6 +142,11 @@ pub struct ProxyView {
     pub node: String,
     pub cluster: String,
     pub labels: BTreeMap<String, String>,
+    /// `envoy`, or `grpc` for a proxyless gRPC client.
+    pub client: String,
+    /// The node's `user_agent_name` and version.
+    #[serde(rename = "userAgent")]
+    pub user_agent: String,
     #[serde(rename = "connectedSince")]
     pub connected_since: String,
     /// The revision this proxy's stream serves.
@@ -192,6 +197,8 @@ impl From<&ProxyRecord> for ProxyView {
             node: p.node.id.clone(),
             cluster: p.node.cluster.clone(),
             labels: p.node.labels.clone(),
+            client: p.node.client.as_str().to_string(),
+            user_agent: p.node.user_agent.clone(),
             connected_since: rfc3339(p.connected_since),
             revision: p.revision,
             types,

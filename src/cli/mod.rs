@@ -67,7 +67,8 @@ pub struct ServerArgs {
 pub enum Command {
     /// Run the control plane.
     Serve(ServeArgs),
-    /// Print an Envoy bootstrap (YAML) that points a proxy at this control plane.
+    /// Print an Envoy bootstrap (YAML), or with `--grpc` a gRPC xDS bootstrap (JSON),
+    /// that points a client at this control plane.
     Bootstrap(BootstrapArgs),
     /// Print coalmine's CustomResourceDefinitions (YAML), as in deploy/crds/.
     Crdgen,
@@ -241,6 +242,10 @@ pub struct BootstrapArgs {
     /// Use Delta ADS instead of State of the World.
     #[arg(long)]
     pub delta: bool,
+    /// Print a gRPC xDS bootstrap (JSON, for `GRPC_XDS_BOOTSTRAP`) for a proxyless
+    /// gRPC client instead of an Envoy bootstrap.
+    #[arg(long, conflicts_with = "delta")]
+    pub grpc: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -370,7 +375,11 @@ fn bootstrap_command(a: BootstrapArgs) -> commands::Outcome {
         delta: a.delta,
     };
     opts.validate().map_err(|e| Failure::Usage(e.to_string()))?;
-    print!("{}", bootstrap::render(&opts));
+    if a.grpc {
+        print!("{}", bootstrap::render_grpc(&opts));
+    } else {
+        print!("{}", bootstrap::render(&opts));
+    }
     Ok(())
 }
 

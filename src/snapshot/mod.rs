@@ -1,17 +1,20 @@
 //! Encoded Envoy resources with content-hash versions, shared by every stream.
 //!
-//! A [`Snapshot`] wraps one validated [`Config`]. Proxies are grouped into classes by
-//! the Gateways that select them; each class's [`View`] is translated once, each
+//! A [`Snapshot`] wraps one validated [`Config`]. Clients are grouped into classes
+//! ([`ViewClass`]): Envoy proxies by the Gateways that select them, proxyless gRPC
+//! clients in one class of their own; each class's [`View`] is translated once, each
 //! resource in it encoded once, and the same bytes (`Arc<Encoded>`) are handed to every
 //! stream that receives them. Memory therefore grows with the config, not with
 //! config × proxies. Nothing here does IO.
 
 mod canonical;
+mod class;
 mod diff;
 mod incremental;
 mod kind;
 mod view;
 
+pub use class::ViewClass;
 pub use diff::{diff, DiffAction};
 pub use kind::TypeKind;
 pub use view::{digest_of, version_of, Change, ResourceMap, View, ViewDiff};
@@ -68,13 +71,13 @@ pub struct Snapshot {
 
 #[derive(Debug)]
 struct Base {
-    views: HashMap<BTreeSet<ResourceKey>, Arc<View>>,
+    views: HashMap<ViewClass, Arc<View>>,
     delta: incremental::Delta,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
-    views: HashMap<BTreeSet<ResourceKey>, Arc<View>>,
+    views: HashMap<ViewClass, Arc<View>>,
     /// Every resource encoded for this snapshot, so that two classes with the same
     /// resource share its bytes.
     encoded: EncodedCache,
@@ -119,30 +122,39 @@ impl Snapshot {
         self.created
     }
 
-    /// The view for a proxy declaring these labels in its node metadata.
+    /// The view for an Envoy declaring these labels in its node metadata.
     pub fn view_for(&self, labels: &Labels) -> Arc<View> {
         let gateways = translate::select_gateways(&self.config, labels);
         self.view_for_gateways(gateways)
     }
 
     pub fn view_for_gateways(&self, gateways: BTreeSet<ResourceKey>) -> Arc<View> {
+        self.view_for_class(ViewClass::Envoy(gateways))
+    }
+
+    /// The view of proxyless gRPC clients.
+    pub fn grpc_view(&self) -> Arc<View> {
+        self.view_for_class(ViewClass::Grpc)
+    }
+
+    pub fn view_for_class(&self, class: ViewClass) -> Arc<View> {
         let mut cache = self.cache.lock().expect("snapshot cache poisoned");
-        if let Some(view) = cache.views.get(&gateways) {
+        if let Some(view) = cache.views.get(&class) {
             return view.clone();
         }
         let previous = self
             .base
             .as_ref()
-            .and_then(|b| b.views.get(&gateways).map(|v| (v, &b.delta)));
+            .and_then(|b| b.views.get(&class).map(|v| (v, &b.delta)));
         let view = match previous {
-            Some((prev, delta)) => self.rebuild(prev, delta, &gateways, &mut cache.encoded),
+            Some((prev, delta)) => self.rebuild(prev, delta, &class, &mut cache.encoded),
             None => None,
         };
         let view = view.unwrap_or_else(|| {
-            let resources = translate::translate(&self.config, &gateways);
+            let resources = class.translate(&self.config);
             Arc::new(encode_view(&resources, &mut cache.encoded))
         });
-        cache.views.insert(gateways, view.clone());
+        cache.views.insert(class, view.clone());
         view
     }
 
@@ -152,7 +164,7 @@ impl Snapshot {
         &self,
         prev: &Arc<View>,
         delta: &incremental::Delta,
-        gateways: &BTreeSet<ResourceKey>,
+        class: &ViewClass,
         encoded: &mut EncodedCache,
     ) -> Option<Arc<View>> {
         use incremental::Delta;
@@ -169,8 +181,13 @@ impl Snapshot {
                     .collect();
                 for name in affected {
                     let destination = incremental::destination_of(&name)?;
-                    let (cluster, cla) =
-                        translate::translate_destination(&self.config, &destination);
+                    let (cluster, cla) = class.translate_destination(&self.config, &destination);
+                    // A cluster that gains or loses its assignment changed kind (a
+                    // gRPC DNS cluster whose subset went empty): translate in full.
+                    let has_cla = maps[TypeKind::Endpoint.index()].contains_key(&name);
+                    if has_cla != cla.is_some() {
+                        return None;
+                    }
                     match cla {
                         Some(cla) => {
                             let bytes = cla.encode_to_vec();
@@ -198,7 +215,7 @@ impl Snapshot {
                 Some(Arc::new(View::new(maps)))
             }
             Delta::Routes => {
-                let routed = translate::translate_routes(&self.config, gateways);
+                let routed = class.translate_routes(&self.config);
                 let mut maps = prev.to_maps();
                 let clusters: BTreeSet<String> = routed
                     .destinations

@@ -84,7 +84,7 @@ fn to_http_connection_manager(
     }
 }
 
-fn to_http_filter(name: &str, config: Any) -> HttpFilter {
+pub(super) fn to_http_filter(name: &str, config: Any) -> HttpFilter {
     HttpFilter {
         name: name.to_string(),
         config_type: Some(http_filter::ConfigType::TypedConfig(config)),

@@ -5,7 +5,8 @@
 //! [`route_match`] and per-filter configs in [`route_filter`]), the clusters those
 //! routes name ([`cluster`]) and, for EDS clusters, their endpoints ([`endpoint`]).
 //! [`select`] decides which listeners a class gets and which virtual services each
-//! serves. Nothing here does I/O, reads the clock or iterates a `HashMap`.
+//! serves. Proxyless gRPC clients are one more class, with API listeners instead of
+//! sockets ([`grpc`]). Nothing here does I/O, reads the clock or iterates a `HashMap`.
 //!
 //! prost encodes protobuf maps (`typed_per_filter_config`, ...) in `HashMap` iteration
 //! order, so every map filled here holds one entry, and encoding the same resources
@@ -14,6 +15,7 @@
 
 mod cluster;
 mod endpoint;
+pub mod grpc;
 mod listener;
 mod reach;
 mod route;

@@ -64,7 +64,7 @@ pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfigurat
     }
 }
 
-fn to_virtual_host(plan: &VirtualHostPlan<'_>) -> VirtualHost {
+pub(super) fn to_virtual_host(plan: &VirtualHostPlan<'_>) -> VirtualHost {
     let vs = plan.virtual_service;
     VirtualHost {
         name: format!("{}/{}", vs.key.namespace, vs.key.name),

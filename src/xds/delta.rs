@@ -8,7 +8,8 @@
 //! - a response carries only resources whose version the client does not hold, and
 //!   `removed_resources` for those it holds that are gone;
 //! - the first request for a type always gets a response (possibly empty), so the
-//!   client can finish initializing; later ones only when something changed;
+//!   client can finish initializing; later ones only when something changed or a
+//!   name subscribed to does not exist (listed in `removed_resources`);
 //! - a request with the nonce of an outstanding response ACKs it, or NACKs it with an
 //!   `error_detail`; versions sent are taken as held either way, so a NACK never
 //!   triggers a resend: the next response comes when the content changes.
@@ -158,7 +159,15 @@ impl DeltaStream {
                 state.held.remove(&name);
             }
         }
-        let (resources, removed) = self.resync(kind);
+        let (resources, mut removed) = self.resync(kind);
+        // A name subscribed to that does not exist is reported removed, so the client
+        // knows at once instead of waiting for its does-not-exist timer.
+        let all = self.view.resources(kind);
+        let missing = req
+            .resource_names_subscribe
+            .iter()
+            .filter(|n| *n != "*" && !all.contains_key(*n) && !removed.contains(*n));
+        removed.extend(missing.cloned().collect::<BTreeSet<_>>());
         if first || !resources.is_empty() || !removed.is_empty() {
             out.responses.push(self.respond(kind, resources, removed));
         }

@@ -202,9 +202,16 @@ async fn run_stream<P: StreamProtocol>(
         _ => return,
     };
     let node = P::node(&first).map(NodeInfo::from_node).unwrap_or_default();
-    info!(node = %node.id, cluster = %node.cluster, labels = ?node.labels, "proxy connected");
+    info!(
+        node = %node.id,
+        cluster = %node.cluster,
+        labels = ?node.labels,
+        client = ?node.client,
+        user_agent = %node.user_agent,
+        "proxy connected"
+    );
     let mut snapshot = state.snapshots.borrow_and_update().clone();
-    let mut stream = P::new(snapshot.view_for(&node.labels));
+    let mut stream = P::new(node.view_of(&snapshot));
     let id = state
         .ledger
         .connect(ProxyRecord::new(node.clone(), snapshot.revision()));
@@ -229,7 +236,7 @@ async fn run_stream<P: StreamProtocol>(
                     break;
                 }
                 snapshot = state.snapshots.borrow_and_update().clone();
-                stream.handle_view(snapshot.view_for(&node.labels))
+                stream.handle_view(node.view_of(&snapshot))
             },
             _ = stopped(&mut state.shutdown) => {
                 let _ = tx.send(Err(Status::unavailable("coalmine is shutting down"))).await;

@@ -11,7 +11,10 @@
 //! - a new view is pushed type by type in the order CDS, EDS, LDS, RDS, and a type is
 //!   sent only when its content (hence its version) differs from what was last sent;
 //! - on reconnect, a proxy that already holds the current version (its request's
-//!   `version_info`) is not sent it again.
+//!   `version_info`) is not sent it again;
+//! - a subscription by name (gRPC's, for every type) gets only the named resources
+//!   that exist; listeners and clusters are answered after every change of names, so
+//!   a name missing from the answer does not exist.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -185,8 +188,16 @@ impl SotwStream {
             let subscription = subscription_of(req, state.subscription.as_ref());
             state.subscription = Some(subscription);
             let (fresh, dropped) = self.resync(kind);
-            out.responses
-                .extend(self.respond_changes(kind, fresh, dropped));
+            if is_partial(kind) {
+                out.responses
+                    .extend(self.respond_changes(kind, fresh, dropped));
+            } else {
+                // Listeners and clusters go whole after any change of names, so a
+                // client that named one that does not exist (gRPC subscribes by name)
+                // learns it at once from a response without it.
+                let all = self.types[kind.index()].held.items().to_vec();
+                out.responses.push(self.respond(kind, all));
+            }
         }
         out
     }

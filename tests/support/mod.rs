@@ -1,4 +1,4 @@
-//! The end-to-end test harness: real Envoy 1.40, the real coalmine binary, test
+//! The end-to-end test harness: real Envoy 1.40 and gRPC clients, the real coalmine binary, test
 //! backends and traffic, all on 127.0.0.1. Integration tests use it as `mod support;`.
 //!
 //! Every e2e test runs beside others in parallel, so each one uses its own Gateway
@@ -11,6 +11,7 @@ pub mod config;
 pub mod dump;
 pub mod envoy;
 pub mod fake_apiserver;
+pub mod grpc;
 pub mod http;
 pub mod process;
 pub mod prometheus;

@@ -63,6 +63,18 @@ spec:
       weight: 90
     - destination: {host: petstore, subset: v2}
       weight: 10
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: petstore-mesh}
+spec:
+  hosts: [petstore]
+  http:
+  - route:
+    - destination: {host: petstore, subset: v1}
+      weight: 90
+    - destination: {host: petstore, subset: v2}
+      weight: 10
 "#;
 
 fn mk_config(yaml: &str) -> Arc<Config> {
@@ -82,27 +94,42 @@ fn content(view: &View) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-/// The next snapshot's view, built from the previous one, equals a full translation.
+/// The next snapshot's view, built from the previous one, equals a full translation,
+/// for every class: the gateway's, the unselected Envoys', the gRPC clients'.
 /// Returns, for the gateway class, the previous and the next view.
 fn assert_incremental_matches_full(
     old: &str,
     new: &str,
     expected: Delta,
 ) -> (Arc<View>, Arc<View>) {
+    every_class_matches_full(old, new, expected).swap_remove(0)
+}
+
+/// How a test picks one class's view of a snapshot.
+type ViewOf<'a> = &'a dyn Fn(&Snapshot) -> Arc<View>;
+
+/// As [`assert_incremental_matches_full`], returning the (previous, next) views of
+/// the gateway, unselected and gRPC classes, in that order.
+fn every_class_matches_full(old: &str, new: &str, expected: Delta) -> Vec<(Arc<View>, Arc<View>)> {
     let (old, new) = (mk_config(old), mk_config(new));
     assert_eq!(classify(&old, &new), expected);
     let gateway: Labels = [("app".to_string(), "gw".to_string())].into();
+    let classes: [ViewOf; 3] = [
+        &|s| s.view_for(&gateway),
+        &|s| s.view_for(&Labels::new()),
+        &|s| s.grpc_view(),
+    ];
     let mut views = Vec::new();
-    for labels in [gateway, Labels::new()] {
+    for view_of in classes {
         let prev = Snapshot::new(old.clone(), 1);
-        let before = prev.view_for(&labels);
+        let before = view_of(&prev);
         let next = Snapshot::next(&prev, new.clone(), 2);
         let full = Snapshot::new(new.clone(), 2);
-        let after = next.view_for(&labels);
-        assert_eq!(content(&after), content(&full.view_for(&labels)));
+        let after = view_of(&next);
+        assert_eq!(content(&after), content(&view_of(&full)));
         views.push((before, after));
     }
-    views.swap_remove(0)
+    views
 }
 
 /// Whether the next view keeps the previous view's resource of a type and name (the
@@ -186,4 +213,72 @@ fn cluster_names_parse_back_to_destinations() {
     );
     assert_eq!(destination_of("outbound|80||web").unwrap().subset, None);
     assert!(destination_of("coalmine_xds").is_none());
+}
+
+#[test]
+fn grpc_class_rebuilds_only_what_changed_and_matches_full() {
+    let new = BASE
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    let views = every_class_matches_full(BASE, &new, Delta::Routes);
+    let (before, after) = &views[2];
+    let cluster = "outbound|80|v1|petstore";
+    assert!(reused(before, after, TypeKind::Cluster, cluster));
+    assert!(reused(before, after, TypeKind::Endpoint, cluster));
+    assert!(!reused(before, after, TypeKind::Route, "petstore:80"));
+    assert!(reused(before, after, TypeKind::Route, "other:80"));
+    assert!(after
+        .resources(TypeKind::Listener)
+        .contains_key("petstore:80"));
+
+    let moved = BASE.replace("http: 8082}", "http: 9082}");
+    let hosts = BTreeSet::from(["petstore".to_string()]);
+    let views = every_class_matches_full(BASE, &moved, Delta::Endpoints(hosts));
+    let (before, after) = &views[2];
+    assert!(reused(before, after, TypeKind::Endpoint, cluster));
+    assert!(!reused(
+        before,
+        after,
+        TypeKind::Endpoint,
+        "outbound|80|v2|petstore"
+    ));
+}
+
+#[test]
+fn grpc_dns_cluster_whose_subset_empties_matches_full() {
+    const DNS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api}
+spec:
+  hosts: [api.example.org]
+  ports: [{number: 443, name: grpc, protocol: GRPC}]
+  resolution: DNS
+  endpoints:
+  - {address: a.example.org, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api}
+spec:
+  host: api.example.org
+  subsets:
+  - {name: v1, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: [api.example.org]
+  http:
+  - route:
+    - destination: {host: api.example.org, subset: v1}
+"#;
+    let emptied = DNS.replace(
+        "{address: a.example.org, labels: {version: v1}}",
+        "{address: a.example.org, labels: {version: v2}}",
+    );
+    let hosts = BTreeSet::from(["api.example.org".to_string()]);
+    every_class_matches_full(DNS, &emptied, Delta::Endpoints(hosts.clone()));
+    every_class_matches_full(&emptied, DNS, Delta::Endpoints(hosts));
 }

@@ -186,3 +186,22 @@ fn changes_are_pushed_in_xds_order() {
     let kinds: Vec<TypeKind> = out.responses.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [TypeKind::Cluster, TypeKind::Endpoint]);
 }
+
+#[test]
+fn a_name_subscribed_to_that_does_not_exist_is_reported_removed() {
+    let mut s = DeltaStream::new(mk_view(&[("a", "1"), ("b", "1")], &[]));
+    let r = s
+        .handle_request(&mk_req(TypeKind::Cluster, &["a", "nope"], &[], ""))
+        .responses
+        .remove(0);
+    assert_eq!(names(&r), ["a"], "only the named cluster, not b");
+    assert_eq!(r.removed, ["nope"]);
+    let out = s.handle_request(&mk_req(TypeKind::Cluster, &["gone"], &[], &r.nonce));
+    let r2 = &out.responses[0];
+    assert!(r2.resources.is_empty());
+    assert_eq!(r2.removed, ["gone"]);
+    assert_eq!(r2.system_version, r.system_version, "nothing held changed");
+    // It appears later: it is sent like any subscribed resource.
+    let out = s.handle_view(mk_view(&[("a", "1"), ("b", "1"), ("gone", "1")], &[]));
+    assert_eq!(names(&out.responses[0]), ["gone"]);
+}

@@ -367,3 +367,52 @@ fn a_subscription_that_shrinks_and_grows_back_gets_the_dropped_resource_again() 
     assert_eq!(out.responses.len(), 1);
     assert_eq!(names(&out.responses[0]), ["a"]);
 }
+
+#[test]
+fn named_listener_and_cluster_subscriptions_get_what_exists_and_an_answer_per_change() {
+    let mut s = SotwStream::new(mk_view("1"));
+    let r = s
+        .handle_request(&mk_req(TypeKind::Listener, &["l", "nope"], "", ""))
+        .responses
+        .remove(0);
+    assert_eq!(names(&r), ["l"]);
+    // A new name that does not exist: answered at once, without it.
+    let out = s.handle_request(&mk_req(
+        TypeKind::Listener,
+        &["l", "nope", "other"],
+        &r.version,
+        &r.nonce,
+    ));
+    assert_eq!(out.responses.len(), 1);
+    let r2 = &out.responses[0];
+    assert_eq!(names(r2), ["l"]);
+    assert_eq!(r2.version, r.version);
+    // The ACK repeats the names: nothing more.
+    let out = s.handle_request(&mk_req(
+        TypeKind::Listener,
+        &["other", "nope", "l"],
+        &r2.version,
+        &r2.nonce,
+    ));
+    assert!(out.responses.is_empty());
+
+    let r = s
+        .handle_request(&mk_req(TypeKind::Cluster, &["a"], "", ""))
+        .responses
+        .remove(0);
+    assert_eq!(names(&r), ["a"], "b is not subscribed");
+    // A change to an unsubscribed cluster is not pushed; to a subscribed one it is.
+    let mut view = mk_view("1");
+    let maps = view.to_maps();
+    let mut clusters = maps[0].clone();
+    clusters.insert("b".into(), mk_encoded("b", "2"));
+    view = Arc::new(View::new([
+        clusters,
+        maps[1].clone(),
+        maps[2].clone(),
+        maps[3].clone(),
+    ]));
+    assert!(s.handle_view(view).responses.is_empty());
+    let out = s.handle_view(mk_view("2"));
+    assert_eq!(names(&out.responses[0]), ["a"]);
+}

@@ -1,0 +1,291 @@
+//! Proxyless gRPC for tests: the pinned `grpcio` wheel from PyPI (installed once per
+//! machine into the target dir), gRPC servers that answer with their version
+//! (`grpc/server.py`), and a long-lived client that calls an `xds:///` target through
+//! gRPC's own xDS support (`grpc/client.py`). Never skips: no grpcio is a panic that
+//! says why.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const GRPCIO_VERSION: &str = "1.85.1";
+
+/// The folder to put on `PYTHONPATH` for `import grpc`: the pinned grpcio, installed
+/// on first use into `<target>/test-cache/grpcio-1.85.1` under a file lock.
+pub fn grpcio_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = install_grpcio();
+        let out = Command::new("python3")
+            .args(["-c", "import grpc; print(grpc.__version__)"])
+            .env("PYTHONPATH", &path)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && version == GRPCIO_VERSION,
+            "grpcio in {} does not import as {GRPCIO_VERSION}: {version:?} {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    })
+}
+
+fn install_grpcio() -> PathBuf {
+    let cache_root = super::target_dir().join("test-cache");
+    let cache = cache_root.join(format!("grpcio-{GRPCIO_VERSION}"));
+    let marker = cache.join("grpc/__init__.py");
+    if marker.exists() {
+        return cache;
+    }
+    fs::create_dir_all(&cache_root)
+        .unwrap_or_else(|e| panic!("create {}: {e}", cache_root.display()));
+    let lock_path = cache_root.join(format!("grpcio-{GRPCIO_VERSION}.lock"));
+    let lock =
+        File::create(&lock_path).unwrap_or_else(|e| panic!("create {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+    if marker.exists() {
+        return cache; // another test process installed it while we waited
+    }
+    let tmp = cache_root.join(format!(".grpcio-install-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+        ])
+        .arg(&tmp)
+        .arg(format!("grpcio=={GRPCIO_VERSION}"))
+        .output();
+    let fail = |why: String| -> ! {
+        panic!(
+            "grpcio {GRPCIO_VERSION} is needed by the proxyless gRPC tests and could not be \
+             installed: {why}\nInstall it with `python3 -m pip install --target {} \
+             grpcio=={GRPCIO_VERSION}`.",
+            cache.display()
+        )
+    };
+    match out {
+        Err(e) => fail(format!("cannot run python3 -m pip: {e}")),
+        Ok(o) if !o.status.success() => fail(format!(
+            "pip exited {}:\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Ok(_) => {}
+    }
+    if !tmp.join("grpc/__init__.py").exists() {
+        fail(format!("pip succeeded but {} has no grpc/", tmp.display()));
+    }
+    let _ = fs::remove_dir_all(&cache);
+    fs::rename(&tmp, &cache)
+        .unwrap_or_else(|e| fail(format!("rename into {}: {e}", cache.display())));
+    drop(lock);
+    cache
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/grpc")
+        .join(name)
+}
+
+/// A Python process whose stdout lines arrive on a channel, and whose stderr goes to a
+/// file (shown when a test fails); killed on drop.
+struct Python {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    dir: TempDir,
+    what: String,
+}
+
+impl Python {
+    fn spawn(what: &str, args: &[&str], env: &[(&str, &Path)]) -> Python {
+        let dir = TempDir::new().expect("tempdir");
+        let stderr = File::create(dir.path().join("stderr")).expect("stderr file");
+        let mut child = Command::new("python3")
+            .args(args)
+            .env("PYTHONPATH", grpcio_path())
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn python3 for {what}: {e}"));
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Python {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            dir,
+            what: what.to_string(),
+        }
+    }
+
+    /// The next stdout line, or a panic with the process's stderr after `timeout`.
+    fn line(&mut self, timeout: Duration) -> String {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => line,
+            Err(e) => panic!(
+                "{}: no output within {timeout:?} ({e}); stderr:\n{}",
+                self.what,
+                self.stderr()
+            ),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        let sent = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+        if let Err(e) = sent {
+            panic!("{}: write: {e}; stderr:\n{}", self.what, self.stderr());
+        }
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- {} stderr ----\n{}", self.what, self.stderr());
+        }
+    }
+}
+
+/// A gRPC server on 127.0.0.1 answering `/coalmine.test.Echo/Call` with its version.
+pub struct GrpcServer {
+    process: Python,
+    port: u16,
+}
+
+impl GrpcServer {
+    pub fn start(version: &str) -> GrpcServer {
+        let server = script("server.py");
+        let what = format!("gRPC server {version}");
+        let mut process = Python::spawn(&what, &[server.to_str().expect("utf-8"), version], &[]);
+        let line = process.line(Duration::from_secs(30));
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{what} printed {line:?}, not a port"));
+        GrpcServer { process, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+/// Outcomes of calls: the version that answered, or `error CODE: details`, counted.
+pub type Outcomes = BTreeMap<String, u64>;
+
+/// One channel to an `xds:///` target, through gRPC's xDS support with `bootstrap`
+/// (the JSON `GRPC_XDS_BOOTSTRAP` names).
+pub struct GrpcClient {
+    process: Python,
+    target: String,
+    _bootstrap: TempDir,
+}
+
+impl GrpcClient {
+    pub fn start(bootstrap_json: &str, target: &str) -> GrpcClient {
+        let bootstrap = TempDir::new().expect("tempdir");
+        let path = bootstrap.path().join("bootstrap.json");
+        fs::write(&path, bootstrap_json).expect("write bootstrap");
+        let client = script("client.py");
+        let what = format!("gRPC client of {target}");
+        let mut process = Python::spawn(
+            &what,
+            &[client.to_str().expect("utf-8"), target],
+            &[("GRPC_XDS_BOOTSTRAP", &path)],
+        );
+        let ready: Value = serde_json::from_str(&process.line(Duration::from_secs(30)))
+            .expect("client ready line");
+        assert_eq!(ready["ready"], GRPCIO_VERSION, "{ready}");
+        GrpcClient {
+            process,
+            target: target.to_string(),
+            _bootstrap: bootstrap,
+        }
+    }
+
+    /// Starts `calls` calls with this metadata, each with `timeout`; collect the
+    /// outcomes with [`GrpcClient::outcomes`].
+    pub fn send(&mut self, calls: u32, metadata: &[(&str, &str)], timeout: Duration) {
+        let request = json!({
+            "calls": calls,
+            "metadata": metadata,
+            "timeout": timeout.as_secs_f64(),
+        });
+        self.process.send(&request.to_string());
+    }
+
+    /// The outcomes of the calls [`GrpcClient::send`] started.
+    pub fn outcomes(&mut self, wait: Duration) -> Outcomes {
+        let line = self.process.line(wait);
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("client answered {line:?}: {e}"))
+    }
+
+    /// `calls` calls, each with a 5 s timeout.
+    pub fn call(&mut self, calls: u32, metadata: &[(&str, &str)]) -> Outcomes {
+        let timeout = Duration::from_secs(5);
+        self.send(calls, metadata, timeout);
+        self.outcomes(timeout * calls + Duration::from_secs(10))
+    }
+
+    /// Calls in rounds of ten until every call of a round is answered by `version`;
+    /// panics with the last outcomes after `timeout`.
+    pub fn wait_for(&mut self, version: &str, metadata: &[(&str, &str)], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let want = Outcomes::from([(version.to_string(), 10)]);
+        loop {
+            let got = self.call(10, metadata);
+            if got == want {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} with metadata {metadata:?}: still {got:?} after {timeout:?}, want all {version}",
+                    self.target
+                );
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
