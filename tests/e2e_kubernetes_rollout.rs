@@ -5,7 +5,8 @@
 //! release's traffic instead of undoing it. The release's status is in the Rollout's
 //! `status` (what `kubectl get rollouts` shows), and when the leader is killed mid-way
 //! the other replica takes over and carries the release on from there. A step waits
-//! for the ACK of an Envoy connected to another replica than the leader.
+//! for the ACK of an Envoy connected to another replica than the leader, and the other
+//! replica reports the release's status and relays commands to the leader.
 
 mod support;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::fake_apiserver::FakeApiServer;
 use support::rollout::{is_final, phase, rollout_yaml, step_kinds, Seen, HOST};
-use support::scenario::Petstore;
+use support::scenario::{expect_code, Petstore};
 use support::traffic::{send, wait_for_outcomes};
 use support::{config::service_entry, start_envoy_for, Backend, Coalmine};
 use tempfile::TempDir;
@@ -289,6 +290,23 @@ fn the_leader_waits_for_the_acks_of_proxies_on_other_replicas() {
             .as_ref()
             .is_some_and(|r| r["replica-b"]["acked"] == false),
         "the follower reports its proxy has not ACKed: {reports:?}"
+    );
+    // The follower answers for the release from the Rollout's status, and relays
+    // commands to the leader.
+    let from_follower = support::rollout::status(&follower, "release").expect("status");
+    assert_eq!(phase(&from_follower), "Progressing", "{from_follower}");
+    assert_eq!(from_follower["canaryWeight"], 30.0, "{from_follower}");
+    let out = follower.cli(&["rollout", "pause", "release"]);
+    expect_code(&out, 0, "rollout pause through the follower");
+    assert_eq!(
+        phase(&support::rollout::status(&leader, "release").unwrap()),
+        "Paused"
+    );
+    let out = follower.cli(&["rollout", "resume", "release"]);
+    expect_code(&out, 0, "rollout resume through the follower");
+    assert_eq!(
+        phase(&support::rollout::status(&leader, "release").unwrap()),
+        "Progressing"
     );
     // Thawed, the Envoy ACKs, and the release carries on to the end.
     envoy.signal("CONT");

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::AdminState;
-use crate::controller::Command;
+use axum::http::StatusCode;
+
+use crate::controller::{Command, CommandError};
 use crate::model::{Kind, ResourceKey};
 use crate::rollout::RolloutStatus;
 
@@ -56,7 +58,8 @@ pub async fn get_one(
 
 #[utoipa::path(post, path = "/api/v1/rollouts/{namespace}/{name}/{command}",
     params(("command" = String, Path, description = "promote, abort, pause or resume")),
-    responses((status = 200, body = RolloutStatus), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = RolloutStatus), (status = 404, body = super::error::ErrorBody),
+        (status = 504, description = "relayed to the leader (--kubernetes), which did not carry it out in time", body = super::error::ErrorBody)))]
 pub async fn command(
     State(state): State<AdminState>,
     Path((namespace, name, command)): Path<(String, String, String)>,
@@ -67,12 +70,13 @@ pub async fn command(
             "unknown rollout command {command:?}: use promote, abort, pause or resume"
         ))
     })?;
-    let status = state
-        .rollouts
-        .command(&key, command)
-        .await
-        .ok_or_else(|| not_found(&key))?;
-    Ok(Json(status))
+    match state.rollouts.command(&key, command).await {
+        Ok(status) => Ok(Json(status)),
+        Err(CommandError::NotFound(key)) => Err(not_found(&key)),
+        Err(e @ CommandError::NotTaken(_)) => {
+            Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()))
+        }
+    }
 }
 
 fn not_found(key: &ResourceKey) -> ApiError {

@@ -11,6 +11,7 @@ use tracing::warn;
 
 use super::{Controller, Entry};
 use crate::k8s::replica_acks::{self, Report, HEARTBEAT};
+use crate::k8s::rollout_status;
 use crate::k8s::route_patch::routes_field;
 use crate::ledger::ProxyStatus;
 use crate::model::{Config, ResourceKey};
@@ -78,7 +79,7 @@ impl Controller {
         let Some(rollout) = self.rollout_of(target) else {
             return ProxyStatus::Pending;
         };
-        match replica_acks::read_status(&cluster.client, &rollout).await {
+        match rollout_status::read_status(&cluster.client, &rollout).await {
             Ok(status) => {
                 replica_acks::others(&status, &cluster.identity, &route, Timestamp::now())
             }

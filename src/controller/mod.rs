@@ -14,6 +14,7 @@
 mod acks;
 mod execute;
 pub mod prometheus;
+mod relay;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -42,7 +43,26 @@ pub enum Command {
     Resume,
 }
 
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0} not found")]
+    NotFound(ResourceKey),
+    /// Relayed to the leader through the cluster, which did not take it in time.
+    #[error("{0}")]
+    NotTaken(String),
+}
+
 impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Promote => "promote",
+            Command::Abort => "abort",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Command> {
         match name {
             "promote" => Some(Command::Promote),
@@ -61,6 +81,11 @@ struct Entry {
     spec: String,
     /// Under `--kubernetes`: the status last written to the Rollout in the cluster.
     mirrored: Option<serde_json::Value>,
+    /// Under `--kubernetes`: when the Rollout's status was last read for commands
+    /// relayed by other replicas.
+    polled: Option<std::time::Instant>,
+    /// Under `--kubernetes`: the `at` of the last relayed command carried out.
+    request_done: Option<String>,
 }
 
 impl Entry {
@@ -69,6 +94,19 @@ impl Entry {
             machine,
             spec,
             mirrored: None,
+            polled: None,
+            request_done: None,
+        }
+    }
+
+    /// Applies an operator's command to the machine; the actions to carry out.
+    fn drive(&mut self, command: Command) -> Vec<crate::rollout::Action> {
+        let now = clock();
+        match command {
+            Command::Promote => self.machine.promote(now),
+            Command::Abort => self.machine.abort(now),
+            Command::Pause => self.machine.pause(now),
+            Command::Resume => self.machine.resume(now),
         }
     }
 }
@@ -108,30 +146,38 @@ impl Controller {
         }
     }
 
-    /// A release's status, if that Rollout exists.
+    /// A release's status, if that Rollout exists: from its machine on the leader,
+    /// else (`--kubernetes`) as the leader wrote it in the Rollout's status.
     pub async fn status(&self, key: &ResourceKey) -> Option<RolloutStatus> {
-        self.machines
+        let status = self
+            .machines
             .lock()
             .await
             .get(key)
-            .map(|e| e.machine.status())
+            .map(|e| e.machine.status());
+        match status {
+            Some(status) => Some(status),
+            None => self.cluster_status(key).await,
+        }
     }
 
-    /// Drives a release by hand; `None` when no such Rollout exists.
-    pub async fn command(&self, key: &ResourceKey, command: Command) -> Option<RolloutStatus> {
+    /// Drives a release by hand: on the leader at once, else (`--kubernetes`) relayed
+    /// to the leader through the Rollout's status.
+    pub async fn command(
+        &self,
+        key: &ResourceKey,
+        command: Command,
+    ) -> Result<RolloutStatus, CommandError> {
         let mut machines = self.machines.lock().await;
-        let entry = machines.get_mut(key)?;
-        let now = clock();
-        let actions = match command {
-            Command::Promote => entry.machine.promote(now),
-            Command::Abort => entry.machine.abort(now),
-            Command::Pause => entry.machine.pause(now),
-            Command::Resume => entry.machine.resume(now),
+        let Some(entry) = machines.get_mut(key) else {
+            drop(machines);
+            return self.relay(key, command).await;
         };
+        let actions = entry.drive(command);
         self.carry_out(entry, actions).await;
         self.save(key, entry);
         self.mirror(key, entry).await;
-        Some(entry.machine.status())
+        Ok(entry.machine.status())
     }
 
     /// Runs until the published channel closes.
@@ -209,6 +255,7 @@ impl Controller {
             // A step whose write failed is written again (first, as it was due first).
             let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
             actions.extend(self.check_ack(entry, now).await);
+            actions.extend(self.take_relayed(key, entry).await);
             actions.extend(entry.machine.tick(now));
             self.carry_out(entry, actions).await;
             if *entry.machine.state() != before {
@@ -226,7 +273,10 @@ impl Controller {
             return;
         };
         let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        let patch = rollout_status::to_patch(&entry.machine.status(), &entry.spec, &state);
+        let mut patch = rollout_status::to_patch(&entry.machine.status(), &entry.spec, &state);
+        if let Some(at) = &entry.request_done {
+            patch["status"][rollout_status::REQUEST_DONE_FIELD] = at.clone().into();
+        }
         if entry.mirrored.as_ref() == Some(&patch) {
             return;
         }

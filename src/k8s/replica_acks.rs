@@ -146,13 +146,6 @@ pub async fn write(
         .map(|_| ())
 }
 
-/// The Rollout's `status` as the cluster holds it now.
-pub async fn read_status(client: &Client, key: &ResourceKey) -> kube::Result<Value> {
-    let object = api(client, key).get_status(&key.name).await?;
-    let value = serde_json::to_value(&object).unwrap_or_default();
-    Ok(value["status"].clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
