@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use support::config::service_entry;
 use support::fake_apiserver::FakeApiServer;
 use support::traffic::{send, wait_ready};
-use support::{start_envoy_for, Backend, Coalmine, GatewaySpec};
+use support::{start_envoy_for, Backend, GatewaySpec};
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,28 +50,6 @@ fn wait_accepted(api: &FakeApiServer, resource: &str, name: &str, status: &str) 
     got.unwrap()
 }
 
-fn replica(api: &FakeApiServer, dir: &TempDir, name: &str) -> Coalmine {
-    let kubeconfig = api.kubeconfig(dir.path()).display().to_string();
-    Coalmine::start_bare_env(
-        &["--kubernetes"],
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("POD_NAME", name),
-            ("POD_NAMESPACE", "default"),
-            ("COALMINE_LEASE_DURATION", "3s"),
-        ],
-    )
-}
-
-fn holder(api: &FakeApiServer) -> Option<String> {
-    let lease = api.get(
-        "apis/coordination.k8s.io/v1/leases",
-        "default",
-        "coalmine-leader",
-    )?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
-
 #[test]
 fn invalid_resources_get_a_status_and_the_valid_ones_keep_serving() {
     let api = FakeApiServer::start();
@@ -88,8 +66,8 @@ fn invalid_resources_get_a_status_and_the_valid_ones_keep_serving() {
     api.apply(virtual_service("broken", &gw, "broken.example", 500));
 
     let mut replicas = [
-        replica(&api, &dir, "replica-a"),
-        replica(&api, &dir, "replica-b"),
+        api.replica(dir.path(), "replica-a"),
+        api.replica(dir.path(), "replica-b"),
     ];
     let _envoy = start_envoy_for(&replicas[0], &gw, false);
     wait_ready(gw.port, "web.example", "/", WAIT);
@@ -106,8 +84,8 @@ fn invalid_resources_get_a_status_and_the_valid_ones_keep_serving() {
     wait_accepted(&api, SERVICE_ENTRIES, "web", "True");
 
     // Only the leader wrote status.
-    assert!(support::poll_until(WAIT, || holder(&api).is_some()));
-    let leader = holder(&api).unwrap();
+    assert!(support::poll_until(WAIT, || api.lease_holder().is_some()));
+    let leader = api.lease_holder().unwrap();
     let (lead, follow) = match leader.as_str() {
         "replica-a" => (0, 1),
         _ => (1, 0),
@@ -147,9 +125,9 @@ fn invalid_resources_get_a_status_and_the_valid_ones_keep_serving() {
     replicas[lead].terminate(Duration::from_secs(5));
     let other = if lead == 0 { "replica-b" } else { "replica-a" };
     assert!(
-        support::poll_until(WAIT, || holder(&api).as_deref() == Some(other)),
+        support::poll_until(WAIT, || api.lease_holder().as_deref() == Some(other)),
         "{other} never took over: {:?}",
-        holder(&api)
+        api.lease_holder()
     );
     api.apply(virtual_service("later", &gw, "later.example", 700));
     let late = wait_accepted(&api, VIRTUAL_SERVICES, "later", "False");

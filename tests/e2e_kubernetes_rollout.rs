@@ -18,22 +18,25 @@ use support::fake_apiserver::FakeApiServer;
 use support::rollout::{is_final, phase, rollout_yaml, step_kinds, Seen, HOST};
 use support::scenario::{expect_code, Petstore};
 use support::traffic::{send, wait_for_outcomes};
-use support::{config::service_entry, start_envoy_for, Backend, Coalmine};
+use support::{config::service_entry, start_envoy_for, Backend};
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(30);
 const VIRTUAL_SERVICES: &str = "apis/networking.istio.io/v1/virtualservices";
 const ROLLOUTS: &str = "apis/coalmine.dev/v1alpha1/rollouts";
 
-/// Every document of a YAML stream, applied to the fake API server.
-fn apply_all(api: &FakeApiServer, text: &str) {
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let mut value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
-        if value["metadata"]["namespace"].is_null() {
-            value["metadata"]["namespace"] = "default".into();
-        }
-        api.apply(value);
-    }
+/// A fake cluster holding the two-version petstore (its VirtualService all on v1),
+/// and a folder for kubeconfigs.
+fn cluster(prefix: &str) -> (FakeApiServer, TempDir, Petstore) {
+    let api = FakeApiServer::start();
+    let p = Petstore::new(prefix);
+    api.apply_yaml(&p.yaml(&[("v1", 100)]));
+    (api, TempDir::new().expect("tempdir"), p)
+}
+
+/// Creates the Canary Rollout `release` of VirtualService `petstore` from v1 to v2.
+fn start_release(api: &FakeApiServer, analysis: &str) {
+    api.apply_yaml(&rollout_yaml("release", "petstore", "Canary", analysis));
 }
 
 /// `(subset, weight)` of each destination of the first route of the VirtualService
@@ -59,43 +62,15 @@ fn rollout_status(api: &FakeApiServer) -> Option<Value> {
     Some(obj["status"].clone()).filter(|s| s.is_object())
 }
 
-fn replica(api: &FakeApiServer, dir: &TempDir, name: &str) -> Coalmine {
-    let kubeconfig = api.kubeconfig(dir.path()).display().to_string();
-    Coalmine::start_bare_env(
-        &["--kubernetes"],
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("POD_NAME", name),
-            ("POD_NAMESPACE", "default"),
-            ("COALMINE_LEASE_DURATION", "3s"),
-        ],
-    )
-}
-
-fn holder(api: &FakeApiServer) -> Option<String> {
-    let lease = api.get(
-        "apis/coordination.k8s.io/v1/leases",
-        "default",
-        "coalmine-leader",
-    )?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
-
 #[test]
 fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
-    let api = FakeApiServer::start();
-    let dir = TempDir::new().expect("tempdir");
-    let p = Petstore::new("k8s-ro");
-    apply_all(&api, &p.yaml(&[("v1", 100)]));
-    let coalmine = replica(&api, &dir, "replica-a");
+    let (api, dir, p) = cluster("k8s-ro");
+    let coalmine = api.replica(dir.path(), "replica-a");
     let envoy = start_envoy_for(&coalmine, &p.gw, false);
     wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
 
     let analysis = "    interval: 2s\n    stepWeights: [20, 60]\n";
-    apply_all(
-        &api,
-        &rollout_yaml("release", "petstore", "Canary", analysis),
-    );
+    start_release(&api, analysis);
     // Each step shows in the cluster's VirtualService, as the release moves.
     let mut seen = Seen::default();
     let mut in_cluster: Vec<Vec<(String, u64)>> = Vec::new();
@@ -146,7 +121,7 @@ fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
     // Another change in the cluster: a new revision, and the release's traffic stays.
     let other = Backend::start("other");
     let se = service_entry("other", "other.example", &[(other.port(), "other")]);
-    apply_all(&api, &se);
+    api.apply_yaml(&se);
     let before: u64 = end["steps"][2]["revision"].as_u64().unwrap();
     let moved = support::poll_until(WAIT, || {
         let r = coalmine.admin_get("/api/v1/revisions");
@@ -166,25 +141,19 @@ fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
 
 #[test]
 fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
-    let api = FakeApiServer::start();
-    let dir = TempDir::new().expect("tempdir");
-    let p = Petstore::new("k8s-ro-ha");
-    apply_all(&api, &p.yaml(&[("v1", 100)]));
-    let mut first = replica(&api, &dir, "replica-a");
+    let (api, dir, p) = cluster("k8s-ro-ha");
+    let mut first = api.replica(dir.path(), "replica-a");
     assert!(
-        support::poll_until(WAIT, || holder(&api).as_deref() == Some("replica-a")),
+        support::poll_until(WAIT, || api.lease_holder().as_deref() == Some("replica-a")),
         "replica-a never led"
     );
-    let second = replica(&api, &dir, "replica-b");
+    let second = api.replica(dir.path(), "replica-b");
     // Envoy follows the replica that stays.
     let _envoy = start_envoy_for(&second, &p.gw, false);
     wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
 
     let analysis = "    interval: 3s\n    stepWeights: [20, 40, 60]\n";
-    apply_all(
-        &api,
-        &rollout_yaml("release", "petstore", "Canary", analysis),
-    );
+    start_release(&api, analysis);
     // Mid-way (the second step in the cluster), the leader dies.
     let mid = support::poll_until(Duration::from_secs(60), || {
         cluster_route(&api).contains(&("v2".to_string(), 40))
@@ -211,7 +180,7 @@ fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
         is_final,
     );
     assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
-    assert_eq!(holder(&api).as_deref(), Some("replica-b"));
+    assert_eq!(api.lease_holder().as_deref(), Some("replica-b"));
     // Carried on, not started over: every step once, and the weight never went back.
     let kinds: Vec<(String, f64)> = step_kinds(&end);
     let want = [
@@ -242,26 +211,20 @@ fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
 
 #[test]
 fn the_leader_waits_for_the_acks_of_proxies_on_other_replicas() {
-    let api = FakeApiServer::start();
-    let dir = TempDir::new().expect("tempdir");
-    let p = Petstore::new("k8s-ro-acks");
-    apply_all(&api, &p.yaml(&[("v1", 100)]));
-    let leader = replica(&api, &dir, "replica-a");
+    let (api, dir, p) = cluster("k8s-ro-acks");
+    let leader = api.replica(dir.path(), "replica-a");
     assert!(
-        support::poll_until(WAIT, || holder(&api).as_deref() == Some("replica-a")),
+        support::poll_until(WAIT, || api.lease_holder().as_deref() == Some("replica-a")),
         "replica-a never led"
     );
     // The only Envoy is on the follower.
-    let follower = replica(&api, &dir, "replica-b");
+    let follower = api.replica(dir.path(), "replica-b");
     let envoy = start_envoy_for(&follower, &p.gw, false);
     wait_for_outcomes(p.gw.port, HOST, &[], &["v1"], WAIT);
     // Wait until the follower reports itself, then freeze its Envoy: nothing is ACKed.
     let analysis = "    interval: 1s\n    stepWeights: [30]\n";
     envoy.signal("STOP");
-    apply_all(
-        &api,
-        &rollout_yaml("release", "petstore", "Canary", analysis),
-    );
+    start_release(&api, analysis);
     let mut seen = Seen::default();
     let applied = support::rollout::poll(
         &leader,

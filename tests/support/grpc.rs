@@ -42,62 +42,13 @@ pub fn grpcio_path() -> &'static Path {
 }
 
 fn install_grpcio() -> PathBuf {
-    let cache_root = super::target_dir().join("test-cache");
-    let cache = cache_root.join(format!("grpcio-{GRPCIO_VERSION}"));
-    let marker = cache.join("grpc/__init__.py");
-    if marker.exists() {
-        return cache;
-    }
-    fs::create_dir_all(&cache_root)
-        .unwrap_or_else(|e| panic!("create {}: {e}", cache_root.display()));
-    let lock_path = cache_root.join(format!("grpcio-{GRPCIO_VERSION}.lock"));
-    let lock =
-        File::create(&lock_path).unwrap_or_else(|e| panic!("create {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-    if marker.exists() {
-        return cache; // another test process installed it while we waited
-    }
-    let tmp = cache_root.join(format!(".grpcio-install-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--target",
-        ])
-        .arg(&tmp)
-        .arg(format!("grpcio=={GRPCIO_VERSION}"))
-        .output();
-    let fail = |why: String| -> ! {
-        panic!(
-            "grpcio {GRPCIO_VERSION} is needed by the proxyless gRPC tests and could not be \
-             installed: {why}\nInstall it with `python3 -m pip install --target {} \
-             grpcio=={GRPCIO_VERSION}`.",
-            cache.display()
-        )
-    };
-    match out {
-        Err(e) => fail(format!("cannot run python3 -m pip: {e}")),
-        Ok(o) if !o.status.success() => fail(format!(
-            "pip exited {}:\n{}{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Ok(_) => {}
-    }
-    if !tmp.join("grpc/__init__.py").exists() {
-        fail(format!("pip succeeded but {} has no grpc/", tmp.display()));
-    }
-    let _ = fs::remove_dir_all(&cache);
-    fs::rename(&tmp, &cache)
-        .unwrap_or_else(|e| fail(format!("rename into {}: {e}", cache.display())));
-    drop(lock);
-    cache
+    super::pip::install(&super::pip::Package {
+        name: "grpcio",
+        version: GRPCIO_VERSION,
+        marker: "grpc/__init__.py",
+        needed_by: "the proxyless gRPC tests",
+        alternative: "",
+    })
 }
 
 fn script(name: &str) -> PathBuf {

@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod fake_apiserver;
 pub mod grpc;
 pub mod http;
+pub mod pip;
 pub mod process;
 pub mod prometheus;
 pub mod rollout;
