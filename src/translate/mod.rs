@@ -63,20 +63,7 @@ pub struct Resources {
 ///
 /// Pure and deterministic: the same input always gives equal output.
 pub fn translate(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Resources {
-    let routed = translate_routes(config, gateways);
-    let mut out = Resources {
-        listeners: routed.listeners,
-        routes: routed.routes,
-        ..Resources::default()
-    };
-    for destination in &routed.destinations {
-        let (cluster, cla) = translate_destination(config, destination);
-        if let Some(cla) = cla {
-            out.endpoints.insert(cla.cluster_name.clone(), cla);
-        }
-        out.clusters.insert(cluster.name.clone(), cluster);
-    }
-    out
+    translate_routes(config, gateways).into_resources(config, translate_destination)
 }
 
 /// The listener half of a class's translation: its listeners and route configurations,
@@ -87,6 +74,30 @@ pub struct Routed {
     pub listeners: BTreeMap<String, Listener>,
     pub routes: BTreeMap<String, RouteConfiguration>,
     pub destinations: BTreeSet<Destination>,
+}
+
+impl Routed {
+    /// These listeners and route configurations, with a cluster (and, for an EDS
+    /// cluster, its assignment) per destination, as `upstream` translates them.
+    pub fn into_resources(
+        self,
+        config: &Config,
+        upstream: impl Fn(&Config, &Destination) -> (Cluster, Option<ClusterLoadAssignment>),
+    ) -> Resources {
+        let mut out = Resources {
+            listeners: self.listeners,
+            routes: self.routes,
+            ..Resources::default()
+        };
+        for destination in &self.destinations {
+            let (cluster, cla) = upstream(config, destination);
+            if let Some(cla) = cla {
+                out.endpoints.insert(cla.cluster_name.clone(), cla);
+            }
+            out.clusters.insert(cluster.name.clone(), cluster);
+        }
+        out
+    }
 }
 
 pub fn translate_routes(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Routed {

@@ -44,20 +44,7 @@ use targets::{plan_targets, Target};
 
 /// Everything a proxyless gRPC client may subscribe to. Pure and deterministic.
 pub fn translate(config: &Config) -> Resources {
-    let routed = translate_routes(config);
-    let mut out = Resources {
-        listeners: routed.listeners,
-        routes: routed.routes,
-        ..Resources::default()
-    };
-    for destination in &routed.destinations {
-        let (cluster, cla) = translate_destination(config, destination);
-        if let Some(cla) = cla {
-            out.endpoints.insert(cla.cluster_name.clone(), cla);
-        }
-        out.clusters.insert(cluster.name.clone(), cluster);
-    }
-    out
+    translate_routes(config).into_resources(config, translate_destination)
 }
 
 /// The API listeners and route configurations, one of each per target, and every
