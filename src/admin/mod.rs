@@ -2,8 +2,10 @@
 //!
 //! Handlers only translate HTTP to calls on [`Desired`], the [`Ledger`] and the current
 //! [`Snapshot`]; every domain error becomes an [`ApiError`] with per-field details.
-//! Every `/api/` route requires the bearer token when one is configured.
+//! Every `/api/` route requires the bearer token when one is configured; the probes,
+//! `/metrics` and the dashboard (`/`, `/dashboard`: a page without data) stay open.
 
+mod dashboard;
 mod error;
 mod openapi;
 mod read_only;
@@ -83,6 +85,8 @@ pub fn router(state: AdminState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
+        .route("/", get(dashboard::page))
+        .route("/dashboard", get(dashboard::page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
