@@ -82,7 +82,8 @@ pub fn router(state: AdminState) -> Router {
             post(rollouts::command),
         )
         .route("/api/v1/openapi.json", get(openapi::document))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(refuse_cross_site));
     Router::new()
         .merge(api)
         .route("/", get(dashboard::page))
@@ -121,6 +122,34 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             return ApiError::unauthorized().into_response();
         }
+    }
+    next.run(req).await
+}
+
+/// Refuses a browser's cross-site request that changes something (any method but
+/// GET, HEAD and OPTIONS): an `Origin` other than this server's own, or
+/// `Sec-Fetch-Site: cross-site|same-site`. So a web page cannot drive a loopback admin
+/// API (abort a release, restore a revision) through the operator's browser, even
+/// without a token. The CLI and scripts send neither header.
+async fn refuse_cross_site(req: Request, next: Next) -> Response {
+    if matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let fetch_site = text(header::HeaderName::from_static("sec-fetch-site"));
+    let host = text(header::HOST);
+    let foreign_origin = text(header::ORIGIN).is_some_and(|origin| {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        host != Some(origin_host)
+    });
+    if foreign_origin || matches!(fetch_site, Some("cross-site" | "same-site")) {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: the admin API takes changes only from its own \
+             dashboard, the CLI or scripts (no foreign Origin)",
+        );
+        return error.into_response();
     }
     next.run(req).await
 }

@@ -209,6 +209,59 @@ async fn wrong_or_missing_token_is_401_and_changes_nothing() {
     );
 }
 
+/// A POST to `uri` with these extra headers; the status.
+async fn post_with(
+    state: &AdminState,
+    uri: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> StatusCode {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/yaml")
+        .header("host", "127.0.0.1:18080");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = router(state.clone())
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    resp.status()
+}
+
+#[tokio::test]
+async fn cross_site_changes_are_403_and_change_nothing() {
+    let f = mk_fixture(None);
+    let foreign = [
+        vec![("origin", "http://evil.example")],
+        vec![("origin", "http://127.0.0.1:9999")],
+        vec![("sec-fetch-site", "cross-site")],
+    ];
+    for headers in &foreign {
+        let status = post_with(&f.state, "/api/v1/apply", PETSTORE, headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    assert_eq!(revision(&f.state), 0, "nothing applied");
+    // The dashboard's own origin, and the CLI (no Origin), are served.
+    let own = [
+        ("origin", "http://127.0.0.1:18080"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    assert_eq!(
+        post_with(&f.state, "/api/v1/apply", PETSTORE, &own).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_with(&f.state, "/api/v1/apply", PETSTORE, &[]).await,
+        StatusCode::OK
+    );
+    // Reads are not refused: a browser does not let a foreign page read the answer.
+    let (status, _) = call(&f.state, "GET", "/api/v1/revisions", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn oversized_body_is_413_and_changes_nothing() {
     let f = mk_fixture(None);
