@@ -5,7 +5,8 @@
 //! views into responses; it does no IO and is tested with plain `#[test]`s.
 //! [`server`] is the only place that touches tonic: it reads requests, watches for new
 //! snapshots, and writes what the state machine returns. [`codec`] writes responses
-//! from the shared, already-encoded resource bytes.
+//! from the shared, already-encoded resource bytes; [`request`] reads SotW requests
+//! without an allocation per resource name.
 
 mod body;
 pub mod codec;
@@ -13,9 +14,11 @@ pub mod delta;
 mod held;
 mod names;
 pub mod node;
+pub mod request;
 pub mod server;
 pub mod sotw;
 
 pub use node::NodeInfo;
+pub use request::SotwRequest;
 pub use server::{AdsService, XdsState};
 pub use sotw::{Event, Response, SotwStream};

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use futures::future::BoxFuture;
 use http_body_util::StreamBody;
 use tokio::sync::{mpsc, watch};
@@ -16,6 +16,8 @@ use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::{Status, Streaming};
 use tonic_prost::ProstDecoder;
+
+use super::request::SotwRequest;
 use tracing::{debug, info, warn};
 
 use super::body;
@@ -99,16 +101,16 @@ pub trait StreamProtocol: Send + 'static {
 }
 
 impl StreamProtocol for SotwStream {
-    type Request = DiscoveryRequest;
+    type Request = SotwRequest;
     type Response = Response;
 
     fn new(view: Arc<View>) -> Self {
         SotwStream::new(view)
     }
-    fn node(req: &DiscoveryRequest) -> Option<&Node> {
+    fn node(req: &SotwRequest) -> Option<&Node> {
         req.node.as_ref()
     }
-    fn handle_request(&mut self, req: &DiscoveryRequest) -> Output {
+    fn handle_request(&mut self, req: &SotwRequest) -> Output {
         SotwStream::handle_request(self, req)
     }
     fn handle_view(&mut self, view: Arc<View>) -> Output {

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use super::request::SotwRequest;
 
 use super::held::Held;
 use super::names::{intern, Names};
@@ -128,7 +128,7 @@ impl SotwStream {
 
     /// Handles one request from the proxy. Requests for types coalmine does not serve
     /// are ignored.
-    pub fn handle_request(&mut self, req: &DiscoveryRequest) -> Output {
+    pub fn handle_request(&mut self, req: &SotwRequest) -> Output {
         let mut out = Output::default();
         let Some(kind) = TypeKind::from_type_url(&req.type_url) else {
             return out;
@@ -308,23 +308,30 @@ impl Subscription {
 
 /// Whether a request names exactly the current subscription (checked without building
 /// a set).
-fn names_unchanged(req: &DiscoveryRequest, current: Option<&Subscription>) -> bool {
+fn names_unchanged(req: &SotwRequest, current: Option<&Subscription>) -> bool {
     match current {
         None => false,
         Some(Subscription::Wildcard) => {
             req.resource_names.is_empty() || req.resource_names.iter().all(|n| n == "*")
         }
         Some(Subscription::Names(names)) => {
+            // Envoy sends its names sorted: one pass against the (sorted) set decides,
+            // without a lookup per name. Any other order takes the lookups.
             req.resource_names.len() == names.len()
-                && req.resource_names.iter().all(|n| names.contains(n))
+                && (req
+                    .resource_names
+                    .iter()
+                    .zip(names.iter())
+                    .all(|(a, b)| a == b.as_bytes())
+                    || req.names().all(|n| names.contains(n)))
         }
     }
 }
 
 /// A request naming nothing keeps a wildcard subscription (or starts one, when it is the
 /// first for its type: the legacy wildcard that Envoy uses for CDS and LDS).
-fn subscription_of(req: &DiscoveryRequest, current: Option<&Subscription>) -> Subscription {
-    let names: BTreeSet<String> = req.resource_names.iter().cloned().collect();
+fn subscription_of(req: &SotwRequest, current: Option<&Subscription>) -> Subscription {
+    let names: BTreeSet<String> = req.names().map(str::to_string).collect();
     let keeps_wildcard = matches!(current, None | Some(Subscription::Wildcard));
     if names.contains("*") || (names.is_empty() && keeps_wildcard) {
         Subscription::Wildcard

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::snapshot::ResourceMap;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::google::rpc::Status;
 
 fn mk_encoded(name: &str, version: &str) -> Arc<Encoded> {
@@ -30,24 +31,18 @@ fn mk_view(cluster_version: &str) -> Arc<View> {
     ]))
 }
 
-fn mk_req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> DiscoveryRequest {
-    DiscoveryRequest {
+fn mk_req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> SotwRequest {
+    SotwRequest::from(DiscoveryRequest {
         type_url: kind.type_url().into(),
         resource_names: names.iter().map(|s| s.to_string()).collect(),
         version_info: version.into(),
         response_nonce: nonce.into(),
         ..Default::default()
-    }
+    })
 }
 
-fn mk_nack(
-    kind: TypeKind,
-    names: &[&str],
-    version: &str,
-    nonce: &str,
-    msg: &str,
-) -> DiscoveryRequest {
-    DiscoveryRequest {
+fn mk_nack(kind: TypeKind, names: &[&str], version: &str, nonce: &str, msg: &str) -> SotwRequest {
+    SotwRequest {
         error_detail: Some(Status {
             code: 3,
             message: msg.into(),
