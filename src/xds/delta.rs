@@ -159,6 +159,15 @@ impl DeltaStream {
                 state.held.remove(&name);
             }
         }
+        // A plain ACK or NACK changes nothing the client should hold: only a first
+        // request or a change of subscription is worth comparing the view against
+        // everything the client holds (thousands of names).
+        let subscription_changed = first
+            || !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty();
+        if !subscription_changed {
+            return out;
+        }
         let (resources, mut removed) = self.resync(kind);
         // A name subscribed to that does not exist is reported removed, so the client
         // knows at once instead of waiting for its does-not-exist timer.
