@@ -34,6 +34,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct View {
     id: u64,
     by_type: [ResourceMap; 4],
+    /// Each type's resources sorted by name, as one list that streams holding exactly
+    /// these share.
+    items: [Arc<Vec<Arc<Encoded>>>; 4],
     digests: [u128; 4],
     diffs: Mutex<VecDeque<(u64, Arc<ViewDiff>)>>,
 }
@@ -50,9 +53,13 @@ impl View {
         let digests = by_type
             .each_ref()
             .map(|m| m.values().fold(0u128, |d, r| d ^ r.digest));
+        let items = by_type
+            .each_ref()
+            .map(|m| Arc::new(m.values().cloned().collect()));
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             by_type,
+            items,
             digests,
             diffs: Mutex::default(),
         }
@@ -69,6 +76,11 @@ impl View {
     }
 
     /// The digest of every resource of a type (see [`digest_of`]).
+    /// The resources of a type sorted by name, shared.
+    pub fn items(&self, kind: TypeKind) -> &Arc<Vec<Arc<Encoded>>> {
+        &self.items[kind.index()]
+    }
+
     pub fn digest(&self, kind: TypeKind) -> u128 {
         self.digests[kind.index()]
     }

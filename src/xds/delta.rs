@@ -81,6 +81,12 @@ impl DeltaStream {
 
     /// Handles one request; responses come back in [`DeltaOutput::responses`].
     pub fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
+        let out = self.take_request(req);
+        self.share_view_lists();
+        out
+    }
+
+    fn take_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
         let mut out = DeltaOutput::default();
         let Some(kind) = TypeKind::from_type_url(&req.type_url) else {
             return out;
@@ -187,12 +193,40 @@ impl DeltaStream {
     /// order; the work is proportional to what changed (the view's changes since the
     /// stream's last one are computed once for every stream).
     pub fn handle_view(&mut self, view: Arc<View>) -> DeltaOutput {
+        let out = self.take_view(view);
+        self.share_view_lists();
+        out
+    }
+
+    /// Each type held exactly as the view serves it points at the view's list.
+    fn share_view_lists(&mut self) {
+        for kind in TypeKind::ALL {
+            let (items, digest) = (self.view.items(kind), self.view.digest(kind));
+            self.types[kind.index()].held.share(items, digest);
+        }
+    }
+
+    fn take_view(&mut self, view: Arc<View>) -> DeltaOutput {
         let changes = view.changes_since(&self.view);
-        self.view = view;
+        let old = std::mem::replace(&mut self.view, view);
         let mut out = DeltaOutput::default();
         for kind in TypeKind::ALL {
             let state = &mut self.types[kind.index()];
             if !state.started {
+                continue;
+            }
+            let new = (self.view.items(kind), self.view.digest(kind));
+            let (wildcard, names) = (state.wildcard, &state.names);
+            let followed =
+                state
+                    .held
+                    .follow_view(old.digest(kind), new, &changes[kind.index()], |name| {
+                        wildcard || names.contains(name)
+                    });
+            if let Some((resources, removed)) = followed {
+                if !resources.is_empty() || !removed.is_empty() {
+                    out.responses.push(self.respond(kind, resources, removed));
+                }
                 continue;
             }
             let (mut resources, mut removed) = (Vec::new(), Vec::new());

@@ -129,6 +129,12 @@ impl SotwStream {
     /// Handles one request from the proxy. Requests for types coalmine does not serve
     /// are ignored.
     pub fn handle_request(&mut self, req: &SotwRequest) -> Output {
+        let out = self.take_request(req);
+        self.share_view_lists();
+        out
+    }
+
+    fn take_request(&mut self, req: &SotwRequest) -> Output {
         let mut out = Output::default();
         let Some(kind) = TypeKind::from_type_url(&req.type_url) else {
             return out;
@@ -206,14 +212,41 @@ impl SotwStream {
     /// changed, in xDS order. The work is proportional to what changed: the view's
     /// changes since the stream's last one are computed once for every stream.
     pub fn handle_view(&mut self, view: Arc<View>) -> Output {
+        let out = self.take_view(view);
+        self.share_view_lists();
+        out
+    }
+
+    /// Each type held exactly as the view serves it points at the view's list.
+    fn share_view_lists(&mut self) {
+        for kind in TypeKind::ALL {
+            let (items, digest) = (self.view.items(kind), self.view.digest(kind));
+            self.types[kind.index()].held.share(items, digest);
+        }
+    }
+
+    fn take_view(&mut self, view: Arc<View>) -> Output {
         let changes = view.changes_since(&self.view);
-        self.view = view;
+        let old = std::mem::replace(&mut self.view, view);
         let mut out = Output::default();
         for kind in TypeKind::ALL {
             let state = &mut self.types[kind.index()];
             let Some(subscription) = &state.subscription else {
                 continue;
             };
+            let new = (self.view.items(kind), self.view.digest(kind));
+            let followed =
+                state
+                    .held
+                    .follow_view(old.digest(kind), new, &changes[kind.index()], |name| {
+                        subscription.contains(name)
+                    });
+            if let Some((fresh, removed)) = followed {
+                let dropped = !removed.is_empty();
+                out.responses
+                    .extend(self.respond_changes(kind, fresh, dropped));
+                continue;
+            }
             let (mut fresh, mut dropped) = (Vec::new(), false);
             for change in changes[kind.index()]
                 .iter()
