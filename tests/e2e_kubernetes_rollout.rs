@@ -56,6 +56,30 @@ fn cluster_route(api: &FakeApiServer) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Polls the release `release` through `coalmine` until it ends (returned), recording
+/// every distinct state of the cluster's VirtualService route into `in_cluster`.
+fn follow_to_end(
+    api: &FakeApiServer,
+    coalmine: &support::Coalmine,
+    seen: &mut Seen,
+    in_cluster: &mut Vec<Vec<(String, u64)>>,
+) -> Value {
+    let record = |_: &Value| {
+        let route = cluster_route(api);
+        if in_cluster.last() != Some(&route) {
+            in_cluster.push(route);
+        }
+    };
+    support::rollout::poll(
+        coalmine,
+        "release",
+        seen,
+        Duration::from_secs(90),
+        record,
+        is_final,
+    )
+}
+
 /// The `status` of the Rollout `release` in the cluster.
 fn rollout_status(api: &FakeApiServer) -> Option<Value> {
     let obj = api.get(ROLLOUTS, "default", "release")?;
@@ -73,20 +97,8 @@ fn release_steps_are_patched_into_the_cluster_and_survive_other_changes() {
     start_release(&api, analysis);
     // Each step shows in the cluster's VirtualService, as the release moves.
     let mut seen = Seen::default();
-    let mut in_cluster: Vec<Vec<(String, u64)>> = Vec::new();
-    let end = support::rollout::poll(
-        &coalmine,
-        "release",
-        &mut seen,
-        Duration::from_secs(90),
-        |_| {
-            let route = cluster_route(&api);
-            if in_cluster.last() != Some(&route) {
-                in_cluster.push(route);
-            }
-        },
-        is_final,
-    );
+    let mut in_cluster = Vec::new();
+    let end = follow_to_end(&api, &coalmine, &mut seen, &mut in_cluster);
     assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
     let kinds: Vec<(String, f64)> = step_kinds(&end);
     let want = [("step", 20.0), ("step", 60.0), ("promote", 100.0)];
@@ -166,19 +178,7 @@ fn a_new_leader_carries_the_release_on_from_the_rollout_status() {
     first.kill9();
     let mut in_cluster = vec![cluster_route(&api)];
     let mut seen = Seen::default();
-    let end = support::rollout::poll(
-        &second,
-        "release",
-        &mut seen,
-        Duration::from_secs(90),
-        |_| {
-            let route = cluster_route(&api);
-            if in_cluster.last() != Some(&route) {
-                in_cluster.push(route);
-            }
-        },
-        is_final,
-    );
+    let end = follow_to_end(&api, &second, &mut seen, &mut in_cluster);
     assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
     assert_eq!(api.lease_holder().as_deref(), Some("replica-b"));
     // Carried on, not started over: every step once, and the weight never went back.
