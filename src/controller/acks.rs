@@ -18,8 +18,13 @@ use crate::model::{Config, ResourceKey};
 use crate::rollout::Action;
 use crate::translate::{reaches, select_gateways};
 
-/// What this replica last reported per Rollout, and when.
-pub(super) type Reported = BTreeMap<ResourceKey, (Report, Instant)>;
+/// What this replica last reported per Rollout, and when; and the (revision, ledger
+/// generation) it was computed from, so an idle tick costs nothing.
+#[derive(Debug, Default)]
+pub(super) struct Reported {
+    inputs: Option<(u64, u64)>,
+    sent: BTreeMap<ResourceKey, (Report, Instant)>,
+}
 
 impl Controller {
     /// Reports the ACK (or NACK) of the step in flight, once every proxy that carries
@@ -98,15 +103,30 @@ impl Controller {
             return;
         };
         let published = self.desired.published();
+        let rollouts = &published.config.rollouts;
         let mut reported = self.reported.lock().await;
-        reported.retain(|key, _| published.config.rollouts.iter().any(|r| &r.key == key));
-        for rollout in &published.config.rollouts {
+        reported
+            .sent
+            .retain(|key, _| rollouts.iter().any(|r| &r.key == key));
+        // Nothing to say unless the config or a proxy's state moved, a heartbeat is
+        // due, or a report is missing (a failed write).
+        let inputs = (published.revision, *self.ledger.subscribe().borrow());
+        let due = reported.sent.len() != rollouts.len()
+            || reported
+                .sent
+                .values()
+                .any(|(_, at)| at.elapsed() >= HEARTBEAT);
+        if reported.inputs == Some(inputs) && !due {
+            return;
+        }
+        reported.inputs = Some(inputs);
+        for rollout in rollouts {
             let Some(route) = self.route_hash(&rollout.target) else {
                 continue;
             };
             let local = self.local_ack(&published.config, &rollout.target, published.revision);
             let report = Report::new(route, &local);
-            let due = match reported.get(&rollout.key) {
+            let due = match reported.sent.get(&rollout.key) {
                 Some((last, at)) => *last != report || at.elapsed() >= HEARTBEAT,
                 None => true,
             };
@@ -118,7 +138,9 @@ impl Controller {
                     .await;
             match written {
                 Ok(()) => {
-                    reported.insert(rollout.key.clone(), (report, Instant::now()));
+                    reported
+                        .sent
+                        .insert(rollout.key.clone(), (report, Instant::now()));
                 }
                 Err(e) => warn!(rollout = %rollout.key, "cannot report this replica's ACKs: {e}"),
             }
