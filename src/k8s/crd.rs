@@ -109,7 +109,11 @@ pub fn rollout() -> CustomResourceDefinition {
                 "target",
                 obj(
                     &[
-                        ("kind", string("VirtualService.")),
+                        (
+                            "kind",
+                            json!({"type": "string", "enum": ["VirtualService", "HTTPRoute"],
+                                   "description": "The kind of the route: VirtualService or HTTPRoute."}),
+                        ),
                         ("name", string("The route the rollout drives.")),
                         ("namespace", string("Defaults to the rollout's.")),
                     ],
