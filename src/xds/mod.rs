@@ -12,6 +12,7 @@ mod body;
 pub mod codec;
 pub mod delta;
 mod held;
+mod inbound;
 mod names;
 pub mod node;
 pub mod request;

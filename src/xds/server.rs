@@ -14,8 +14,7 @@ use http_body_util::StreamBody;
 use tokio::sync::{mpsc, watch};
 use tonic::body::Body;
 use tonic::server::NamedService;
-use tonic::{Status, Streaming};
-use tonic_prost::ProstDecoder;
+use tonic::Status;
 
 use super::request::SotwRequest;
 use tracing::{debug, info, warn};
@@ -23,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::body;
 use super::codec::WireResponse;
 use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
+use super::inbound::Inbound;
 use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
 use crate::ledger::{Ledger, NackRecord, ProxyRecord};
@@ -158,7 +158,7 @@ impl StreamProtocol for DeltaStream {
 /// config stays far below it).
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-/// Answers one ADS call: requests are decoded by tonic's streaming decoder; responses
+/// Answers one ADS call: requests are read by [`Inbound`]; responses
 /// go out as a plain HTTP body of exact-size messages (see [`super::body`]).
 async fn serve_stream<P, B>(
     state: XdsState,
@@ -178,12 +178,7 @@ where
             Status::unimplemented("coalmine does not accept compressed requests").into_http(),
         );
     }
-    let requests = Streaming::new_request(
-        ProstDecoder::<P::Request>::default(),
-        req.into_body(),
-        None,
-        Some(MAX_REQUEST_BYTES),
-    );
+    let requests = Inbound::<P::Request>::new(req.into_body(), MAX_REQUEST_BYTES);
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(run_stream::<P>(state, requests, tx));
     let body = Body::new(StreamBody::new(body::frames(rx)));
@@ -196,7 +191,7 @@ where
 
 async fn run_stream<P: StreamProtocol>(
     mut state: XdsState,
-    mut requests: Streaming<P::Request>,
+    mut requests: Inbound<P::Request>,
     tx: mpsc::Sender<Result<P::Response, Status>>,
 ) {
     let first = match requests.message().await {
