@@ -12,14 +12,57 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Error, Result};
+use super::rewrite::{self, Shape};
+use super::Result;
 use crate::istio::host_candidates;
 use crate::model::{Destination, HeaderMatch, Rollout, RouteMatch, StringMatch, Weight};
 
-const KIND: &str = "HTTPRoute";
-
 /// The API group a backendRef names for a ServiceEntry host (`kind: Hostname`).
 const HOSTNAME_GROUP: &str = "networking.istio.io";
+
+/// The HTTPRoute format: `spec.rules[]`, `backendRefs[]` naming Services, relative
+/// integer weights.
+pub(super) struct HttpRoute;
+
+impl Shape for HttpRoute {
+    const KIND: &'static str = "HTTPRoute";
+    const ROUTES_POINTER: &'static str = "/spec/rules";
+    const ROUTES_FIELD: &'static str = "spec.rules";
+    const ENTRIES: &'static str = "backendRefs";
+    const MATCHES: &'static str = "matches";
+
+    fn find<'v>(rule: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Value> {
+        find(rule, d, namespace)
+    }
+
+    fn new_entry(d: &Destination, namespace: &str) -> Value {
+        new_backend(d, namespace)
+    }
+
+    /// The backendRef's own fields (filters, weight) kept, its target replaced.
+    fn retarget(entry: &mut Value, d: &Destination, namespace: &str) {
+        let fields = entry.as_object_mut().expect("a backendRef is an object");
+        for key in ["group", "kind", "name", "namespace", "port"] {
+            fields.remove(key);
+        }
+        let fresh = new_backend(d, namespace);
+        fields.extend(fresh.as_object().expect("an object").clone());
+    }
+
+    fn weights(canary: Weight) -> (Value, Value) {
+        let stable = Weight::FULL.units() - canary.units();
+        let (stable, canary) = reduced(stable, canary.units());
+        (Value::from(stable), Value::from(canary))
+    }
+
+    fn whole() -> Value {
+        Value::from(1)
+    }
+
+    fn merged_matches(original: Option<&Value>, ab: &[RouteMatch]) -> Value {
+        merged_matches(original, ab)
+    }
+}
 
 /// `canary` of the rule's traffic to the canary, the rest to stable (both listed, a 0
 /// weight included). With `ab_match`, a copy of the rule placed just before it sends
@@ -30,58 +73,18 @@ pub fn set_weight(
     canary: Weight,
     ab_match: bool,
 ) -> Result<Value> {
-    let mut doc = route.clone();
-    let (rules, index, namespace) = target(&mut doc, rollout)?;
-    let stable_units = Weight::FULL.units() - canary.units();
-    let (stable_w, canary_w) = reduced(stable_units, canary.units());
-    let stable = backend(&rules[index], &rollout.stable, &namespace, stable_w);
-    let canary_ref = backend(&rules[index], &rollout.canary, &namespace, canary_w);
-    if ab_match {
-        let mut ab = rules[index].clone();
-        let matches = merged_matches(ab.get("matches"), &rollout.analysis.matches);
-        let ab_canary = backend(&rules[index], &rollout.canary, &namespace, 1);
-        let fields = ab.as_object_mut().expect("a rule is an object");
-        fields.insert("name".into(), Value::String(rollout.ab_route_name()));
-        fields.insert("matches".into(), matches);
-        fields.insert("backendRefs".into(), Value::Array(vec![ab_canary]));
-        rules[index]["backendRefs"] = Value::Array(vec![stable, canary_ref]);
-        rules.insert(index, ab);
-    } else {
-        rules[index]["backendRefs"] = Value::Array(vec![stable, canary_ref]);
-    }
-    Ok(doc)
+    rewrite::set_weight::<HttpRoute>(route, rollout, canary, ab_match)
 }
 
 /// All of the rule's traffic to the canary Service, which takes the stable's place
 /// (keeping the canary backendRef's own fields, or else the stable's); no A/B rule.
 pub fn finalize(route: &Value, rollout: &Rollout) -> Result<Value> {
-    let mut doc = route.clone();
-    let (rules, index, namespace) = target(&mut doc, rollout)?;
-    let rule = &rules[index];
-    let canary = match find(rule, &rollout.canary, &namespace) {
-        Some(_) => backend(rule, &rollout.canary, &namespace, 1),
-        None => {
-            let mut moved = backend(rule, &rollout.stable, &namespace, 1);
-            let fresh = new_backend(&rollout.canary, &namespace);
-            let fields = moved.as_object_mut().expect("a backendRef is an object");
-            for key in ["group", "kind", "name", "namespace", "port"] {
-                fields.remove(key);
-            }
-            fields.extend(fresh.as_object().expect("an object").clone());
-            moved
-        }
-    };
-    rules[index]["backendRefs"] = Value::Array(vec![canary]);
-    Ok(doc)
+    rewrite::finalize::<HttpRoute>(route, rollout)
 }
 
 /// All of the rule's traffic to stable, the canary backendRef and the A/B rule removed.
 pub fn rollback(route: &Value, rollout: &Rollout) -> Result<Value> {
-    let mut doc = route.clone();
-    let (rules, index, namespace) = target(&mut doc, rollout)?;
-    let stable = backend(&rules[index], &rollout.stable, &namespace, 1);
-    rules[index]["backendRefs"] = Value::Array(vec![stable]);
-    Ok(doc)
+    rewrite::rollback::<HttpRoute>(route, rollout)
 }
 
 /// The two relative weights, divided by their greatest common divisor.
@@ -94,34 +97,6 @@ fn reduced(a: u32, b: u32) -> (u32, u32) {
         0 => (a, b),
         g => (a / g, b / g),
     }
-}
-
-/// The document's `spec.rules` with the A/B rule removed, the target rule's index in
-/// it, and the document's namespace.
-fn target<'a>(
-    doc: &'a mut Value,
-    rollout: &Rollout,
-) -> Result<(&'a mut Vec<Value>, usize, String)> {
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_string();
-    let rules = doc
-        .pointer_mut("/spec/rules")
-        .and_then(Value::as_array_mut)
-        .ok_or(Error::NoRoutes(KIND, "spec.rules"))?;
-    let ab = rollout.ab_route_name();
-    rules.retain(|rule| rule.get("name").and_then(Value::as_str) != Some(ab.as_str()));
-    let first_to = |d: &Destination| {
-        rules
-            .iter()
-            .position(|rule| find(rule, d, &namespace).is_some())
-    };
-    let index = first_to(&rollout.stable)
-        .or_else(|| first_to(&rollout.canary))
-        .ok_or(Error::NoTargetRoute(KIND))?;
-    Ok((rules, index, namespace))
 }
 
 /// The rule's backendRef that names `d` as the route in `namespace` resolves it (a
@@ -137,16 +112,6 @@ fn find<'v>(rule: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Val
         let port = r.get("port").and_then(Value::as_u64);
         host_candidates(name, ns).contains(&d.host) && port.is_none_or(|p| p == u64::from(d.port))
     })
-}
-
-/// The rule's backendRef for `d` with `weight` (its other fields kept), or a new one.
-fn backend(rule: &Value, d: &Destination, namespace: &str, weight: u32) -> Value {
-    let mut out = match find(rule, d, namespace) {
-        Some(existing) => existing.clone(),
-        None => new_backend(d, namespace),
-    };
-    out["weight"] = Value::from(weight);
-    out
 }
 
 /// A backendRef naming `d`: a Service by its short name when `d` is a Service of the

@@ -4,6 +4,7 @@
 //! target route and the A/B route change; every other field is kept as it is.
 
 pub mod http_route;
+mod rewrite;
 pub mod virtual_service;
 
 #[cfg(test)]

@@ -8,91 +8,65 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{weight_json, Error, Result};
+use super::rewrite::{self, Shape};
+use super::{weight_json, Result};
 use crate::istio::host_candidates;
 use crate::model::{Destination, HeaderMatch, Rollout, RouteMatch, StringMatch, Weight};
 
-const KIND: &str = "VirtualService";
+/// The VirtualService format: `spec.http[]` routes, `route[]` entries with a
+/// `destination`, weights in percent.
+pub(super) struct VirtualService;
+
+impl Shape for VirtualService {
+    const KIND: &'static str = "VirtualService";
+    const ROUTES_POINTER: &'static str = "/spec/http";
+    const ROUTES_FIELD: &'static str = "spec.http";
+    const ENTRIES: &'static str = "route";
+    const MATCHES: &'static str = "match";
+
+    fn find<'v>(route: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Value> {
+        find(route, d, namespace)
+    }
+
+    fn new_entry(d: &Destination, _namespace: &str) -> Value {
+        json!({ "destination": destination_json(d) })
+    }
+
+    fn retarget(entry: &mut Value, d: &Destination, _namespace: &str) {
+        entry["destination"] = destination_json(d);
+    }
+
+    fn weights(canary: Weight) -> (Value, Value) {
+        let stable = Weight::from_units(Weight::FULL.units() - canary.units());
+        (weight_json(stable), weight_json(canary))
+    }
+
+    fn whole() -> Value {
+        weight_json(Weight::FULL)
+    }
+
+    fn merged_matches(original: Option<&Value>, ab: &[RouteMatch]) -> Value {
+        merged_matches(original, ab)
+    }
+}
 
 /// `canary` of the route to the canary, the rest to stable (both listed, a 0 weight
 /// included). With `ab_match`, a copy of the route placed just before it sends the
 /// requests that match the rollout's `match` (and the route's own) to the canary.
 pub fn set_weight(vs: &Value, rollout: &Rollout, canary: Weight, ab_match: bool) -> Result<Value> {
-    let mut doc = vs.clone();
-    let (http, index, namespace) = target(&mut doc, rollout)?;
-    let stable_weight = Weight::from_units(Weight::FULL.units() - canary.units());
-    let stable = entry(&http[index], &rollout.stable, &namespace, stable_weight);
-    let canary_entry = entry(&http[index], &rollout.canary, &namespace, canary);
-    if ab_match {
-        let mut ab = http[index].clone();
-        let original = ab.get("match").cloned();
-        let ab_canary = entry(&http[index], &rollout.canary, &namespace, Weight::FULL);
-        let fields = ab.as_object_mut().expect("a route is an object");
-        fields.insert("name".into(), Value::String(rollout.ab_route_name()));
-        let matches = merged_matches(original.as_ref(), &rollout.analysis.matches);
-        fields.insert("match".into(), matches);
-        fields.insert("route".into(), Value::Array(vec![ab_canary]));
-        http[index]["route"] = Value::Array(vec![stable, canary_entry]);
-        http.insert(index, ab);
-    } else {
-        http[index]["route"] = Value::Array(vec![stable, canary_entry]);
-    }
-    Ok(doc)
+    rewrite::set_weight::<VirtualService>(vs, rollout, canary, ab_match)
 }
 
 /// All of the route's traffic to the canary's destination, which takes the stable's
 /// place (keeping the canary entry's own fields, or else the stable entry's); no A/B
 /// route.
 pub fn finalize(vs: &Value, rollout: &Rollout) -> Result<Value> {
-    let mut doc = vs.clone();
-    let (http, index, namespace) = target(&mut doc, rollout)?;
-    let route = &http[index];
-    let canary = match find(route, &rollout.canary, &namespace) {
-        Some(_) => entry(route, &rollout.canary, &namespace, Weight::FULL),
-        None => {
-            let mut moved = entry(route, &rollout.stable, &namespace, Weight::FULL);
-            moved["destination"] = destination_json(&rollout.canary);
-            moved
-        }
-    };
-    http[index]["route"] = Value::Array(vec![canary]);
-    Ok(doc)
+    rewrite::finalize::<VirtualService>(vs, rollout)
 }
 
 /// All of the route's traffic to stable, the canary entry and the A/B route removed.
 pub fn rollback(vs: &Value, rollout: &Rollout) -> Result<Value> {
-    let mut doc = vs.clone();
-    let (http, index, namespace) = target(&mut doc, rollout)?;
-    let stable = entry(&http[index], &rollout.stable, &namespace, Weight::FULL);
-    http[index]["route"] = Value::Array(vec![stable]);
-    Ok(doc)
-}
-
-/// The document's `spec.http` with the A/B route removed, the target route's index in
-/// it, and the document's namespace.
-fn target<'a>(
-    doc: &'a mut Value,
-    rollout: &Rollout,
-) -> Result<(&'a mut Vec<Value>, usize, String)> {
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default")
-        .to_string();
-    let http = doc
-        .pointer_mut("/spec/http")
-        .and_then(Value::as_array_mut)
-        .ok_or(Error::NoRoutes(KIND, "spec.http"))?;
-    let ab = rollout.ab_route_name();
-    http.retain(|route| route.get("name").and_then(Value::as_str) != Some(ab.as_str()));
-    let first_to = |d: &Destination| {
-        http.iter()
-            .position(|route| find(route, d, &namespace).is_some())
-    };
-    let index = first_to(&rollout.stable)
-        .or_else(|| first_to(&rollout.canary))
-        .ok_or(Error::NoTargetRoute(KIND))?;
-    Ok((http, index, namespace))
+    rewrite::rollback::<VirtualService>(vs, rollout)
 }
 
 /// The route's `route[]` entry whose destination names `d`, as a VirtualService in
@@ -110,16 +84,6 @@ fn find<'v>(route: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Va
             && subset == d.subset.as_deref()
             && port.is_none_or(|p| p == u64::from(d.port))
     })
-}
-
-/// The route's entry for `d` with `weight` (its other fields kept), or a new one.
-fn entry(route: &Value, d: &Destination, namespace: &str, weight: Weight) -> Value {
-    let mut out = match find(route, d, namespace) {
-        Some(existing) => existing.clone(),
-        None => json!({ "destination": destination_json(d) }),
-    };
-    out["weight"] = weight_json(weight);
-    out
 }
 
 fn destination_json(d: &Destination) -> Value {
