@@ -50,6 +50,9 @@ pub struct ProxyRecord {
     pub revision: u64,
     /// Indexed in [`TypeKind::ALL`] order.
     pub types: [TypeRecord; 4],
+    /// Whether the stream holds something of its view back until the proxy has warmed
+    /// what it uses (make-before-break): the proxy does not serve the revision yet.
+    pub holding: bool,
 }
 
 impl ProxyRecord {
@@ -59,6 +62,7 @@ impl ProxyRecord {
             connected_since: SystemTime::now(),
             revision,
             types: Default::default(),
+            holding: false,
         }
     }
 
@@ -84,7 +88,7 @@ impl ProxyRecord {
     }
 
     pub fn in_sync(&self) -> bool {
-        self.types.iter().all(TypeRecord::in_sync)
+        !self.holding && self.types.iter().all(TypeRecord::in_sync)
     }
 }
 

@@ -12,6 +12,7 @@ mod class;
 mod diff;
 mod incremental;
 mod kind;
+mod uses;
 mod view;
 
 pub use class::ViewClass;
@@ -23,6 +24,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -41,6 +46,9 @@ pub struct Encoded {
     pub any: Bytes,
     /// This resource's share of a set digest (see [`digest_of`]).
     pub digest: u128,
+    /// What must be warm on a proxy before it may hold this resource: for a route
+    /// configuration the clusters it sends to, for an EDS cluster its assignment.
+    pub uses: Box<[String]>,
 }
 
 impl Encoded {
@@ -52,7 +60,13 @@ impl Encoded {
             version,
             any,
             digest,
+            uses: Box::default(),
         }
+    }
+
+    /// The same resource, declaring what it uses (see [`Encoded::uses`]).
+    pub fn with_uses(self, uses: Box<[String]>) -> Encoded {
+        Encoded { uses, ..self }
     }
 }
 
@@ -190,24 +204,13 @@ impl Snapshot {
                     }
                     match cla {
                         Some(cla) => {
-                            let bytes = cla.encode_to_vec();
-                            let r = encode_one(
-                                TypeKind::Endpoint,
-                                &name,
-                                bytes.clone(),
-                                bytes,
-                                encoded,
-                            );
+                            let parts = endpoint_parts(&cla);
+                            let r = encode_one(TypeKind::Endpoint, &name, parts, encoded);
                             keep_or_replace(&mut maps[TypeKind::Endpoint.index()], name, r);
                         }
                         None => {
-                            let r = encode_one(
-                                TypeKind::Cluster,
-                                &name,
-                                cluster.encode_to_vec(),
-                                canonical::cluster(&cluster),
-                                encoded,
-                            );
+                            let parts = cluster_parts(&cluster);
+                            let r = encode_one(TypeKind::Cluster, &name, parts, encoded);
                             keep_or_replace(&mut maps[TypeKind::Cluster.index()], name, r);
                         }
                     }
@@ -228,31 +231,14 @@ impl Snapshot {
                 let listeners = routed.listeners.iter().map(|(n, l)| {
                     (
                         n,
-                        encode_one(
-                            TypeKind::Listener,
-                            n,
-                            l.encode_to_vec(),
-                            canonical::listener(l),
-                            encoded,
-                        ),
+                        encode_one(TypeKind::Listener, n, listener_parts(l), encoded),
                     )
                 });
                 let listeners: Vec<_> = listeners.collect();
                 let routes: Vec<_> = routed
                     .routes
                     .iter()
-                    .map(|(n, r)| {
-                        (
-                            n,
-                            encode_one(
-                                TypeKind::Route,
-                                n,
-                                r.encode_to_vec(),
-                                canonical::route(r),
-                                encoded,
-                            ),
-                        )
-                    })
+                    .map(|(n, r)| (n, encode_one(TypeKind::Route, n, route_parts(r), encoded)))
                     .collect();
                 for (kind, fresh) in [(TypeKind::Listener, listeners), (TypeKind::Route, routes)] {
                     let old = std::mem::take(&mut maps[kind.index()]);
@@ -281,6 +267,31 @@ fn keep_or_replace(map: &mut ResourceMap, name: String, r: Arc<Encoded>) {
     }
 }
 
+/// A resource's encoding, its canonical bytes (hashed for its version) and what it
+/// uses (see [`Encoded::uses`]).
+type Parts = (Vec<u8>, Vec<u8>, Box<[String]>);
+
+fn cluster_parts(c: &Cluster) -> Parts {
+    (
+        c.encode_to_vec(),
+        canonical::cluster(c),
+        uses::of_cluster(c),
+    )
+}
+
+fn endpoint_parts(e: &ClusterLoadAssignment) -> Parts {
+    let bytes = e.encode_to_vec();
+    (bytes.clone(), bytes, Box::default())
+}
+
+fn listener_parts(l: &Listener) -> Parts {
+    (l.encode_to_vec(), canonical::listener(l), Box::default())
+}
+
+fn route_parts(r: &RouteConfiguration) -> Parts {
+    (r.encode_to_vec(), canonical::route(r), uses::of_route(r))
+}
+
 /// Every resource encoded for a snapshot, by (type, name, version).
 type EncodedCache = HashMap<(TypeKind, String, String), Arc<Encoded>>;
 
@@ -289,8 +300,7 @@ type EncodedCache = HashMap<(TypeKind, String, String), Arc<Encoded>>;
 fn encode_one(
     kind: TypeKind,
     name: &str,
-    value: Vec<u8>,
-    canonical: Vec<u8>,
+    (value, canonical, uses): (Vec<u8>, Vec<u8>, Box<[String]>),
     encoded: &mut EncodedCache,
 ) -> Arc<Encoded> {
     let version = short_hash(&canonical);
@@ -301,11 +311,7 @@ fn encode_one(
                 type_url: kind.type_url().to_string(),
                 value,
             };
-            Arc::new(Encoded::new(
-                name,
-                version,
-                Bytes::from(any.encode_to_vec()),
-            ))
+            Arc::new(Encoded::new(name, version, Bytes::from(any.encode_to_vec())).with_uses(uses))
         })
         .clone()
 }
@@ -313,38 +319,19 @@ fn encode_one(
 fn encode_view(resources: &Resources, encoded: &mut EncodedCache) -> View {
     let mut by_type: [ResourceMap; 4] = Default::default();
     for (name, r) in &resources.clusters {
-        let e = encode_one(
-            TypeKind::Cluster,
-            name,
-            r.encode_to_vec(),
-            canonical::cluster(r),
-            encoded,
-        );
+        let e = encode_one(TypeKind::Cluster, name, cluster_parts(r), encoded);
         by_type[TypeKind::Cluster.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.endpoints {
-        let bytes = r.encode_to_vec();
-        let e = encode_one(TypeKind::Endpoint, name, bytes.clone(), bytes, encoded);
+        let e = encode_one(TypeKind::Endpoint, name, endpoint_parts(r), encoded);
         by_type[TypeKind::Endpoint.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.listeners {
-        let e = encode_one(
-            TypeKind::Listener,
-            name,
-            r.encode_to_vec(),
-            canonical::listener(r),
-            encoded,
-        );
+        let e = encode_one(TypeKind::Listener, name, listener_parts(r), encoded);
         by_type[TypeKind::Listener.index()].insert(name.clone(), e);
     }
     for (name, r) in &resources.routes {
-        let e = encode_one(
-            TypeKind::Route,
-            name,
-            r.encode_to_vec(),
-            canonical::route(r),
-            encoded,
-        );
+        let e = encode_one(TypeKind::Route, name, route_parts(r), encoded);
         by_type[TypeKind::Route.index()].insert(name.clone(), e);
     }
     View::new(by_type)

@@ -18,6 +18,11 @@ pub type ResourceMap = BTreeMap<String, Arc<Encoded>>;
 pub struct Change {
     pub name: String,
     pub now: Option<Arc<Encoded>>,
+    /// Whether the older view had a resource of this name.
+    pub before: bool,
+    /// Whether the new state uses a cluster the older view does not have (see
+    /// [`Encoded::uses`]): a proxy cannot have warmed it yet.
+    pub uses_new: bool,
 }
 
 /// The changes between two views, per type (indexed in [`TypeKind::ALL`] order).
@@ -38,6 +43,8 @@ pub struct View {
     /// these share.
     items: [Arc<Vec<Arc<Encoded>>>; 4],
     digests: [u128; 4],
+    /// Every cluster a listener or route configuration of this view uses.
+    used: std::collections::BTreeSet<String>,
     diffs: Mutex<VecDeque<(u64, Arc<ViewDiff>)>>,
 }
 
@@ -56,11 +63,17 @@ impl View {
         let items = by_type
             .each_ref()
             .map(|m| Arc::new(m.values().cloned().collect()));
+        let used = [TypeKind::Listener, TypeKind::Route]
+            .iter()
+            .flat_map(|k| by_type[k.index()].values())
+            .flat_map(|r| r.uses.iter().cloned())
+            .collect();
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             by_type,
             items,
             digests,
+            used,
             diffs: Mutex::default(),
         }
     }
@@ -85,6 +98,11 @@ impl View {
         self.digests[kind.index()]
     }
 
+    /// Whether a listener or route configuration of this view uses the cluster.
+    pub fn uses(&self, cluster: &str) -> bool {
+        self.used.contains(cluster)
+    }
+
     /// What changed from `old` to this view, computed once per pair and shared by
     /// every stream making the same move.
     pub fn changes_since(&self, old: &View) -> Arc<ViewDiff> {
@@ -92,8 +110,10 @@ impl View {
         if let Some((_, d)) = diffs.iter().find(|(id, _)| *id == old.id) {
             return d.clone();
         }
-        let diff =
-            Arc::new(TypeKind::ALL.map(|kind| changes(old.resources(kind), self.resources(kind))));
+        let clusters = old.resources(TypeKind::Cluster);
+        let diff = Arc::new(
+            TypeKind::ALL.map(|kind| changes(old.resources(kind), self.resources(kind), clusters)),
+        );
         diffs.push_back((old.id, diff.clone()));
         if diffs.len() > DIFFS_KEPT {
             diffs.pop_front();
@@ -102,13 +122,17 @@ impl View {
     }
 }
 
-fn changes(old: &ResourceMap, new: &ResourceMap) -> Vec<Change> {
+/// The changes of one type; `clusters` are the older view's, for [`Change::uses_new`].
+fn changes(old: &ResourceMap, new: &ResourceMap, clusters: &ResourceMap) -> Vec<Change> {
     let mut out = Vec::new();
     for (name, r) in new {
-        if old.get(name).is_none_or(|o| o.version != r.version) {
+        let before = old.get(name);
+        if before.is_none_or(|o| o.version != r.version) {
             out.push(Change {
                 name: name.clone(),
                 now: Some(r.clone()),
+                before: before.is_some(),
+                uses_new: r.uses.iter().any(|c| !clusters.contains_key(c)),
             });
         }
     }
@@ -116,6 +140,8 @@ fn changes(old: &ResourceMap, new: &ResourceMap) -> Vec<Change> {
         out.push(Change {
             name: name.clone(),
             now: None,
+            before: true,
+            uses_new: false,
         });
     }
     out

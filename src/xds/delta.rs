@@ -22,6 +22,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use super::held::Held;
 use super::names::{intern, Names};
 use super::sotw::{Event, Output};
+use super::warm::Warmth;
 use crate::snapshot::{Encoded, TypeKind, View};
 
 /// Unanswered responses remembered per type; a client that never answers cannot make
@@ -60,6 +61,8 @@ pub struct DeltaStream {
     view: Arc<View>,
     types: [TypeState; 4],
     nonces: u64,
+    /// Make-before-break: what the proxy has warmed, and what is held back for it.
+    warmth: Warmth,
 }
 
 impl DeltaStream {
@@ -68,6 +71,47 @@ impl DeltaStream {
             view,
             types: Default::default(),
             nonces: 0,
+            warmth: Warmth::default(),
+        }
+    }
+
+    /// Whether the client has been sent everything of its view (nothing held back,
+    /// every new cluster warm).
+    pub fn converged(&self) -> bool {
+        !self.gated() || !self.warmth.busy()
+    }
+
+    /// Whether a pass waits for a cluster absent from the view (see
+    /// [`super::warm::ABSENT_GRACE`]).
+    pub fn waiting_absent(&self) -> bool {
+        self.gated() && self.warmth.waiting_absent()
+    }
+
+    /// The grace for absent clusters ran out: what was waiting for them goes now.
+    pub fn absent_expired(&mut self) -> DeltaOutput {
+        self.warmth.give_up_absent();
+        let mut out = DeltaOutput::default();
+        self.reconcile(&mut out);
+        self.share_view_lists();
+        out
+    }
+
+    /// Holds apply to a client that subscribes to every cluster (Envoy).
+    fn gated(&self) -> bool {
+        self.types[TypeKind::Cluster.index()].wildcard
+    }
+
+    /// Every started type through the make-before-break gate, in xDS order.
+    fn reconcile(&mut self, out: &mut DeltaOutput) {
+        self.warmth.start_pass();
+        for kind in TypeKind::ALL {
+            if !self.types[kind.index()].started {
+                continue;
+            }
+            let (resources, removed) = self.resync(kind);
+            if !resources.is_empty() || !removed.is_empty() {
+                out.responses.push(self.respond(kind, resources, removed));
+            }
         }
     }
 
@@ -81,7 +125,10 @@ impl DeltaStream {
 
     /// Handles one request; responses come back in [`DeltaOutput::responses`].
     pub fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
-        let out = self.take_request(req);
+        let mut out = self.take_request(req);
+        if self.gated() && self.warmth.busy() {
+            self.reconcile(&mut out);
+        }
         self.share_view_lists();
         out
     }
@@ -96,13 +143,17 @@ impl DeltaStream {
             let nonce = req.response_nonce.parse::<u64>().ok();
             if let Some(version) = nonce.and_then(|n| state.outstanding.remove(&n)) {
                 match &req.error_detail {
-                    Some(status) => out.events.push(Event::Nack {
-                        kind,
-                        version,
-                        message: status.message.clone(),
-                    }),
+                    Some(status) => {
+                        self.warmth.answered(kind, false);
+                        out.events.push(Event::Nack {
+                            kind,
+                            version,
+                            message: status.message.clone(),
+                        })
+                    }
                     None => {
                         state.acked = Some(version.clone());
+                        self.warmth.answered(kind, state.outstanding.is_empty());
                         out.events.push(Event::Ack { kind, version });
                     }
                 }
@@ -110,14 +161,22 @@ impl DeltaStream {
         }
         let first = !state.started;
         state.started = true;
-        if first {
+        if first && !req.initial_resource_versions.is_empty() {
+            // A client that reconnected: what it says it holds. Where the view has
+            // that very version, its resource (with what it uses) stands for it.
+            let all = self.view.resources(kind);
             for (name, version) in &req.initial_resource_versions {
-                // What the client says it holds; only name and version matter here.
-                state.held.put(Arc::new(Encoded::new(
-                    name.clone(),
-                    version.clone(),
-                    Default::default(),
-                )));
+                let known = all.get(name).filter(|r| &r.version == version).cloned();
+                state.held.put(known.unwrap_or_else(|| {
+                    Arc::new(Encoded::new(
+                        name.clone(),
+                        version.clone(),
+                        Default::default(),
+                    ))
+                }));
+            }
+            if kind == TypeKind::Cluster {
+                self.warmth.resumed();
             }
         }
         let changes_names = req
@@ -177,11 +236,11 @@ impl DeltaStream {
         let (resources, mut removed) = self.resync(kind);
         // A name subscribed to that does not exist is reported removed, so the client
         // knows at once instead of waiting for its does-not-exist timer.
-        let all = self.view.resources(kind);
+        let held = &self.types[kind.index()].held;
         let missing = req
             .resource_names_subscribe
             .iter()
-            .filter(|n| *n != "*" && !all.contains_key(*n) && !removed.contains(*n));
+            .filter(|n| *n != "*" && held.get(n).is_none() && !removed.contains(*n));
         removed.extend(missing.cloned().collect::<BTreeSet<_>>());
         if first || !resources.is_empty() || !removed.is_empty() {
             out.responses.push(self.respond(kind, resources, removed));
@@ -210,10 +269,22 @@ impl DeltaStream {
         let changes = view.changes_since(&self.view);
         let old = std::mem::replace(&mut self.view, view);
         let mut out = DeltaOutput::default();
+        let gated = self.gated();
+        if gated && !self.warmth.open_for(&self.view, &changes) {
+            self.reconcile(&mut out);
+            return out;
+        }
         for kind in TypeKind::ALL {
             let state = &mut self.types[kind.index()];
             if !state.started {
                 continue;
+            }
+            if gated {
+                let (wildcard, names) = (state.wildcard, &state.names);
+                let subscribed = changes[kind.index()]
+                    .iter()
+                    .filter(|c| wildcard || names.contains(&c.name));
+                self.warmth.note_changes(kind, &state.held, subscribed);
             }
             let new = (self.view.items(kind), self.view.digest(kind));
             let (wildcard, names) = (state.wildcard, &state.names);
@@ -254,48 +325,72 @@ impl DeltaStream {
         out
     }
 
-    /// Brings what the client holds of a type to what it subscribes to in the view;
-    /// returns the resources to send and the names to remove.
+    /// Brings what the client holds of a type to what it subscribes to in the view,
+    /// through the make-before-break gate; returns the resources to send (with the
+    /// assignments of re-warming clusters) and the names to remove.
     fn resync(&mut self, kind: TypeKind) -> (Vec<Arc<Encoded>>, Vec<String>) {
         let all = self.view.resources(kind);
-        let state = &mut self.types[kind.index()];
-        let wanted = |name: &str| state.wildcard || state.names.contains(name);
-        let resources: Vec<Arc<Encoded>> = if state.wildcard {
-            all.values()
-                .filter(|r| {
-                    state
-                        .held
-                        .get(&r.name)
-                        .is_none_or(|h| h.version != r.version)
-                })
-                .cloned()
-                .collect()
+        let state = &self.types[kind.index()];
+        let mut wanted: Vec<Arc<Encoded>> = if state.wildcard {
+            all.values().cloned().collect()
         } else {
             state
                 .names
                 .iter()
-                .filter_map(|n| all.get(n))
-                .filter(|r| {
-                    state
-                        .held
-                        .get(&r.name)
-                        .is_none_or(|h| h.version != r.version)
-                })
-                .cloned()
+                .filter_map(|n| all.get(n).cloned())
                 .collect()
+        };
+        let gated = self.gated();
+        let subscribed = |name: &str| state.wildcard || state.names.contains(name);
+        if gated {
+            let [c, e, l, r] = &self.types;
+            let held = [&c.held, &e.held, &l.held, &r.held];
+            wanted = self
+                .warmth
+                .gate(kind, wanted, &self.view, held, &subscribed);
+        }
+        let is_wanted = |name: &str| {
+            wanted
+                .binary_search_by(|w| w.name.as_str().cmp(name))
+                .is_ok()
         };
         let removed: Vec<String> = state
             .held
             .items()
             .iter()
-            .filter(|h| wanted(&h.name) && !all.contains_key(&h.name))
+            .filter(|h| subscribed(&h.name) && !is_wanted(&h.name))
             .map(|h| h.name.clone())
             .collect();
+        let mut resources: Vec<Arc<Encoded>> = wanted
+            .iter()
+            .filter(|r| {
+                state
+                    .held
+                    .get(&r.name)
+                    .is_none_or(|h| h.version != r.version)
+            })
+            .cloned()
+            .collect();
+        if gated && kind == TypeKind::Endpoint {
+            for name in self.warmth.rewarm_due() {
+                match wanted.iter().find(|w| w.name == name) {
+                    Some(r) if !resources.iter().any(|f| f.name == name) => {
+                        resources.push(r.clone())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let state = &mut self.types[kind.index()];
+        let before = state.held.clone();
         for name in &removed {
             state.held.remove(name);
         }
         for r in &resources {
             state.held.put(r.clone());
+        }
+        if gated {
+            self.warmth.note_fresh(kind, &before, &resources);
         }
         (resources, removed)
     }
@@ -306,6 +401,7 @@ impl DeltaStream {
         resources: Vec<Arc<Encoded>>,
         removed: Vec<String>,
     ) -> DeltaResponse {
+        self.warmth.sent(kind);
         self.nonces += 1;
         let nonce = self.nonces;
         let state = &mut self.types[kind.index()];
@@ -330,3 +426,6 @@ pub type DeltaOutput = Output<DeltaResponse>;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod warm_tests;

@@ -168,14 +168,20 @@ mod tests {
             Change {
                 name: "a".into(),
                 now: Some(new[0].clone()),
+                before: true,
+                uses_new: false,
             },
             Change {
                 name: "b".into(),
                 now: None,
+                before: true,
+                uses_new: false,
             },
             Change {
                 name: "c".into(),
                 now: Some(new[1].clone()),
+                before: false,
+                uses_new: false,
             },
         ];
         let mut h = Held::default();

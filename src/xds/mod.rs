@@ -18,6 +18,7 @@ pub mod node;
 pub mod request;
 pub mod server;
 pub mod sotw;
+mod warm;
 
 pub use node::NodeInfo;
 pub use request::SotwRequest;

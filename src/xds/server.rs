@@ -25,6 +25,7 @@ use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
 use super::inbound::Inbound;
 use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
+use super::warm::ABSENT_GRACE;
 use crate::ledger::{Ledger, NackRecord, ProxyRecord};
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, TypeKind, View};
@@ -98,6 +99,12 @@ pub trait StreamProtocol: Send + 'static {
     fn sent(&self, kind: TypeKind) -> Option<&str>;
     fn acked(&self, kind: TypeKind) -> Option<&str>;
     fn kind_of(resp: &Self::Response) -> TypeKind;
+    /// Whether everything of the view was sent (nothing held back for warming).
+    fn converged(&self) -> bool;
+    /// Whether something waits for a cluster absent from the view.
+    fn waiting_absent(&self) -> bool;
+    /// [`ABSENT_GRACE`] has passed since the wait began.
+    fn absent_expired(&mut self) -> Output<Self::Response>;
 }
 
 impl StreamProtocol for SotwStream {
@@ -125,6 +132,15 @@ impl StreamProtocol for SotwStream {
     fn kind_of(resp: &Response) -> TypeKind {
         resp.kind
     }
+    fn converged(&self) -> bool {
+        SotwStream::converged(self)
+    }
+    fn waiting_absent(&self) -> bool {
+        SotwStream::waiting_absent(self)
+    }
+    fn absent_expired(&mut self) -> Output {
+        SotwStream::absent_expired(self)
+    }
 }
 
 impl StreamProtocol for DeltaStream {
@@ -151,6 +167,15 @@ impl StreamProtocol for DeltaStream {
     }
     fn kind_of(resp: &DeltaResponse) -> TypeKind {
         resp.kind
+    }
+    fn converged(&self) -> bool {
+        DeltaStream::converged(self)
+    }
+    fn waiting_absent(&self) -> bool {
+        DeltaStream::waiting_absent(self)
+    }
+    fn absent_expired(&mut self) -> DeltaOutput {
+        DeltaStream::absent_expired(self)
     }
 }
 
@@ -214,12 +239,24 @@ async fn run_stream<P: StreamProtocol>(
         .connect(ProxyRecord::new(node.clone(), snapshot.revision()));
     state.metrics.connected(1);
     let mut out = stream.handle_request(&first);
+    // Armed while the stream waits for a cluster absent from its view.
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         record::<P>(&state, id, &snapshot, &stream, &out);
         if !deliver::<P>(&state, &node, &snapshot, out, &tx).await {
             break;
         }
+        match (stream.waiting_absent(), grace.is_some()) {
+            (true, false) => grace = Some(Box::pin(tokio::time::sleep(ABSENT_GRACE))),
+            (false, true) => grace = None,
+            _ => {}
+        }
         out = tokio::select! {
+            _ = async { grace.as_mut().expect("armed").await }, if grace.is_some() => {
+                grace = None;
+                debug!(node = %node.id, "absent clusters not waited for any longer");
+                stream.absent_expired()
+            },
             req = requests.message() => match req {
                 Ok(Some(req)) => stream.handle_request(&req),
                 Ok(None) => break,
@@ -260,9 +297,12 @@ fn record<P: StreamProtocol>(
 ) {
     let revision = snapshot.revision();
     state.ledger.update(id, |r| {
-        let mut changed =
-            r.revision != revision || !out.responses.is_empty() || !out.events.is_empty();
+        let mut changed = r.revision != revision
+            || !out.responses.is_empty()
+            || !out.events.is_empty()
+            || r.holding == stream.converged();
         r.revision = revision;
+        r.holding = !stream.converged();
         for resp in &out.responses {
             r.types[P::kind_of(resp).index()].served_revision = revision;
         }

@@ -23,6 +23,7 @@ use super::request::SotwRequest;
 
 use super::held::Held;
 use super::names::{intern, Names};
+use super::warm::Warmth;
 use crate::snapshot::{Encoded, TypeKind, View};
 
 /// A response to write on the stream.
@@ -94,6 +95,8 @@ pub struct SotwStream {
     view: Arc<View>,
     types: [TypeState; 4],
     nonces: u64,
+    /// Make-before-break: what the proxy has warmed, and what is held back for it.
+    warmth: Warmth,
 }
 
 impl SotwStream {
@@ -102,6 +105,50 @@ impl SotwStream {
             view,
             types: Default::default(),
             nonces: 0,
+            warmth: Warmth::default(),
+        }
+    }
+
+    /// Whether the proxy has been sent everything of its view (nothing held back,
+    /// every new cluster warm).
+    pub fn converged(&self) -> bool {
+        !self.gated() || !self.warmth.busy()
+    }
+
+    /// Whether a pass waits for a cluster absent from the view (see
+    /// [`super::warm::ABSENT_GRACE`]); the caller calls [`SotwStream::absent_expired`]
+    /// once that long has passed.
+    pub fn waiting_absent(&self) -> bool {
+        self.gated() && self.warmth.waiting_absent()
+    }
+
+    /// The grace for absent clusters ran out: what was waiting for them goes now.
+    pub fn absent_expired(&mut self) -> Output {
+        self.warmth.give_up_absent();
+        let mut out = Output::default();
+        self.reconcile(&mut out);
+        self.share_view_lists();
+        out
+    }
+
+    /// Holds apply to a proxy that subscribes to every cluster (Envoy).
+    fn gated(&self) -> bool {
+        matches!(
+            self.types[TypeKind::Cluster.index()].subscription,
+            Some(Subscription::Wildcard)
+        )
+    }
+
+    /// Every type through the make-before-break gate, in xDS order.
+    fn reconcile(&mut self, out: &mut Output) {
+        self.warmth.start_pass();
+        for kind in TypeKind::ALL {
+            if self.types[kind.index()].subscription.is_none() {
+                continue;
+            }
+            let (fresh, dropped) = self.resync(kind);
+            out.responses
+                .extend(self.respond_changes(kind, fresh, dropped));
         }
     }
 
@@ -129,7 +176,10 @@ impl SotwStream {
     /// Handles one request from the proxy. Requests for types coalmine does not serve
     /// are ignored.
     pub fn handle_request(&mut self, req: &SotwRequest) -> Output {
-        let out = self.take_request(req);
+        let mut out = self.take_request(req);
+        if self.gated() && self.warmth.busy() {
+            self.reconcile(&mut out);
+        }
         self.share_view_lists();
         out
     }
@@ -147,6 +197,13 @@ impl SotwStream {
             // reconnected and already holds a version.
             state.subscription = Some(subscription);
             state.held = Held::default();
+            if kind == TypeKind::Cluster
+                && !req.version_info.is_empty()
+                && req.version_info != self.current_version(kind)
+            {
+                // A proxy that reconnected holding another configuration.
+                self.warmth.resumed();
+            }
             self.resync(kind);
             let state = &mut self.types[kind.index()];
             let version = state.held.version();
@@ -156,6 +213,7 @@ impl SotwStream {
                     nonce: String::new(),
                 });
                 state.acked = Some(version.clone());
+                self.warmth.answered(kind, true);
                 out.events.push(Event::Ack { kind, version });
             } else {
                 let all = state.held.items().to_vec();
@@ -173,6 +231,7 @@ impl SotwStream {
         match &req.error_detail {
             Some(status) => {
                 state.nack = Some((sent.version.clone(), status.message.clone()));
+                self.warmth.answered(kind, false);
                 out.events.push(Event::Nack {
                     kind,
                     version: sent.version.clone(),
@@ -181,12 +240,14 @@ impl SotwStream {
             }
             None => {
                 state.acked = Some(req.version_info.clone());
+                self.warmth.answered(kind, true);
                 out.events.push(Event::Ack {
                     kind,
                     version: req.version_info.clone(),
                 });
             }
         }
+        let state = &mut self.types[kind.index()];
         // Only a changed subscription can change what the proxy should hold.
         // An ACK repeats the whole subscription (thousands of names for EDS); building
         // a new set is only worth it when it differs.
@@ -229,11 +290,22 @@ impl SotwStream {
         let changes = view.changes_since(&self.view);
         let old = std::mem::replace(&mut self.view, view);
         let mut out = Output::default();
+        let gated = self.gated();
+        if gated && !self.warmth.open_for(&self.view, &changes) {
+            self.reconcile(&mut out);
+            return out;
+        }
         for kind in TypeKind::ALL {
             let state = &mut self.types[kind.index()];
             let Some(subscription) = &state.subscription else {
                 continue;
             };
+            if gated {
+                let subscribed = changes[kind.index()]
+                    .iter()
+                    .filter(|c| subscription.contains(&c.name));
+                self.warmth.note_changes(kind, &state.held, subscribed);
+            }
             let new = (self.view.items(kind), self.view.digest(kind));
             let followed =
                 state
@@ -267,19 +339,55 @@ impl SotwStream {
         out
     }
 
-    /// Makes the held set of a type exactly what the subscription selects from the
-    /// view; returns what is new or changed, and whether anything was dropped.
-    fn resync(&mut self, kind: TypeKind) -> (Vec<Arc<Encoded>>, bool) {
+    /// The version of a type's share of the view, as the subscription selects it.
+    fn current_version(&self, kind: TypeKind) -> String {
+        let mut held = Held::default();
+        held.replace(self.wanted(kind));
+        held.version()
+    }
+
+    /// What the subscription selects from the view, sorted by name.
+    fn wanted(&self, kind: TypeKind) -> Vec<Arc<Encoded>> {
         let all = self.view.resources(kind);
-        let state = &mut self.types[kind.index()];
-        let wanted: Vec<Arc<Encoded>> = match &state.subscription {
+        match &self.types[kind.index()].subscription {
             None => Vec::new(),
             Some(Subscription::Wildcard) => all.values().cloned().collect(),
             Some(Subscription::Names(names)) => {
                 names.iter().filter_map(|n| all.get(n).cloned()).collect()
             }
-        };
-        state.held.replace(wanted)
+        }
+    }
+
+    /// Makes the held set of a type what the subscription selects from the view,
+    /// through the make-before-break gate; returns what is new or changed (with the
+    /// assignments of re-warming clusters), and whether anything was dropped.
+    fn resync(&mut self, kind: TypeKind) -> (Vec<Arc<Encoded>>, bool) {
+        let mut wanted = self.wanted(kind);
+        let gated = self.gated();
+        if gated {
+            let [c, e, l, r] = &self.types;
+            let subscription = self.types[kind.index()].subscription.as_ref();
+            let subscribed = |n: &str| subscription.is_some_and(|s| s.contains(n));
+            let held = [&c.held, &e.held, &l.held, &r.held];
+            wanted = self
+                .warmth
+                .gate(kind, wanted, &self.view, held, &subscribed);
+        }
+        let before = self.types[kind.index()].held.clone();
+        let (mut fresh, dropped) = self.types[kind.index()].held.replace(wanted);
+        if gated {
+            if kind == TypeKind::Endpoint {
+                let held = &self.types[kind.index()].held;
+                for name in self.warmth.rewarm_due() {
+                    match held.get(&name) {
+                        Some(r) if !fresh.iter().any(|f| f.name == name) => fresh.push(r.clone()),
+                        _ => {}
+                    }
+                }
+            }
+            self.warmth.note_fresh(kind, &before, &fresh);
+        }
+        (fresh, dropped)
     }
 
     /// The response after the held set changed, if one is due. Listeners and clusters
@@ -307,6 +415,7 @@ impl SotwStream {
     }
 
     fn respond(&mut self, kind: TypeKind, resources: Vec<Arc<Encoded>>) -> Response {
+        self.warmth.sent(kind);
         self.nonces += 1;
         let nonce = self.nonces.to_string();
         let state = &mut self.types[kind.index()];
@@ -375,3 +484,6 @@ fn subscription_of(req: &SotwRequest, current: Option<&Subscription>) -> Subscri
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod warm_tests;

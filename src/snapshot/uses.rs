@@ -1,0 +1,120 @@
+//! Which clusters a resource needs warm before Envoy may use it: the clusters a route
+//! configuration sends traffic to (routes, weighted clusters, mirrors), and for a
+//! cluster, the assignment it warms with (EDS clusters). The xDS state machines hold a
+//! resource back until what it uses is warm on that proxy (see `xds::warm`).
+//!
+//! Listeners name route configurations over RDS, never clusters: Envoy warms a
+//! listener on its route configuration by itself, so a listener uses nothing here.
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    cluster::{ClusterDiscoveryType, DiscoveryType},
+    Cluster,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    route::Action, route_action::ClusterSpecifier, RouteConfiguration,
+};
+
+/// The clusters a route configuration sends requests to, sorted, without repeats.
+pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
+    let mut out = Vec::new();
+    for route in rc.virtual_hosts.iter().flat_map(|vh| &vh.routes) {
+        let Some(Action::Route(action)) = &route.action else {
+            continue;
+        };
+        match &action.cluster_specifier {
+            Some(ClusterSpecifier::Cluster(name)) => out.push(name.clone()),
+            Some(ClusterSpecifier::WeightedClusters(w)) => {
+                out.extend(w.clusters.iter().map(|c| c.name.clone()))
+            }
+            _ => {}
+        }
+        out.extend(
+            action
+                .request_mirror_policies
+                .iter()
+                .map(|m| m.cluster.clone()),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|n| !n.is_empty());
+    out.into_boxed_slice()
+}
+
+/// For an EDS cluster, the name of the assignment it warms with; nothing otherwise.
+pub fn of_cluster(cluster: &Cluster) -> Box<[String]> {
+    let eds = cluster.cluster_discovery_type
+        == Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32));
+    if !eds {
+        return Box::default();
+    }
+    let service = cluster
+        .eds_cluster_config
+        .as_ref()
+        .map(|c| c.service_name.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&cluster.name);
+    Box::new([service.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::EdsClusterConfig;
+    use envoy_types::pb::envoy::config::route::v3::{
+        route_action::RequestMirrorPolicy, weighted_cluster::ClusterWeight, Route, RouteAction,
+        VirtualHost, WeightedCluster,
+    };
+
+    fn route(spec: ClusterSpecifier, mirror: &str) -> Route {
+        Route {
+            action: Some(Action::Route(RouteAction {
+                cluster_specifier: Some(spec),
+                request_mirror_policies: vec![RequestMirrorPolicy {
+                    cluster: mirror.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_route_configuration_uses_every_cluster_it_sends_to() {
+        let weighted = WeightedCluster {
+            clusters: ["v2", "v1"]
+                .map(|n| ClusterWeight {
+                    name: n.into(),
+                    ..Default::default()
+                })
+                .to_vec(),
+            ..Default::default()
+        };
+        let rc = RouteConfiguration {
+            virtual_hosts: vec![VirtualHost {
+                routes: vec![
+                    route(ClusterSpecifier::WeightedClusters(weighted), "shadow"),
+                    route(ClusterSpecifier::Cluster("v1".into()), ""),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(&*of_route(&rc), ["shadow", "v1", "v2"]);
+    }
+
+    #[test]
+    fn an_eds_cluster_uses_its_assignment_and_a_dns_cluster_nothing() {
+        let mut c = Cluster {
+            name: "outbound|80||a".into(),
+            cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+            eds_cluster_config: Some(EdsClusterConfig::default()),
+            ..Default::default()
+        };
+        assert_eq!(&*of_cluster(&c), ["outbound|80||a"]);
+        c.cluster_discovery_type =
+            Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
+        assert!(of_cluster(&c).is_empty());
+    }
+}

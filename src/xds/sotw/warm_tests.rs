@@ -1,0 +1,263 @@
+//! Make-before-break on a SotW stream (see `xds::warm`): one `#[test]` per rule.
+
+use super::*;
+use crate::xds::warm::fixtures::{names, view};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::google::rpc::Status;
+
+/// Plays Envoy on one stream: remembers the last response per type and answers it.
+struct Envoy {
+    s: SotwStream,
+    last: [Option<Response>; 4],
+}
+
+fn req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> SotwRequest {
+    SotwRequest::from(DiscoveryRequest {
+        type_url: kind.type_url().into(),
+        resource_names: names.iter().map(|s| s.to_string()).collect(),
+        version_info: version.into(),
+        response_nonce: nonce.into(),
+        ..Default::default()
+    })
+}
+
+impl Envoy {
+    /// A stream subscribed as Envoy does (CDS and LDS wildcard, EDS and RDS by name),
+    /// with everything of `v` ACKed.
+    fn synced(v: Arc<View>, eds: &[&str], rds: &[&str]) -> Envoy {
+        let mut e = Envoy {
+            s: SotwStream::new(v),
+            last: Default::default(),
+        };
+        for (kind, names) in [
+            (TypeKind::Cluster, &[][..]),
+            (TypeKind::Endpoint, eds),
+            (TypeKind::Listener, &[][..]),
+            (TypeKind::Route, rds),
+        ] {
+            let out = e.s.handle_request(&req(kind, names, "", ""));
+            e.take(out);
+            e.ack(kind, names);
+        }
+        assert!(e.s.converged());
+        e
+    }
+
+    /// Keeps the responses; returns their types in order.
+    fn take(&mut self, out: Output) -> Vec<TypeKind> {
+        out.responses
+            .into_iter()
+            .map(|r| {
+                let kind = r.kind;
+                self.last[kind.index()] = Some(r);
+                kind
+            })
+            .collect()
+    }
+
+    fn view(&mut self, v: Arc<View>) -> Vec<TypeKind> {
+        let out = self.s.handle_view(v);
+        self.take(out)
+    }
+
+    /// ACKs the last response of `kind`, subscribed to `names`.
+    fn ack(&mut self, kind: TypeKind, names: &[&str]) -> Vec<TypeKind> {
+        let last = self.last[kind.index()].clone().expect("a response to ACK");
+        let out = self
+            .s
+            .handle_request(&req(kind, names, &last.version, &last.nonce));
+        self.take(out)
+    }
+
+    fn nack(&mut self, kind: TypeKind) -> Vec<TypeKind> {
+        let last = self.last[kind.index()].clone().expect("a response to NACK");
+        let mut r = req(kind, &[], "", &last.nonce);
+        r.error_detail = Some(Status {
+            code: 3,
+            message: "rejected".into(),
+            details: vec![],
+        });
+        let out = self.s.handle_request(&r);
+        self.take(out)
+    }
+
+    fn got(&self, kind: TypeKind) -> Vec<&str> {
+        names(
+            &self.last[kind.index()]
+                .as_ref()
+                .expect("a response")
+                .resources,
+        )
+    }
+}
+
+const C: TypeKind = TypeKind::Cluster;
+const E: TypeKind = TypeKind::Endpoint;
+const R: TypeKind = TypeKind::Route;
+
+#[test]
+fn a_route_to_a_new_cluster_waits_until_its_assignment_is_acked() {
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    let v2 = view(&[("a", "1"), ("b", "1")], &[("r", &["b"])]);
+    assert_eq!(e.view(v2), [C], "the cluster goes first, the route waits");
+    assert_eq!(e.got(C), ["a", "b"]);
+    assert!(!e.s.converged());
+    assert!(e.ack(C, &[]).is_empty(), "b is not subscribed to yet");
+    // Envoy subscribes to b's assignment (ACKing the last EDS response).
+    assert_eq!(e.ack(E, &["a", "b"]), [E]);
+    assert_eq!(e.got(E), ["b"]);
+    assert_eq!(e.ack(E, &["a", "b"]), [R], "b is warm: the route goes");
+    assert_eq!(e.got(R), ["r"]);
+    assert!(e.s.converged());
+    assert!(e.ack(R, &["r"]).is_empty());
+}
+
+#[test]
+fn a_dropped_cluster_stays_until_the_routes_leaving_it_are_acked() {
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // One revision adds b, moves the route to it and drops a.
+    assert_eq!(e.view(view(&[("b", "1")], &[("r", &["b"])])), [C]);
+    assert_eq!(e.got(C), ["a", "b"], "a stays while the proxy routes to it");
+    e.ack(C, &[]);
+    e.ack(E, &["a", "b"]);
+    assert_eq!(e.ack(E, &["a", "b"]), [R]);
+    assert!(!e.s.converged());
+    assert_eq!(e.ack(R, &["r"]), [C], "routes ACKed: a goes");
+    assert_eq!(e.got(C), ["b"]);
+    e.ack(C, &[]);
+    assert!(e.ack(E, &["b"]).is_empty());
+    assert!(e.s.converged());
+}
+
+#[test]
+fn a_dropped_cluster_waits_for_an_unacked_route_change_of_an_earlier_revision() {
+    let mut e = Envoy::synced(
+        view(&[("a", "1"), ("b", "1")], &[("r", &["a"])]),
+        &["a", "b"],
+        &["r"],
+    );
+    assert_eq!(
+        e.view(view(&[("a", "1"), ("b", "1")], &[("r", &["b"])])),
+        [R]
+    );
+    // Before the proxy ACKs the route, the next revision drops a.
+    assert!(e.view(view(&[("b", "1")], &[("r", &["b"])])).is_empty());
+    assert_eq!(e.ack(R, &["r"]), [C]);
+    assert_eq!(e.got(C), ["b"]);
+}
+
+#[test]
+fn a_changed_cluster_gets_its_assignment_again_once_the_clusters_are_acked() {
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // A new load-balancing policy: same assignment, but Envoy re-warms the cluster.
+    assert_eq!(e.view(view(&[("a", "2")], &[("r", &["a"])])), [C]);
+    assert!(!e.s.converged());
+    assert_eq!(e.ack(C, &[]), [E]);
+    assert_eq!(e.got(E), ["a"]);
+    assert!(!e.s.converged());
+    assert!(e.ack(E, &["a"]).is_empty());
+    assert!(e.s.converged());
+}
+
+#[test]
+fn a_route_change_between_warm_clusters_goes_at_once() {
+    let mut e = Envoy::synced(
+        view(&[("a", "1"), ("b", "1")], &[("r", &["a"])]),
+        &["a", "b"],
+        &["r"],
+    );
+    assert_eq!(
+        e.view(view(&[("a", "1"), ("b", "1")], &[("r", &["a", "b"])])),
+        [R]
+    );
+    assert!(e.s.converged());
+}
+
+#[test]
+fn a_route_to_an_absent_cluster_waits_for_it_then_for_the_grace() {
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // The route moves to c before c exists (a Kubernetes Service not seen yet).
+    assert!(e.view(view(&[("a", "1")], &[("r", &["c"])])).is_empty());
+    assert!(e.s.waiting_absent());
+    assert!(!e.s.converged());
+    // c arrives: it warms, then the route goes.
+    assert_eq!(
+        e.view(view(&[("a", "1"), ("c", "1")], &[("r", &["c"])])),
+        [C]
+    );
+    assert!(!e.s.waiting_absent());
+    e.ack(C, &[]);
+    e.ack(E, &["a", "c"]);
+    assert_eq!(e.ack(E, &["a", "c"]), [R]);
+
+    // Another absent cluster that never comes: the route goes after the grace.
+    assert!(e
+        .view(view(&[("a", "1"), ("c", "1")], &[("r", &["d"])]))
+        .is_empty());
+    assert!(e.s.waiting_absent());
+    let out = e.s.absent_expired();
+    e.take(out);
+    assert_eq!(e.got(R), ["r"]);
+    assert_eq!(
+        e.last[R.index()].as_ref().unwrap().resources[0].version,
+        "d"
+    );
+}
+
+#[test]
+fn a_cluster_deleted_under_its_route_stays_for_the_grace() {
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // The Service is deleted before the route moves off it.
+    assert!(e.view(view(&[], &[("r", &["a"])])).is_empty());
+    assert!(e.s.waiting_absent());
+    // The route moves to b meanwhile: a goes once that is ACKed.
+    assert_eq!(e.view(view(&[("b", "1")], &[("r", &["b"])])), [C]);
+    assert_eq!(e.got(C), ["a", "b"]);
+    e.ack(C, &[]);
+    e.ack(E, &["a", "b"]);
+    assert_eq!(e.ack(E, &["a", "b"]), [R]);
+    assert_eq!(e.ack(R, &["r"]), [C]);
+    assert_eq!(e.got(C), ["b"]);
+    assert!(!e.s.waiting_absent());
+
+    // Deleted for good: after the grace the cluster goes and the route answers 503.
+    assert!(e.view(view(&[], &[("r", &["b"])])).is_empty());
+    e.ack(C, &[]);
+    let out = e.s.absent_expired();
+    e.take(out);
+    assert_eq!(e.got(C), Vec::<&str>::new());
+}
+
+#[test]
+fn a_nacked_cluster_holds_that_proxy_and_nobody_else() {
+    let v1 = view(&[("a", "1")], &[("r", &["a"])]);
+    let v2 = view(&[("a", "1"), ("b", "1")], &[("r", &["b"])]);
+    let mut slow = Envoy::synced(v1.clone(), &["a"], &["r"]);
+    let mut fast = Envoy::synced(v1, &["a"], &["r"]);
+    slow.view(v2.clone());
+    fast.view(v2);
+    assert!(slow.nack(C).is_empty());
+    fast.ack(C, &[]);
+    fast.ack(E, &["a", "b"]);
+    assert_eq!(fast.ack(E, &["a", "b"]), [R]);
+    assert!(fast.s.converged());
+    assert!(
+        !slow.s.converged(),
+        "the NACKing proxy keeps its working routes"
+    );
+}
+
+#[test]
+fn a_client_subscribing_to_clusters_by_name_is_never_held() {
+    // gRPC asks for the clusters its routes name, after it has the routes.
+    let v1 = view(&[("a", "1")], &[("r", &["a"])]);
+    let mut s = SotwStream::new(v1);
+    let out = s.handle_request(&req(R, &["r"], "", ""));
+    let last = &out.responses[0];
+    s.handle_request(&req(R, &["r"], &last.version, &last.nonce));
+    s.handle_request(&req(C, &["a"], "", ""));
+    let out = s.handle_view(view(&[("a", "1"), ("b", "1")], &[("r", &["b"])]));
+    let kinds: Vec<TypeKind> = out.responses.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [R]);
+    assert!(s.converged());
+}

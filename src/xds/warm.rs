@@ -1,0 +1,357 @@
+//! Make-before-break on one proxy: what a stream may send now, so that the proxy never
+//! routes to a cluster it has not warmed and loses no cluster that its routes still use.
+//!
+//! The rules (the xDS protocol's "eventual consistency considerations" and "resource
+//! warming"), kept per stream, so one slow or NACKing proxy holds nobody else:
+//! - a cluster new to the proxy is *unwarmed* until the proxy has ACKed the clusters it
+//!   came in and, for an EDS cluster, an assignment of it sent after them;
+//! - a route configuration that uses an unwarmed cluster is held back (the proxy keeps
+//!   the version it has, or gets none yet) until the cluster is warm;
+//! - one that uses a cluster absent from the view waits for that cluster up to
+//!   [`ABSENT_GRACE`] (Kubernetes events come one object at a time: a route may arrive
+//!   before its Service), unless the version the proxy holds already used it or the
+//!   proxy holds none;
+//! - a cluster the view dropped stays on the proxy (with its assignment) while a route
+//!   configuration the proxy holds uses it, and while its listeners or route
+//!   configurations are not ACKed (it may still be using the previous ones); one that
+//!   routes still use while it is absent from the view goes after [`ABSENT_GRACE`];
+//! - a cluster that changed is re-warmed by Envoy, which waits for its assignment: the
+//!   assignment is sent again once the clusters are ACKed, even when it is the same;
+//! - none of this applies to a client that subscribes to clusters by name (gRPC): it
+//!   fetches the clusters its routes name and keeps the old ones until they are ready.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::held::Held;
+use crate::snapshot::{Change, Encoded, TypeKind, View, ViewDiff};
+
+/// How long a route waits for a cluster absent from the view, and how long a dropped
+/// cluster that routes still use stays on the proxy.
+pub const ABSENT_GRACE: Duration = Duration::from_secs(5);
+
+/// What an unwarmed cluster still waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// The ACK of the clusters it came in (a cluster without an assignment).
+    Clusters,
+    /// Those, and the ACK of an assignment sent after them (`sent` once it went out).
+    Assignment { sent: bool },
+}
+
+/// One stream's warming state.
+#[derive(Debug, Clone)]
+pub struct Warmth {
+    unwarmed: BTreeMap<String, Needs>,
+    /// Changed EDS clusters whose assignment must go again (`true` once it went, until
+    /// the proxy ACKs it).
+    rewarm: BTreeMap<String, bool>,
+    /// Per type: every response sent was ACKed (nothing outstanding, no NACK since).
+    settled: [bool; 4],
+    /// Absent clusters the last pass waited for, and those given up on.
+    waiting: BTreeSet<String>,
+    given_up: BTreeSet<String>,
+    /// Whether the last pass held anything back.
+    holding: bool,
+}
+
+impl Default for Warmth {
+    fn default() -> Self {
+        Self {
+            unwarmed: BTreeMap::new(),
+            rewarm: BTreeMap::new(),
+            settled: [true; 4],
+            waiting: BTreeSet::new(),
+            given_up: BTreeSet::new(),
+            holding: false,
+        }
+    }
+}
+
+impl Warmth {
+    /// A proxy that reconnected holding other clusters (its first CDS request said so):
+    /// it may be using listeners and routes not heard of yet, so no cluster is dropped
+    /// before those are ACKed.
+    pub fn resumed(&mut self) {
+        self.settled[TypeKind::Listener.index()] = false;
+        self.settled[TypeKind::Route.index()] = false;
+    }
+
+    /// A response of `kind` went out.
+    pub fn sent(&mut self, kind: TypeKind) {
+        self.settled[kind.index()] = false;
+    }
+
+    /// The proxy answered a response of `kind`: `settled` when it ACKed and nothing of
+    /// that type is outstanding.
+    pub fn answered(&mut self, kind: TypeKind, settled: bool) {
+        self.settled[kind.index()] = settled;
+        let (clusters, assignments) = (
+            self.settled[TypeKind::Cluster.index()],
+            self.settled[TypeKind::Endpoint.index()],
+        );
+        if assignments {
+            self.rewarm.retain(|_, sent| !*sent);
+        }
+        if clusters {
+            self.unwarmed.retain(|_, needs| match needs {
+                Needs::Clusters => false,
+                Needs::Assignment { sent } => !(*sent && assignments),
+            });
+        }
+    }
+
+    /// A cluster went out: `new` when the proxy did not hold one of its name.
+    pub fn cluster_sent(&mut self, cluster: &Encoded, new: bool) {
+        self.given_up.remove(&cluster.name);
+        let eds = !cluster.uses.is_empty();
+        if new {
+            let needs = if eds {
+                Needs::Assignment { sent: false }
+            } else {
+                Needs::Clusters
+            };
+            self.unwarmed.insert(cluster.name.clone(), needs);
+        } else if eds {
+            self.rewarm.insert(cluster.name.clone(), false);
+        }
+    }
+
+    /// Notes the clusters and assignments about to go out from a view's changes (those
+    /// subscribed to), while `held` is still what the proxy had.
+    pub fn note_changes<'a>(
+        &mut self,
+        kind: TypeKind,
+        held: &Held,
+        changes: impl Iterator<Item = &'a Change>,
+    ) {
+        for change in changes {
+            let Some(r) = &change.now else { continue };
+            match kind {
+                TypeKind::Cluster => self.cluster_sent(r, held.get(&change.name).is_none()),
+                TypeKind::Endpoint => self.assignment_sent(&change.name),
+                _ => {}
+            }
+        }
+    }
+
+    /// Notes the clusters and assignments in `fresh`, about to go out to a proxy that
+    /// held `before`.
+    pub fn note_fresh(&mut self, kind: TypeKind, before: &Held, fresh: &[Arc<Encoded>]) {
+        for r in fresh {
+            match kind {
+                TypeKind::Cluster => self.cluster_sent(r, before.get(&r.name).is_none()),
+                TypeKind::Endpoint => self.assignment_sent(&r.name),
+                _ => {}
+            }
+        }
+    }
+
+    /// An assignment went out.
+    pub fn assignment_sent(&mut self, name: &str) {
+        if let Some(Needs::Assignment { sent }) = self.unwarmed.get_mut(name) {
+            *sent = true;
+        }
+        if let Some(sent) = self.rewarm.get_mut(name) {
+            *sent = true;
+        }
+    }
+
+    /// Changed clusters whose assignment is due again now (their clusters are ACKed).
+    pub fn rewarm_due(&self) -> Vec<String> {
+        if self.settled[TypeKind::Cluster.index()] {
+            let due = self.rewarm.iter().filter(|(_, sent)| !**sent);
+            due.map(|(name, _)| name.clone()).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether anything is still in flight: an unwarmed cluster, an assignment to
+    /// re-send, or something held back or kept by the last pass.
+    pub fn busy(&self) -> bool {
+        self.holding || !self.unwarmed.is_empty() || !self.rewarm.is_empty()
+    }
+
+    /// Whether a pass is waiting for a cluster absent from the view.
+    pub fn waiting_absent(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// [`ABSENT_GRACE`] ran out: stop waiting for the absent clusters waited for.
+    pub fn give_up_absent(&mut self) {
+        self.given_up.append(&mut self.waiting);
+    }
+
+    /// Whether the view's changes can go out as they are, with nothing to hold back:
+    /// the stream holds exactly the previous view, everything it was sent is warm,
+    /// no changed route uses a cluster the previous view lacked, and a dropped cluster
+    /// is used by nothing the proxy holds now or will hold.
+    pub fn open_for(&self, view: &View, changes: &ViewDiff) -> bool {
+        if self.busy() {
+            return false;
+        }
+        let routes_new = [TypeKind::Listener, TypeKind::Route]
+            .iter()
+            .flat_map(|k| &changes[k.index()])
+            .any(|c| c.now.is_some() && c.uses_new);
+        let mut dropped = changes[TypeKind::Cluster.index()]
+            .iter()
+            .filter(|c| c.now.is_none());
+        !routes_new && dropped.all(|c| self.routes_settled() && !view.uses(&c.name))
+    }
+
+    fn routes_settled(&self) -> bool {
+        self.settled[TypeKind::Listener.index()] && self.settled[TypeKind::Route.index()]
+    }
+
+    /// Starts a pass over every type (in xDS order, through [`Warmth::gate`]).
+    pub fn start_pass(&mut self) {
+        self.holding = false;
+        self.waiting.clear();
+    }
+
+    /// What the proxy may hold of `kind` now, from `wanted` (the subscription's share
+    /// of the view, sorted by name) and what it holds (`held`, every type; clusters
+    /// already passed through this gate for this pass). Sorted by name.
+    pub fn gate(
+        &mut self,
+        kind: TypeKind,
+        wanted: Vec<Arc<Encoded>>,
+        view: &View,
+        held: [&Held; 4],
+        subscribed: &dyn Fn(&str) -> bool,
+    ) -> Vec<Arc<Encoded>> {
+        match kind {
+            TypeKind::Cluster => self.keep_clusters(wanted, view, held),
+            TypeKind::Endpoint => self.keep_assignments(wanted, view, held, subscribed),
+            TypeKind::Listener | TypeKind::Route => self.hold_unwarmed(kind, wanted, view, held),
+        }
+    }
+
+    /// Adds the held clusters that the view dropped but that must stay.
+    fn keep_clusters(
+        &mut self,
+        wanted: Vec<Arc<Encoded>>,
+        view: &View,
+        held: [&Held; 4],
+    ) -> Vec<Arc<Encoded>> {
+        let clusters = view.resources(TypeKind::Cluster);
+        let in_use = |name: &str| {
+            [TypeKind::Listener, TypeKind::Route]
+                .iter()
+                .flat_map(|k| held[k.index()].items())
+                .any(|r| r.uses.iter().any(|u| u == name))
+        };
+        let mut kept = Vec::new();
+        for cluster in held[TypeKind::Cluster.index()].items() {
+            if clusters.contains_key(&cluster.name) || self.given_up.contains(&cluster.name) {
+                continue;
+            }
+            let used = in_use(&cluster.name);
+            if !used && self.routes_settled() {
+                continue;
+            }
+            if used && view.uses(&cluster.name) {
+                self.waiting.insert(cluster.name.clone());
+            }
+            kept.push(cluster.clone());
+        }
+        merge(wanted, kept, &mut self.holding)
+    }
+
+    /// Adds the held assignments of the clusters kept (those the proxy holds that the
+    /// view does not have), where still subscribed to.
+    fn keep_assignments(
+        &mut self,
+        wanted: Vec<Arc<Encoded>>,
+        view: &View,
+        held: [&Held; 4],
+        subscribed: &dyn Fn(&str) -> bool,
+    ) -> Vec<Arc<Encoded>> {
+        let clusters = view.resources(TypeKind::Cluster);
+        let kept: Vec<Arc<Encoded>> = held[TypeKind::Cluster.index()]
+            .items()
+            .iter()
+            .filter(|c| !clusters.contains_key(&c.name))
+            // A cluster known only by name and version (a reconnecting client's
+            // claim) is taken to warm with the assignment of its name.
+            .flat_map(|c| {
+                if c.uses.is_empty() {
+                    std::slice::from_ref(&c.name)
+                } else {
+                    &c.uses
+                }
+            })
+            .filter(|name| {
+                subscribed(name) && !view.resources(TypeKind::Endpoint).contains_key(*name)
+            })
+            .filter_map(|name| held[TypeKind::Endpoint.index()].get(name).cloned())
+            .collect();
+        merge(wanted, kept, &mut self.holding)
+    }
+
+    /// Keeps the held version of each listener or route configuration that uses a
+    /// cluster the proxy has not warmed.
+    fn hold_unwarmed(
+        &mut self,
+        kind: TypeKind,
+        wanted: Vec<Arc<Encoded>>,
+        view: &View,
+        held: [&Held; 4],
+    ) -> Vec<Arc<Encoded>> {
+        let clusters = view.resources(TypeKind::Cluster);
+        let on_proxy = held[TypeKind::Cluster.index()];
+        let mut out = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let before = held[kind.index()].get(&w.name);
+            if before.is_some_and(|b| b.version == w.version) {
+                out.push(w);
+                continue;
+            }
+            let mut ready = true;
+            for c in w.uses.iter() {
+                let warm = on_proxy.get(c).is_some() && !self.unwarmed.contains_key(c);
+                if warm {
+                    continue;
+                }
+                if clusters.contains_key(c) {
+                    ready = false;
+                } else {
+                    let moot = self.given_up.contains(c)
+                        || before.is_none_or(|b| b.uses.iter().any(|u| u == c));
+                    if !moot {
+                        self.waiting.insert(c.clone());
+                        ready = false;
+                    }
+                }
+            }
+            if ready {
+                out.push(w);
+            } else {
+                self.holding = true;
+                out.extend(before.cloned());
+            }
+        }
+        out
+    }
+}
+
+/// `wanted` with `kept` added (sorted by name); notes that something was kept.
+fn merge(
+    mut wanted: Vec<Arc<Encoded>>,
+    kept: Vec<Arc<Encoded>>,
+    holding: &mut bool,
+) -> Vec<Arc<Encoded>> {
+    if kept.is_empty() {
+        return wanted;
+    }
+    *holding = true;
+    wanted.extend(kept);
+    wanted.sort_by(|a, b| a.name.cmp(&b.name));
+    wanted
+}
+
+#[cfg(test)]
+pub mod fixtures;

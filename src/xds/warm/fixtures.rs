@@ -1,0 +1,34 @@
+//! Views for the make-before-break tests of both state machines: EDS clusters with
+//! their assignments, one listener, and route configurations that use clusters.
+
+use std::sync::Arc;
+
+use crate::snapshot::{Encoded, ResourceMap, TypeKind, View};
+
+fn encoded(name: &str, version: &str, uses: &[&str]) -> Arc<Encoded> {
+    let bytes = bytes::Bytes::from(format!("{name}@{version}"));
+    let uses = uses.iter().map(|u| u.to_string()).collect();
+    Arc::new(Encoded::new(name, version, bytes).with_uses(uses))
+}
+
+/// Clusters `(name, version)`, each an EDS cluster with an assignment at version 1,
+/// the listener `l`, and route configurations `(name, clusters it uses)` whose version
+/// is the clusters' names joined.
+pub fn view(clusters: &[(&str, &str)], routes: &[(&str, &[&str])]) -> Arc<View> {
+    let mut maps: [ResourceMap; 4] = Default::default();
+    for (name, version) in clusters {
+        maps[TypeKind::Cluster.index()].insert(name.to_string(), encoded(name, version, &[name]));
+        maps[TypeKind::Endpoint.index()].insert(name.to_string(), encoded(name, "1", &[]));
+    }
+    maps[TypeKind::Listener.index()].insert("l".into(), encoded("l", "1", &[]));
+    for (name, uses) in routes {
+        let version = uses.join("+");
+        maps[TypeKind::Route.index()].insert(name.to_string(), encoded(name, &version, uses));
+    }
+    Arc::new(View::new(maps))
+}
+
+/// The names of a response's resources.
+pub fn names(resources: &[Arc<Encoded>]) -> Vec<&str> {
+    resources.iter().map(|r| r.name.as_str()).collect()
+}
