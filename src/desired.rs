@@ -109,6 +109,15 @@ impl Desired {
         })
     }
 
+    /// The configuration of the revision before the published one, if it is stored and
+    /// valid: what proxies may still hold when coalmine starts again.
+    pub fn previous_config(&self) -> Option<Arc<Config>> {
+        let revision = self.published.borrow().revision;
+        let stored = self.store.before(revision).ok()??;
+        let docs = to_documents(&stored.documents).ok()?;
+        build(&docs, &self.discovered()).ok()
+    }
+
     /// The store, for state that lives beside the revisions (release progress).
     pub fn store(&self) -> &Store {
         &self.store

@@ -94,10 +94,13 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     let published = desired.published();
     info!(revision = published.revision, data_dir = %opts.data_dir.display(), "store loaded");
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::new(
-        published.config,
-        published.revision,
-    )));
+    // What proxies may still hold from before a restart (a change in flight): the
+    // previous revision, so a reconnecting proxy's versions are recognised.
+    let first = match desired.previous_config() {
+        Some(previous) => Snapshot::after(previous, published.config, published.revision),
+        None => Snapshot::new(published.config, published.revision),
+    };
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(first));
     metrics.set_revision(published.revision);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -245,9 +248,11 @@ fn log_rejected(source: &str, errors: &crate::istio::Errors) {
     }
 }
 
-/// Turns published revisions into snapshots: waits until changes pause for `debounce`
-/// (but never longer than `max` after the first), then publishes the latest.
-/// Intermediate revisions are dropped, so bursts never queue work.
+/// Turns published revisions into snapshots. A change after a quiet period of
+/// `debounce` is pushed at once; one that follows a push closer than that is part of a
+/// burst: it waits until changes pause for `debounce` (but never longer than `max`),
+/// then the latest is pushed. Intermediate revisions are dropped, so bursts never
+/// queue work.
 async fn publish(
     mut published: watch::Receiver<Published>,
     snapshots: watch::Sender<Arc<Snapshot>>,
@@ -255,17 +260,11 @@ async fn publish(
     debounce: Duration,
     max: Duration,
 ) {
+    let mut last_push: Option<Instant> = None;
     while published.changed().await.is_ok() {
-        let deadline = Instant::now() + max;
-        loop {
-            let quiet = tokio::time::sleep_until((Instant::now() + debounce).min(deadline));
-            tokio::select! {
-                changed = published.changed() => if changed.is_err() { return },
-                _ = quiet => break,
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
+        let in_burst = last_push.is_some_and(|at| at.elapsed() < debounce);
+        if in_burst && !quiet(&mut published, debounce, Instant::now() + max).await {
+            return;
         }
         let latest = published.borrow_and_update().clone();
         // Built from the one served now, re-translating only what changed.
@@ -273,6 +272,26 @@ async fn publish(
         info!(revision = latest.revision, "pushing configuration");
         metrics.set_revision(latest.revision);
         snapshots.send_replace(Arc::new(snapshot));
+        last_push = Some(Instant::now());
+    }
+}
+
+/// Waits until no change has come for `debounce`, or until `deadline`; false once the
+/// sender is gone.
+async fn quiet(
+    published: &mut watch::Receiver<Published>,
+    debounce: Duration,
+    deadline: Instant,
+) -> bool {
+    loop {
+        let pause = tokio::time::sleep_until((Instant::now() + debounce).min(deadline));
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return false },
+            _ = pause => return true,
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
     }
 }
 

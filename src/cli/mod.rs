@@ -207,7 +207,8 @@ pub struct ServeArgs {
     /// Serve the admin API on a non-loopback address without a token.
     #[arg(long)]
     pub insecure_admin: bool,
-    /// Pause after a change before pushing (e.g. 10ms).
+    /// Quiet period that ends a burst of changes before it is pushed (e.g. 10ms); a
+    /// change after a quiet period is pushed at once.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
     /// The longest a push may wait while changes keep coming.

@@ -81,6 +81,14 @@ pub struct Snapshot {
     cache: Mutex<Cache>,
     /// The previous snapshot's views and what changed since, to build views from.
     base: Option<Base>,
+    /// The previous configuration and its views, for proxies that still hold it.
+    previous: Option<Previous>,
+}
+
+#[derive(Debug)]
+struct Previous {
+    config: Arc<Config>,
+    views: Mutex<HashMap<ViewClass, Arc<View>>>,
 }
 
 #[derive(Debug)]
@@ -104,8 +112,42 @@ impl Snapshot {
             revision,
             created: std::time::Instant::now(),
             base: None,
+            previous: None,
             cache: Mutex::default(),
         }
+    }
+
+    /// The snapshot of `config` for a process that starts fresh while proxies may
+    /// still hold `previous` (the revision before): its views are translated when a
+    /// proxy's versions need them.
+    pub fn after(previous: Arc<Config>, config: Arc<Config>, revision: u64) -> Self {
+        Snapshot {
+            previous: Some(Previous {
+                config: previous,
+                views: Mutex::default(),
+            }),
+            ..Snapshot::new(config, revision)
+        }
+    }
+
+    /// The view an Envoy declaring these labels was served before this snapshot.
+    pub fn previous_view_for(&self, labels: &Labels) -> Option<Arc<View>> {
+        let config = &self.previous.as_ref()?.config;
+        let class = ViewClass::Envoy(translate::select_gateways(config, labels));
+        self.previous_view(&class)
+    }
+
+    /// The view a class was served before this snapshot, when it is known.
+    pub fn previous_view(&self, class: &ViewClass) -> Option<Arc<View>> {
+        let previous = self.previous.as_ref()?;
+        let mut views = previous.views.lock().expect("previous views poisoned");
+        if let Some(view) = views.get(class) {
+            return Some(view.clone());
+        }
+        let resources = class.translate(&previous.config);
+        let view = Arc::new(encode_view(&resources, &mut EncodedCache::default()));
+        views.insert(class.clone(), view.clone());
+        Some(view)
     }
 
     /// The snapshot after `prev`: views are built from `prev`'s, re-translating only
@@ -119,6 +161,10 @@ impl Snapshot {
             .clone();
         let delta = incremental::classify(&prev.config, &config);
         Snapshot {
+            previous: Some(Previous {
+                config: prev.config.clone(),
+                views: Mutex::new(views.clone()),
+            }),
             base: Some(Base { views, delta }),
             ..Snapshot::new(config, revision)
         }

@@ -116,6 +116,14 @@ impl Store {
         self.query_one("SELECT revision, created_ms, summary, documents FROM revisions ORDER BY revision DESC LIMIT 1", [])
     }
 
+    /// The newest revision older than `revision`, if any.
+    pub fn before(&self, revision: u64) -> Result<Option<Revision>> {
+        self.query_one(
+            "SELECT revision, created_ms, summary, documents FROM revisions WHERE revision < ?1 ORDER BY revision DESC LIMIT 1",
+            [revision],
+        )
+    }
+
     pub fn get(&self, revision: u64) -> Result<Option<Revision>> {
         self.query_one(
             "SELECT revision, created_ms, summary, documents FROM revisions WHERE revision = ?1",

@@ -23,7 +23,7 @@ use super::held::Held;
 use super::names::{intern, Names};
 use super::sotw::{Event, Output};
 use super::warm::Warmth;
-use crate::snapshot::{Encoded, TypeKind, View};
+use crate::snapshot::{Encoded, ResourceMap, TypeKind, View};
 
 /// Unanswered responses remembered per type; a client that never answers cannot make
 /// the stream grow without bound.
@@ -63,6 +63,9 @@ pub struct DeltaStream {
     nonces: u64,
     /// Make-before-break: what the proxy has warmed, and what is held back for it.
     warmth: Warmth,
+    /// What the client's class was served before, to recognise what it holds when it
+    /// reconnects.
+    previous: Option<Arc<View>>,
 }
 
 impl DeltaStream {
@@ -72,7 +75,13 @@ impl DeltaStream {
             types: Default::default(),
             nonces: 0,
             warmth: Warmth::default(),
+            previous: None,
         }
+    }
+
+    /// Remembers the view served before `view` (see [`DeltaStream::new`]).
+    pub fn with_previous(self, previous: Option<Arc<View>>) -> Self {
+        Self { previous, ..self }
     }
 
     /// Whether the client has been sent everything of its view (nothing held back,
@@ -126,6 +135,9 @@ impl DeltaStream {
     /// Handles one request; responses come back in [`DeltaOutput::responses`].
     pub fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
         let mut out = self.take_request(req);
+        if self.types.iter().all(|t| t.started) {
+            self.previous = None; // every type has said what it holds
+        }
         if self.gated() && self.warmth.busy() {
             self.reconcile(&mut out);
         }
@@ -162,11 +174,16 @@ impl DeltaStream {
         let first = !state.started;
         state.started = true;
         if first && !req.initial_resource_versions.is_empty() {
-            // A client that reconnected: what it says it holds. Where the view has
-            // that very version, its resource (with what it uses) stands for it.
-            let all = self.view.resources(kind);
+            // A client that reconnected: what it says it holds. Where this view or the
+            // previous one has that very version, its resource (with what it uses)
+            // stands for it.
+            let views = std::iter::once(&self.view).chain(self.previous.as_ref());
+            let views: Vec<&ResourceMap> = views.map(|v| v.resources(kind)).collect();
             for (name, version) in &req.initial_resource_versions {
-                let known = all.get(name).filter(|r| &r.version == version).cloned();
+                let known = views
+                    .iter()
+                    .find_map(|all| all.get(name).filter(|r| &r.version == version))
+                    .cloned();
                 state.held.put(known.unwrap_or_else(|| {
                     Arc::new(Encoded::new(
                         name.clone(),

@@ -88,6 +88,14 @@ impl NodeInfo {
             Client::Envoy => snapshot.view_for(&self.labels),
         }
     }
+
+    /// What this client was served before the snapshot, when it is known.
+    pub fn previous_view_of(&self, snapshot: &Snapshot) -> Option<Arc<View>> {
+        match self.client {
+            Client::Grpc => snapshot.previous_view(&crate::snapshot::ViewClass::Grpc),
+            Client::Envoy => snapshot.previous_view_for(&self.labels),
+        }
+    }
 }
 
 /// A gRPC client says so in its user agent (`gRPC Go`, `gRPC Java`, `gRPC C-core`,

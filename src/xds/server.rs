@@ -92,7 +92,8 @@ pub trait StreamProtocol: Send + 'static {
     type Request: prost::Message + Default + Send + 'static;
     type Response: WireResponse;
 
-    fn new(view: Arc<View>) -> Self;
+    /// A stream serving `view`, whose proxy may hold `previous` (the view before).
+    fn new(view: Arc<View>, previous: Option<Arc<View>>) -> Self;
     fn node(req: &Self::Request) -> Option<&Node>;
     fn handle_request(&mut self, req: &Self::Request) -> Output<Self::Response>;
     fn handle_view(&mut self, view: Arc<View>) -> Output<Self::Response>;
@@ -111,8 +112,8 @@ impl StreamProtocol for SotwStream {
     type Request = SotwRequest;
     type Response = Response;
 
-    fn new(view: Arc<View>) -> Self {
-        SotwStream::new(view)
+    fn new(view: Arc<View>, previous: Option<Arc<View>>) -> Self {
+        SotwStream::new(view).with_previous(previous)
     }
     fn node(req: &SotwRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -147,8 +148,8 @@ impl StreamProtocol for DeltaStream {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaResponse;
 
-    fn new(view: Arc<View>) -> Self {
-        DeltaStream::new(view)
+    fn new(view: Arc<View>, previous: Option<Arc<View>>) -> Self {
+        DeltaStream::new(view).with_previous(previous)
     }
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -233,7 +234,7 @@ async fn run_stream<P: StreamProtocol>(
         "proxy connected"
     );
     let mut snapshot = state.snapshots.borrow_and_update().clone();
-    let mut stream = P::new(node.view_of(&snapshot));
+    let mut stream = P::new(node.view_of(&snapshot), node.previous_view_of(&snapshot));
     let id = state
         .ledger
         .connect(ProxyRecord::new(node.clone(), snapshot.revision()));

@@ -97,6 +97,9 @@ pub struct SotwStream {
     nonces: u64,
     /// Make-before-break: what the proxy has warmed, and what is held back for it.
     warmth: Warmth,
+    /// What the proxy's class was served before, to recognise what it holds when it
+    /// reconnects.
+    previous: Option<Arc<View>>,
 }
 
 impl SotwStream {
@@ -106,7 +109,13 @@ impl SotwStream {
             types: Default::default(),
             nonces: 0,
             warmth: Warmth::default(),
+            previous: None,
         }
+    }
+
+    /// Remembers the view served before `view` (see [`SotwStream::new`]).
+    pub fn with_previous(self, previous: Option<Arc<View>>) -> Self {
+        Self { previous, ..self }
     }
 
     /// Whether the proxy has been sent everything of its view (nothing held back,
@@ -177,6 +186,9 @@ impl SotwStream {
     /// are ignored.
     pub fn handle_request(&mut self, req: &SotwRequest) -> Output {
         let mut out = self.take_request(req);
+        if self.types.iter().all(|t| t.subscription.is_some()) {
+            self.previous = None; // every type has said what it holds
+        }
         if self.gated() && self.warmth.busy() {
             self.reconcile(&mut out);
         }
@@ -197,12 +209,15 @@ impl SotwStream {
             // reconnected and already holds a version.
             state.subscription = Some(subscription);
             state.held = Held::default();
-            if kind == TypeKind::Cluster
-                && !req.version_info.is_empty()
-                && req.version_info != self.current_version(kind)
-            {
-                // A proxy that reconnected holding another configuration.
-                self.warmth.resumed();
+            if !req.version_info.is_empty() && req.version_info != self.current_version(kind) {
+                // A proxy that reconnected holding another configuration: from the
+                // previous one when its version says so.
+                if let Some(held) = self.recall(kind, &req.version_info) {
+                    self.types[kind.index()].held = held;
+                }
+                if kind == TypeKind::Cluster {
+                    self.warmth.resumed();
+                }
             }
             self.resync(kind);
             let state = &mut self.types[kind.index()];
@@ -346,9 +361,35 @@ impl SotwStream {
         held.version()
     }
 
+    /// What a reconnecting proxy holds of a type, when `version` is that of the
+    /// subscription's share of the previous view, or of that view's leftovers beside
+    /// the current one (a change that was in flight: new resources sent, old ones kept).
+    fn recall(&self, kind: TypeKind, version: &str) -> Option<Held> {
+        let previous = self.previous.as_ref()?;
+        let before = self.share(previous, kind);
+        let mut both = self.share(&self.view, kind);
+        both.extend(
+            before
+                .iter()
+                .filter(|r| !self.view.resources(kind).contains_key(&r.name))
+                .cloned(),
+        );
+        both.sort_by(|a, b| a.name.cmp(&b.name));
+        [before, both].into_iter().find_map(|items| {
+            let mut held = Held::default();
+            held.replace(items);
+            (held.version() == version).then_some(held)
+        })
+    }
+
     /// What the subscription selects from the view, sorted by name.
     fn wanted(&self, kind: TypeKind) -> Vec<Arc<Encoded>> {
-        let all = self.view.resources(kind);
+        self.share(&self.view, kind)
+    }
+
+    /// What the subscription selects from `view`, sorted by name.
+    fn share(&self, view: &View, kind: TypeKind) -> Vec<Arc<Encoded>> {
+        let all = view.resources(kind);
         match &self.types[kind.index()].subscription {
             None => Vec::new(),
             Some(Subscription::Wildcard) => all.values().cloned().collect(),

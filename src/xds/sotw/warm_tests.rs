@@ -261,3 +261,41 @@ fn a_client_subscribing_to_clusters_by_name_is_never_held() {
     assert_eq!(kinds, [R]);
     assert!(s.converged());
 }
+
+#[test]
+fn a_proxy_reconnecting_with_the_previous_revision_keeps_its_clusters_until_routes_move() {
+    // coalmine restarted mid-switch: the proxy holds v1 (route to a), the view is v2.
+    let v1 = view(&[("a", "1")], &[("r", &["a"])]);
+    let v2 = view(&[("b", "1")], &[("r", &["b"])]);
+    let held = Envoy::synced(v1.clone(), &["a"], &["r"]);
+    let version = |k: TypeKind| held.s.sent(k).unwrap().to_string();
+    let mut e = Envoy {
+        s: SotwStream::new(v2).with_previous(Some(v1)),
+        last: Default::default(),
+    };
+    let out = e.s.handle_request(&req(C, &[], &version(C), ""));
+    e.take(out);
+    assert_eq!(e.got(C), ["a", "b"], "a stays: the proxy's routes use it");
+    e.ack(C, &[]);
+    let out = e.s.handle_request(&req(E, &["a", "b"], &version(E), ""));
+    e.take(out);
+    e.ack(E, &["a", "b"]);
+    let out = e.s.handle_request(&req(
+        TypeKind::Listener,
+        &[],
+        &version(TypeKind::Listener),
+        "",
+    ));
+    assert!(out.responses.is_empty(), "the listener is current");
+    let out = e.s.handle_request(&req(R, &["r"], &version(R), ""));
+    e.take(out);
+    assert_eq!(
+        e.last[R.index()].as_ref().unwrap().resources[0].version,
+        "b"
+    );
+    assert_eq!(e.ack(R, &["r"]), [C]);
+    assert_eq!(e.got(C), ["b"]);
+    e.ack(C, &[]);
+    assert!(e.ack(E, &["b"]).is_empty());
+    assert!(e.s.converged());
+}
