@@ -49,6 +49,8 @@ pub struct Encoded {
     /// What must be warm on a proxy before it may hold this resource: for a route
     /// configuration the clusters it sends to, for an EDS cluster its assignment.
     pub uses: Box<[String]>,
+    /// For an assignment: no endpoint of it can take traffic (none, or none healthy).
+    pub empty: bool,
 }
 
 impl Encoded {
@@ -61,12 +63,18 @@ impl Encoded {
             any,
             digest,
             uses: Box::default(),
+            empty: false,
         }
     }
 
     /// The same resource, declaring what it uses (see [`Encoded::uses`]).
     pub fn with_uses(self, uses: Box<[String]>) -> Encoded {
         Encoded { uses, ..self }
+    }
+
+    /// The same assignment, saying whether it has no endpoint to take traffic.
+    pub fn with_empty(self, empty: bool) -> Encoded {
+        Encoded { empty, ..self }
     }
 }
 
@@ -346,18 +354,21 @@ type EncodedCache = HashMap<(TypeKind, String, String), Arc<Encoded>>;
 fn encode_one(
     kind: TypeKind,
     name: &str,
-    (value, canonical, uses): (Vec<u8>, Vec<u8>, Box<[String]>),
+    (value, canonical, uses): Parts,
     encoded: &mut EncodedCache,
 ) -> Arc<Encoded> {
     let version = short_hash(&canonical);
     encoded
         .entry((kind, name.to_string(), version.clone()))
         .or_insert_with(|| {
+            let empty = kind == TypeKind::Endpoint && uses::serves_nothing(&value);
             let any = Any {
                 type_url: kind.type_url().to_string(),
                 value,
             };
-            Arc::new(Encoded::new(name, version, Bytes::from(any.encode_to_vec())).with_uses(uses))
+            let bytes = Bytes::from(any.encode_to_vec());
+            let e = Encoded::new(name, version, bytes).with_uses(uses);
+            Arc::new(e.with_empty(empty))
         })
         .clone()
 }

@@ -10,9 +10,12 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType},
     Cluster,
 };
+use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::route::v3::{
     route::Action, route_action::ClusterSpecifier, RouteConfiguration,
 };
+use prost::Message;
 
 /// The clusters a route configuration sends requests to, sorted, without repeats.
 pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
@@ -39,6 +42,19 @@ pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
     out.dedup();
     out.retain(|n| !n.is_empty());
     out.into_boxed_slice()
+}
+
+/// Whether an encoded assignment has no endpoint that can take traffic: none, or none
+/// healthy (or of unknown health, which Envoy routes to).
+pub fn serves_nothing(assignment: &[u8]) -> bool {
+    let Ok(cla) = ClusterLoadAssignment::decode(assignment) else {
+        return false;
+    };
+    let serving = [HealthStatus::Unknown as i32, HealthStatus::Healthy as i32];
+    !cla.endpoints
+        .iter()
+        .flat_map(|l| &l.lb_endpoints)
+        .any(|e| serving.contains(&e.health_status))
 }
 
 /// For an EDS cluster, the name of the assignment it warms with; nothing otherwise.

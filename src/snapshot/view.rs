@@ -21,7 +21,8 @@ pub struct Change {
     /// Whether the older view had a resource of this name.
     pub before: bool,
     /// Whether the new state uses a cluster the older view does not have (see
-    /// [`Encoded::uses`]): a proxy cannot have warmed it yet.
+    /// [`Encoded::uses`]), which a proxy cannot have warmed yet, or one whose
+    /// assignment in the new view is empty.
     pub uses_new: bool,
 }
 
@@ -98,6 +99,19 @@ impl View {
         self.digests[kind.index()]
     }
 
+    /// Whether this view's cluster of that name has an assignment with no endpoint to
+    /// take traffic.
+    pub fn is_empty(&self, cluster: &str) -> bool {
+        let Some(c) = self.by_type[TypeKind::Cluster.index()].get(cluster) else {
+            return false;
+        };
+        let assignments = &self.by_type[TypeKind::Endpoint.index()];
+        c.uses
+            .first()
+            .and_then(|name| assignments.get(name))
+            .is_some_and(|a| a.empty)
+    }
+
     /// Whether a listener or route configuration of this view uses the cluster.
     pub fn uses(&self, cluster: &str) -> bool {
         self.used.contains(cluster)
@@ -111,8 +125,9 @@ impl View {
             return d.clone();
         }
         let clusters = old.resources(TypeKind::Cluster);
+        let unready = |c: &str| !clusters.contains_key(c) || self.is_empty(c);
         let diff = Arc::new(
-            TypeKind::ALL.map(|kind| changes(old.resources(kind), self.resources(kind), clusters)),
+            TypeKind::ALL.map(|kind| changes(old.resources(kind), self.resources(kind), &unready)),
         );
         diffs.push_back((old.id, diff.clone()));
         if diffs.len() > DIFFS_KEPT {
@@ -122,8 +137,9 @@ impl View {
     }
 }
 
-/// The changes of one type; `clusters` are the older view's, for [`Change::uses_new`].
-fn changes(old: &ResourceMap, new: &ResourceMap, clusters: &ResourceMap) -> Vec<Change> {
+/// The changes of one type; `unready` says which clusters count for
+/// [`Change::uses_new`].
+fn changes(old: &ResourceMap, new: &ResourceMap, unready: &dyn Fn(&str) -> bool) -> Vec<Change> {
     let mut out = Vec::new();
     for (name, r) in new {
         let before = old.get(name);
@@ -132,7 +148,7 @@ fn changes(old: &ResourceMap, new: &ResourceMap, clusters: &ResourceMap) -> Vec<
                 name: name.clone(),
                 now: Some(r.clone()),
                 before: before.is_some(),
-                uses_new: r.uses.iter().any(|c| !clusters.contains_key(c)),
+                uses_new: r.uses.iter().any(|c| unready(c)),
             });
         }
     }

@@ -313,6 +313,14 @@ impl Warmth {
             let mut ready = true;
             for c in w.uses.iter() {
                 let warm = on_proxy.get(c).is_some() && !self.unwarmed.contains_key(c);
+                // A cluster with no endpoint yet (a Service before its EndpointSlice)
+                // is waited for like an absent one, when traffic would move to it.
+                let moving = before.is_some_and(|b| !b.uses.iter().any(|u| u == c));
+                if warm && moving && view.is_empty(c) && !self.given_up.contains(c) {
+                    self.waiting.insert(c.clone());
+                    ready = false;
+                    continue;
+                }
                 if warm {
                     continue;
                 }

@@ -299,3 +299,23 @@ fn a_proxy_reconnecting_with_the_previous_revision_keeps_its_clusters_until_rout
     assert!(e.ack(E, &["b"]).is_empty());
     assert!(e.s.converged());
 }
+
+#[test]
+fn traffic_moves_to_a_cluster_only_once_it_has_endpoints() {
+    use crate::xds::warm::fixtures::view_with_empty;
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // A Kubernetes Service seen before its EndpointSlice, and the route moved to it.
+    let v2 = view_with_empty(&[("a", "1"), ("b", "1")], &["b"], &[("r", &["b"])]);
+    assert_eq!(e.view(v2), [C]);
+    e.ack(C, &[]);
+    e.ack(E, &["a", "b"]);
+    assert!(
+        e.ack(E, &["a", "b"]).is_empty(),
+        "b is warm but empty: the route waits"
+    );
+    assert!(e.s.waiting_absent());
+    // The slice arrives: the route goes.
+    let v3 = view(&[("a", "1"), ("b", "1")], &[("r", &["b"])]);
+    assert_eq!(e.view(v3), [E, R]);
+    assert!(!e.s.waiting_absent());
+}
