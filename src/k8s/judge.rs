@@ -120,6 +120,49 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
     judged
 }
 
+/// An object whose new version is rejected keeps its last accepted version served
+/// (from `last`), when the set still validates with it: bad input changes nothing, and
+/// a route edited to a Service not seen yet (watch events come one object at a time)
+/// keeps sending traffic where it did. Each one kept gets a note in its errors. Objects
+/// gone from the cluster are not kept.
+pub fn keep_last_accepted(
+    judged: &mut Judged,
+    last: &BTreeMap<ObjectId, Document>,
+    discovered: &Services,
+) {
+    let mut kept: BTreeMap<ObjectId, Document> = judged
+        .rejected
+        .keys()
+        .filter_map(|id| Some((id.clone(), last.get(id)?.clone())))
+        .collect();
+    while !kept.is_empty() {
+        let docs: Vec<Document> = judged
+            .accepted
+            .values()
+            .chain(kept.values())
+            .cloned()
+            .collect();
+        let Err(errors) = istio::build_config(&docs, discovered) else {
+            break;
+        };
+        let before = kept.len();
+        kept.retain(|_, d| !errors.0.iter().any(|e| e.resource == d.key.to_string()));
+        if kept.len() == before {
+            kept.clear(); // the set fails for another reason: keep nothing
+        }
+    }
+    for (id, doc) in kept {
+        if let Some(errors) = judged.rejected.get_mut(&id) {
+            errors.push(FieldError {
+                resource: id.to_string(),
+                field: String::new(),
+                message: "its last accepted version is still served".into(),
+            });
+        }
+        judged.accepted.insert(id, doc);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +265,34 @@ mod tests {
             web.iter().any(|e| e.message.contains("a.example")),
             "{web:?}"
         );
+    }
+
+    #[test]
+    fn a_rejected_edit_keeps_the_last_accepted_version_served() {
+        let first = BTreeMap::from([
+            entry("a", "a.example", "10.0.0.1"),
+            route("web", "a.example"),
+        ]);
+        let judged = judge(&first, &Services::new());
+        // The route moves to a host not known yet (its Service is on its way).
+        let second = BTreeMap::from([
+            entry("a", "a.example", "10.0.0.1"),
+            route("web", "b.example"),
+        ]);
+        let mut again = judge(&second, &Services::new());
+        keep_last_accepted(&mut again, &judged.accepted, &Services::new());
+        let served = &again.accepted[&route("web", "a.example").0];
+        assert_eq!(served, &judged.accepted[&route("web", "a.example").0]);
+        let errors = &again.rejected[&route("web", "a.example").0];
+        assert!(
+            errors.iter().any(|e| e.message.contains("b.example")),
+            "{errors:?}"
+        );
+        assert!(errors.iter().any(|e| e.message.contains("last accepted")));
+        // A route that was never accepted has nothing to keep.
+        let mut fresh = judge(&second, &Services::new());
+        keep_last_accepted(&mut fresh, &BTreeMap::new(), &Services::new());
+        assert_eq!(names(fresh.accepted.into_keys()), ["a"]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::judge::{judge, to_document_value, Judged, ObjectId};
+use super::judge::{judge, keep_last_accepted, to_document_value, Judged, ObjectId};
 use super::status::{self, to_patch, Verdict, Wanted};
 use super::Services;
 use crate::desired::{self, Desired};
@@ -128,6 +128,7 @@ pub async fn start(
         wanted: wanted_tx,
         seen: Services::new(),
         last: None,
+        served: BTreeMap::new(),
     };
     tokio::spawn(run(client, sync, synced_tx));
     synced_rx.await.map_err(|_| Error::Stopped)
@@ -190,6 +191,9 @@ struct Sync {
     seen: Services,
     /// The last input judged, and its outcome.
     last: Option<(BTreeMap<ObjectId, Value>, Services, Judged)>,
+    /// What was last served of each object: a rejected edit keeps it served (see
+    /// [`keep_last_accepted`]).
+    served: BTreeMap<ObjectId, crate::istio::Document>,
 }
 
 impl Sync {
@@ -215,8 +219,13 @@ impl Sync {
         let services = self.seen.clone();
         let judged = match &self.last {
             Some((d, s, judged)) if *d == docs && *s == services => judged.clone(),
-            _ => judge(&docs, &services),
+            _ => {
+                let mut judged = judge(&docs, &services);
+                keep_last_accepted(&mut judged, &self.served, &services);
+                judged
+            }
         };
+        self.served = judged.accepted.clone();
         self.last = Some((docs, services, judged.clone()));
         let accepted: Vec<_> = judged.accepted.values().cloned().collect();
         let stored = match self.desired.replace_all(accepted, "kubernetes") {

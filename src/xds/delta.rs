@@ -287,7 +287,7 @@ impl DeltaStream {
         let old = std::mem::replace(&mut self.view, view);
         let mut out = DeltaOutput::default();
         let gated = self.gated();
-        if gated && !self.warmth.open_for(&self.view, &changes) {
+        if gated && !self.warmth.open_for(&old, &self.view, &changes) {
             self.reconcile(&mut out);
             return out;
         }

@@ -306,7 +306,7 @@ impl SotwStream {
         let old = std::mem::replace(&mut self.view, view);
         let mut out = Output::default();
         let gated = self.gated();
-        if gated && !self.warmth.open_for(&self.view, &changes) {
+        if gated && !self.warmth.open_for(&old, &self.view, &changes) {
             self.reconcile(&mut out);
             return out;
         }

@@ -15,8 +15,11 @@
 //!   configuration the proxy holds uses it, and while its listeners or route
 //!   configurations are not ACKed (it may still be using the previous ones); one that
 //!   routes still use while it is absent from the view goes after [`ABSENT_GRACE`];
-//! - a cluster that changed is re-warmed by Envoy, which waits for its assignment: the
-//!   assignment is sent again once the clusters are ACKed, even when it is the same;
+//! - an assignment that would go empty while the proxy's routes use its cluster keeps
+//!   its endpoints up to [`ABSENT_GRACE`] (a Service deleted before the route moved);
+//! - a cluster that changed is re-warmed by Envoy, which waits for its assignment (and
+//!   ACKs the clusters only once warming is done): the assignment is sent again right
+//!   after the clusters, even when it is the same;
 //! - none of this applies to a client that subscribes to clusters by name (gRPC): it
 //!   fetches the clusters its routes name and keeps the old ones until they are ready.
 
@@ -158,14 +161,13 @@ impl Warmth {
         }
     }
 
-    /// Changed clusters whose assignment is due again now (their clusters are ACKed).
+    /// Changed clusters whose assignment is due again. It goes right after the clusters,
+    /// on the same stream: Envoy defers its CDS ACK until warming is done, and has
+    /// registered the warming cluster's interest in its assignment by the time it reads
+    /// the next message.
     pub fn rewarm_due(&self) -> Vec<String> {
-        if self.settled[TypeKind::Cluster.index()] {
-            let due = self.rewarm.iter().filter(|(_, sent)| !**sent);
-            due.map(|(name, _)| name.clone()).collect()
-        } else {
-            Vec::new()
-        }
+        let due = self.rewarm.iter().filter(|(_, sent)| !**sent);
+        due.map(|(name, _)| name.clone()).collect()
     }
 
     /// Whether anything is still in flight: an unwarmed cluster, an assignment to
@@ -184,22 +186,33 @@ impl Warmth {
         self.given_up.append(&mut self.waiting);
     }
 
-    /// Whether the view's changes can go out as they are, with nothing to hold back:
-    /// the stream holds exactly the previous view, everything it was sent is warm,
-    /// no changed route uses a cluster the previous view lacked, and a dropped cluster
+    /// Whether the view's changes can go out as they are, with nothing to hold back
+    /// or add: everything the stream was sent is warm, no changed route uses a
+    /// cluster the previous view lacked, no EDS cluster changed, and a dropped cluster
     /// is used by nothing the proxy holds now or will hold.
-    pub fn open_for(&self, view: &View, changes: &ViewDiff) -> bool {
+    pub fn open_for(&self, old: &View, view: &View, changes: &ViewDiff) -> bool {
         if self.busy() {
+            return false;
+        }
+        // An assignment going empty under a route (named as its cluster, as coalmine
+        // names them) may have to stay (see `keep_emptied`).
+        let emptied = changes[TypeKind::Endpoint.index()].iter().any(|c| {
+            c.now.as_ref().is_some_and(|r| r.empty) && (old.uses(&c.name) || view.uses(&c.name))
+        });
+        if emptied {
             return false;
         }
         let routes_new = [TypeKind::Listener, TypeKind::Route]
             .iter()
             .flat_map(|k| &changes[k.index()])
             .any(|c| c.now.is_some() && c.uses_new);
-        let mut dropped = changes[TypeKind::Cluster.index()]
+        let clusters = &changes[TypeKind::Cluster.index()];
+        // A changed EDS cluster needs its assignment again (see `rewarm_due`).
+        let rewarms = clusters
             .iter()
-            .filter(|c| c.now.is_none());
-        !routes_new && dropped.all(|c| self.routes_settled() && !view.uses(&c.name))
+            .any(|c| c.before && c.now.as_ref().is_some_and(|r| !r.uses.is_empty()));
+        let mut dropped = clusters.iter().filter(|c| c.now.is_none());
+        !routes_new && !rewarms && dropped.all(|c| self.routes_settled() && !view.uses(&c.name))
     }
 
     fn routes_settled(&self) -> bool {
@@ -238,18 +251,12 @@ impl Warmth {
         held: [&Held; 4],
     ) -> Vec<Arc<Encoded>> {
         let clusters = view.resources(TypeKind::Cluster);
-        let in_use = |name: &str| {
-            [TypeKind::Listener, TypeKind::Route]
-                .iter()
-                .flat_map(|k| held[k.index()].items())
-                .any(|r| r.uses.iter().any(|u| u == name))
-        };
         let mut kept = Vec::new();
         for cluster in held[TypeKind::Cluster.index()].items() {
             if clusters.contains_key(&cluster.name) || self.given_up.contains(&cluster.name) {
                 continue;
             }
-            let used = in_use(&cluster.name);
+            let used = in_use(held, &cluster.name);
             if !used && self.routes_settled() {
                 continue;
             }
@@ -289,7 +296,34 @@ impl Warmth {
             })
             .filter_map(|name| held[TypeKind::Endpoint.index()].get(name).cloned())
             .collect();
+        let wanted = self.keep_emptied(wanted, held);
         merge(wanted, kept, &mut self.holding)
+    }
+
+    /// Keeps, for up to [`ABSENT_GRACE`], the endpoints of an assignment that would go
+    /// empty while routes the proxy holds use its cluster (a Kubernetes Service deleted
+    /// before the route leaves it): its cluster is then as good as absent.
+    fn keep_emptied(&mut self, wanted: Vec<Arc<Encoded>>, held: [&Held; 4]) -> Vec<Arc<Encoded>> {
+        let on_proxy = held[TypeKind::Endpoint.index()];
+        wanted
+            .into_iter()
+            .map(|w| {
+                if !w.empty {
+                    self.given_up.remove(&w.name);
+                }
+                let before = on_proxy.get(&w.name).filter(|b| !b.empty);
+                match before {
+                    Some(b)
+                        if w.empty && !self.given_up.contains(&w.name) && in_use(held, &w.name) =>
+                    {
+                        self.waiting.insert(w.name.clone());
+                        self.holding = true;
+                        b.clone()
+                    }
+                    _ => w,
+                }
+            })
+            .collect()
     }
 
     /// Keeps the held version of each listener or route configuration that uses a
@@ -344,6 +378,14 @@ impl Warmth {
         }
         out
     }
+}
+
+/// Whether a listener or route configuration the proxy holds uses the cluster.
+fn in_use(held: [&Held; 4], cluster: &str) -> bool {
+    [TypeKind::Listener, TypeKind::Route]
+        .iter()
+        .flat_map(|k| held[k.index()].items())
+        .any(|r| r.uses.iter().any(|u| u == cluster))
 }
 
 /// `wanted` with `kept` added (sorted by name); notes that something was kept.

@@ -233,6 +233,16 @@ impl Coalmine {
             .any(|l| l.contains(needle))
     }
 
+    /// How many lines printed so far, across restarts, contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// Waits until the current run prints a line containing `needle`; panics after `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         if !super::poll_until(timeout, || self.log_contains(needle)) {

@@ -147,15 +147,15 @@ fn a_dropped_cluster_waits_for_an_unacked_route_change_of_an_earlier_revision() 
 }
 
 #[test]
-fn a_changed_cluster_gets_its_assignment_again_once_the_clusters_are_acked() {
+fn a_changed_cluster_gets_its_assignment_again_right_after_it() {
     let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
-    // A new load-balancing policy: same assignment, but Envoy re-warms the cluster.
-    assert_eq!(e.view(view(&[("a", "2")], &[("r", &["a"])])), [C]);
-    assert!(!e.s.converged());
-    assert_eq!(e.ack(C, &[]), [E]);
+    // A new load-balancing policy: same assignment, but Envoy re-warms the cluster
+    // (and ACKs the clusters only once it has the assignment).
+    assert_eq!(e.view(view(&[("a", "2")], &[("r", &["a"])])), [C, E]);
     assert_eq!(e.got(E), ["a"]);
     assert!(!e.s.converged());
     assert!(e.ack(E, &["a"]).is_empty());
+    assert!(e.ack(C, &[]).is_empty());
     assert!(e.s.converged());
 }
 
@@ -318,4 +318,39 @@ fn traffic_moves_to_a_cluster_only_once_it_has_endpoints() {
     let v3 = view(&[("a", "1"), ("b", "1")], &[("r", &["b"])]);
     assert_eq!(e.view(v3), [E, R]);
     assert!(!e.s.waiting_absent());
+}
+
+#[test]
+fn endpoints_stay_for_the_grace_when_a_used_cluster_goes_empty() {
+    use crate::xds::warm::fixtures::view_with_empty;
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    // The Service behind a is deleted before the route leaves it.
+    let emptied = view_with_empty(&[("a", "1")], &["a"], &[("r", &["a"])]);
+    assert!(e.view(emptied.clone()).is_empty(), "a keeps its endpoints");
+    assert!(e.s.waiting_absent());
+    // The route moves to b: a is dropped once the move is ACKed, never emptied.
+    let moved = view_with_empty(&[("a", "1"), ("b", "1")], &["a"], &[("r", &["b"])]);
+    assert_eq!(e.view(moved), [C]);
+    e.ack(C, &[]);
+    e.ack(E, &["a", "b"]);
+    assert_eq!(e.ack(E, &["a", "b"]), [R]);
+    assert_eq!(
+        e.got(E),
+        ["b"],
+        "a keeps its endpoints while the route moves"
+    );
+    // Once no route uses a, its empty assignment may go.
+    assert_eq!(e.ack(R, &["r"]), [E]);
+    assert_eq!(e.got(E), ["a"]);
+    assert!(!e.s.waiting_absent());
+
+    // Emptied for good under a route: after the grace the empty assignment goes.
+    let mut e = Envoy::synced(view(&[("a", "1")], &[("r", &["a"])]), &["a"], &["r"]);
+    assert!(e.view(emptied).is_empty());
+    let out = e.s.absent_expired();
+    e.take(out);
+    assert_eq!(
+        e.last[E.index()].as_ref().unwrap().resources[0].version,
+        "0"
+    );
 }
