@@ -36,7 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::config::{destination_rule, docs, service_entry};
+use support::config::{self, destination_rule, docs, service_entry};
 use support::traffic::{self, Client};
 use support::{Backend, Coalmine, Envoy, GatewaySpec};
 
@@ -292,21 +292,10 @@ fn revision_of(body: &str) -> u64 {
 /// A VirtualService `switch` on the Gateway sending 100 % to `host` (its `subset`).
 fn virtual_service(gateway: &str, host: &str, subset: Option<&str>) -> String {
     let subset = subset.map_or(String::new(), |s| format!(", subset: \"{s}\""));
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: switch
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{gateway}\"]
-  http:
-  - name: all
-    route:
-    - destination: {{host: \"{host}\"{subset}}}
-      weight: 100
-"
-    )
+    let http = format!(
+        "  - name: all\n    route:\n    - destination: {{host: \"{host}\"{subset}}}\n      weight: 100\n"
+    );
+    config::virtual_service("switch", gateway, &http)
 }
 
 /// The thread that sends the measured applies, so the probing starts at once.
@@ -375,21 +364,18 @@ impl Stats {
 
     fn line(&self) -> String {
         let (l, a) = (summary(&self.latencies), summary(&self.applies));
+        let [p50, p90, p99, max] = l.tail_ms();
         // The slowest switch, and how long its apply took to answer.
         let slowest = (0..self.latencies.len())
             .max_by_key(|&i| self.latencies[i])
             .expect("at least one switch");
         format!(
-            "{} {}: {} switches, p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (switch {slowest}, \
-             its apply answered in {} ms), min {} ms, mean {} ms; apply answered p50 {} ms, \
-             p99 {} ms, max {} ms; {} errors",
+            "{} {}: {} switches, p50 {p50} ms, p90 {p90} ms, p99 {p99} ms, max {max} ms (switch \
+             {slowest}, its apply answered in {} ms), min {} ms, mean {} ms; apply answered p50 \
+             {} ms, p99 {} ms, max {} ms; {} errors",
             self.protocol,
             self.scenario,
             self.latencies.len(),
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.max),
             ms(self.applies[slowest]),
             ms(l.min),
             ms(l.mean),
@@ -416,16 +402,12 @@ impl Stats {
     }
 
     fn table_row(&self) -> String {
-        let l = summary(&self.latencies);
+        let [p50, p90, p99, max] = summary(&self.latencies).tail_ms();
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {} | {p50} | {p90} | {p99} | {max} | {} / {} | {} |",
             self.protocol,
             self.scenario,
             self.latencies.len(),
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.max),
             ms(summary(&self.applies).p50),
             ms(summary(&self.applies).max),
             self.errors
@@ -440,6 +422,13 @@ struct Summary {
     max: Duration,
     min: Duration,
     mean: Duration,
+}
+
+impl Summary {
+    /// p50, p90, p99 and max, in ms.
+    fn tail_ms(&self) -> [String; 4] {
+        [self.p50, self.p90, self.p99, self.max].map(ms)
+    }
 }
 
 /// Nearest-rank percentiles (p99 of 100 samples is the 99th smallest).

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::config::{destination_rule, docs, weighted_virtual_service};
+use support::endpoints::{endpoint, endpoint_slice, Cond};
 use support::fake_apiserver::FakeApiServer;
 use support::traffic::{send, wait_ready};
 use support::{start_envoy_for, Backend, Coalmine, Envoy, GatewaySpec, Load};
@@ -22,14 +23,6 @@ const WAIT: Duration = Duration::from_secs(20);
 const CLUSTER: &str = "outbound|80||web.default.svc.cluster.local";
 const SERVICES: &str = "api/v1/services";
 const SLICES: &str = "apis/discovery.k8s.io/v1/endpointslices";
-
-#[derive(Clone, Copy, PartialEq)]
-enum Cond {
-    Ready,
-    Unready,
-    /// Terminating but still serving.
-    Draining,
-}
 
 struct Pod {
     backend: Backend,
@@ -117,25 +110,11 @@ impl Cluster {
                 .pods
                 .iter()
                 .filter(|(_, p)| p.version == version)
-                .map(|(name, p)| {
-                    let (ready, serving, terminating) = match p.cond {
-                        Cond::Ready => (true, true, false),
-                        Cond::Unready => (false, false, false),
-                        Cond::Draining => (false, true, true),
-                    };
-                    json!({"addresses": [p.backend.ip().to_string()],
-                           "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
-                           "targetRef": {"kind": "Pod", "name": name, "namespace": "default"}})
-                })
+                .map(|(name, p)| endpoint(p.backend.ip(), name, p.cond))
                 .collect();
-            self.api.apply(json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": format!("web-{version}"), "namespace": "default",
-                             "labels": {"kubernetes.io/service-name": "web"}},
-                "addressType": "IPv4",
-                "ports": [{"name": "http", "port": self.port, "protocol": "TCP"}],
-                "endpoints": endpoints
-            }));
+            let name = format!("web-{version}");
+            self.api
+                .apply(endpoint_slice(&name, "web", self.port, endpoints));
         }
     }
 

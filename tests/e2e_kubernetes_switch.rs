@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::churn::{assert_clean, wait_cluster, wait_members, why_failed, Tally, Traffic};
+use support::endpoints::{endpoint, endpoint_slice, Cond};
 use support::fake_apiserver::FakeApiServer;
 use support::traffic::wait_for_outcomes;
 use support::{start_envoy_for, Backend, Coalmine, Envoy, GatewaySpec};
@@ -36,15 +37,6 @@ const GAP: Duration = Duration::from_millis(500);
 
 fn cluster_of(service: &str) -> String {
     format!("outbound|80||{service}.default.svc.cluster.local")
-}
-
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Cond {
-    Ready,
-    /// Starting: not ready yet.
-    Unready,
-    /// Terminating but still serving.
-    Draining,
 }
 
 /// A pod: a backend answering its version on its own loopback address.
@@ -114,25 +106,11 @@ impl World {
     fn slice(&self, service: &str, pods: &[&Pod]) {
         let endpoints: Vec<Value> = pods
             .iter()
-            .map(|p| {
-                let (ready, serving, terminating) = match p.cond {
-                    Cond::Ready => (true, true, false),
-                    Cond::Unready => (false, false, false),
-                    Cond::Draining => (false, true, true),
-                };
-                json!({"addresses": [p.backend.ip().to_string()],
-                       "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
-                       "targetRef": {"kind": "Pod", "name": p.name, "namespace": "default"}})
-            })
+            .map(|p| endpoint(p.backend.ip(), &p.name, p.cond))
             .collect();
-        self.api.apply(json!({
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": format!("{service}-slice"), "namespace": "default",
-                         "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": self.port, "protocol": "TCP"}],
-            "endpoints": endpoints
-        }));
+        let name = format!("{service}-slice");
+        self.api
+            .apply(endpoint_slice(&name, service, self.port, endpoints));
     }
 
     fn delete_service(&self, name: &str) {
@@ -192,9 +170,14 @@ impl World {
         loads
     }
 
-    fn why(&self) -> String {
+    /// Waits until every load is on `version` (`what` names the wait), then asserts them clean.
+    fn assert_ended_on(&self, loads: Vec<Traffic>, tally: &Tally, version: &str, what: &str) {
+        for t in &loads {
+            t.wait_moved(version, what, WAIT);
+        }
         let stats: Vec<String> = self.envoys.iter().map(why_failed).collect();
-        stats.join("\n")
+        let context = format!("{}\n{}", tally.summary(), stats.join("\n"));
+        assert_clean(loads, 2000, &context);
     }
 
     fn each_envoy(&self, f: impl Fn(&Envoy)) {
@@ -264,11 +247,7 @@ fn rolling_update_one_pod_at_a_time_loses_nothing() {
         tally.mark(&format!("pod {i}: the old pod gone"), &loads);
         eprintln!("pod {i} of {REPLICAS} replaced");
     }
-    for t in &loads {
-        t.wait_moved("v2", "the rolling update's end", WAIT);
-    }
-    let context = format!("{}\n{}", tally.summary(), w.why());
-    assert_clean(loads, 2000, &context);
+    w.assert_ended_on(loads, &tally, "v2", "the rolling update's end");
 }
 
 /// One watch event of a blue-green switch.
@@ -370,11 +349,7 @@ fn blue_green(name: &str, order: [Event; 5]) {
         tally.mark(&format!("{what}: after"), &loads);
         eprintln!("{what}: done");
     }
-    for t in &loads {
-        t.wait_moved("green", "the end", WAIT);
-    }
-    let context = format!("{}\n{}", tally.summary(), w.why());
-    assert_clean(loads, 2000, &context);
+    w.assert_ended_on(loads, &tally, "green", "the end");
     w.each_envoy(|e| {
         assert_eq!(
             e.dynamic_cluster_names(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::churn::wait_acked;
 use support::config::{destination_rule, docs, service_entry};
 use support::dump::{route_targets, version_infos};
 use support::traffic::{send, wait_for_outcomes};
@@ -255,35 +256,12 @@ fn update_successes(envoy: &Envoy) -> BTreeMap<String, u64> {
     envoy.stats(r"^(cluster_manager\.cds|listener_manager\.lds|http\..*\.rds\..*)\.update_success$")
 }
 
-/// Waits until coalmine's ledger lists `node` with cds, eds, lds and rds each ACKed
-/// at the version it serves.
-fn wait_acked(coalmine: &Coalmine, node: &str) {
-    let settled = || {
-        let body = coalmine.admin_get("/api/v1/proxies").body;
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let proxies = v["proxies"].as_array().cloned().unwrap_or_default();
-        proxies.iter().any(|p| {
-            p["node"] == node
-                && ["cds", "eds", "lds", "rds"].iter().all(|t| {
-                    let t = &p["types"][t];
-                    t["acked"].is_string() && t["acked"] == t["served"] && t["pending"] == false
-                })
-        })
-    };
-    let ok = support::poll_until(WAIT, settled);
-    assert!(
-        ok,
-        "{node} never settled: {}",
-        coalmine.admin_get("/api/v1/proxies").body
-    );
-}
-
 #[test]
 fn restart_keeps_serving_and_resends_nothing() {
     let mut w = World::start("restart", &[("v1", 50), ("v2", 50)]);
     w.wait_weights(&[(V1, 500_000), (V2, 500_000)]);
     w.wait_outcomes(&["v1", "v2"]);
-    wait_acked(&w.coalmine, &w.gw.app);
+    wait_acked(&w.coalmine, &w.gw.app, WAIT);
     let load = w.load();
     run_load(&load, 50);
     let versions = resource_versions(&w.envoy);
@@ -304,7 +282,7 @@ fn restart_keeps_serving_and_resends_nothing() {
 
     w.coalmine.restart();
     w.envoy.wait_until(|_| w.connected() == Some(1), WAIT);
-    wait_acked(&w.coalmine, &w.gw.app);
+    wait_acked(&w.coalmine, &w.gw.app, WAIT);
     // Time for a push that should not come (the file watcher polls every 200 ms).
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(resource_versions(&w.envoy), versions);

@@ -20,8 +20,10 @@ use serde_json::Value;
 use support::churn::{
     assert_clean, update_successes, wait_acked, wait_cluster, why_failed, Tally, Traffic,
 };
-use support::config::{destination_rule, docs, service_entry, weighted_virtual_service};
-use support::traffic::{wait_for_outcomes, Client};
+use support::config::{
+    destination_rule, docs, service_entry, virtual_service, weighted_virtual_service,
+};
+use support::traffic::{wait_for_outcomes, Client, LoadReport};
 use support::{poll_until, start_envoy_for, Backend, Coalmine, ConfigDir, Envoy, GatewaySpec};
 
 const HOST: &str = "web.test";
@@ -41,20 +43,22 @@ fn protocol(delta: bool) -> &'static str {
 
 /// A VirtualService `web` on `gateway` sending everything to `host` (no subset).
 fn route_to(gateway: &str, host: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: web
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{gateway}\"]
-  http:
-  - name: main
-    route:
-    - destination: {{host: \"{host}\"}}
-"
-    )
+    let http = format!("  - name: main\n    route:\n    - destination: {{host: \"{host}\"}}\n");
+    virtual_service("web", gateway, &http)
+}
+
+/// Starts `gw`'s Envoy, waits until `version` answers, then starts load (50 requests in).
+fn envoy_under_load(
+    coalmine: &Coalmine,
+    gw: &GatewaySpec,
+    delta: bool,
+    version: &str,
+) -> (Envoy, Traffic) {
+    let envoy = start_envoy_for(coalmine, gw, delta);
+    wait_for_outcomes(gw.port, HOST, &[], &[version], WAIT);
+    let traffic = Traffic::start(protocol(delta), gw.port, HOST);
+    traffic.run(50);
+    (envoy, traffic)
 }
 
 /// POSTs `yaml` to `path` (`/api/v1/apply?wait=10s`, ...); the status, the body and
@@ -98,10 +102,7 @@ fn subset_flips(delta: bool) {
     ]);
     let coalmine = Coalmine::start_bare(&[]);
     post_ok(&coalmine, "/api/v1/apply", &set);
-    let envoy = start_envoy_for(&coalmine, &gw, delta);
-    wait_for_outcomes(gw.port, HOST, &[], &["v1"], WAIT);
-    let traffic = Traffic::start(protocol(delta), gw.port, HOST);
-    traffic.run(50);
+    let (envoy, traffic) = envoy_under_load(&coalmine, &gw, delta, "v1");
 
     let started = Instant::now();
     let mut flips = 0;
@@ -180,6 +181,15 @@ fn colour_of(n: usize) -> (&'static str, &'static str) {
 
 const SWITCHES: usize = 50;
 
+/// Asserts the load clean, then that Envoy drops `web-green` and keeps only `web-blue`.
+fn assert_ended_on_blue(traffic: Traffic, tally: &Tally, envoy: &Envoy) {
+    let context = format!("{}\n{}", tally.summary(), why_failed(envoy));
+    let reports = assert_clean(vec![traffic], 2000, &context);
+    wait_cluster(envoy, "outbound|80||web-green", false, WAIT);
+    let clusters = envoy.dynamic_cluster_names();
+    assert_eq!(clusters, ["outbound|80||web-blue"], "{reports:?}");
+}
+
 /// `--config`: each switch writes the whole set anew, with the new host, the route
 /// moved to it and the old host gone, so all three are one revision.
 fn switch_same_revision(delta: bool) {
@@ -196,10 +206,7 @@ fn switch_same_revision(delta: bool) {
     let cfg = ConfigDir::new();
     cfg.write("mesh.yaml", &set("blue"));
     let coalmine = Coalmine::start(&cfg.path(), &[]);
-    let envoy = start_envoy_for(&coalmine, &gw, delta);
-    wait_for_outcomes(gw.port, HOST, &[], &["blue"], WAIT);
-    let traffic = Traffic::start(protocol(delta), gw.port, HOST);
-    traffic.run(50);
+    let (envoy, traffic) = envoy_under_load(&coalmine, &gw, delta, "blue");
 
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -211,11 +218,7 @@ fn switch_same_revision(delta: bool) {
         tally.mark(&what, std::slice::from_ref(&traffic));
     }
     eprintln!("{SWITCHES} switches in {:?}", started.elapsed());
-    let context = format!("{}\n{}", tally.summary(), why_failed(&envoy));
-    let reports = assert_clean(vec![traffic], 2000, &context);
-    wait_cluster(&envoy, "outbound|80||web-green", false, WAIT);
-    let clusters = envoy.dynamic_cluster_names();
-    assert_eq!(clusters, ["outbound|80||web-blue"], "{reports:?}");
+    assert_ended_on_blue(traffic, &tally, &envoy);
 }
 
 #[test]
@@ -241,10 +244,7 @@ fn switch_next_revision(delta: bool) {
         &route_to(&gw.name, "web-blue"),
     ]);
     post_ok(&coalmine, "/api/v1/apply", &first);
-    let envoy = start_envoy_for(&coalmine, &gw, delta);
-    wait_for_outcomes(gw.port, HOST, &[], &["blue"], WAIT);
-    let traffic = Traffic::start(protocol(delta), gw.port, HOST);
-    traffic.run(50);
+    let (envoy, traffic) = envoy_under_load(&coalmine, &gw, delta, "blue");
 
     let started = Instant::now();
     let (mut slowest_apply, mut slowest_delete) = (Duration::ZERO, Duration::ZERO);
@@ -271,11 +271,7 @@ fn switch_next_revision(delta: bool) {
         started.elapsed()
     );
     traffic.run(100);
-    let context = format!("{}\n{}", tally.summary(), why_failed(&envoy));
-    let reports = assert_clean(vec![traffic], 2000, &context);
-    wait_cluster(&envoy, "outbound|80||web-green", false, WAIT);
-    let clusters = envoy.dynamic_cluster_names();
-    assert_eq!(clusters, ["outbound|80||web-blue"], "{reports:?}");
+    assert_ended_on_blue(traffic, &tally, &envoy);
 }
 
 #[test]
@@ -410,13 +406,7 @@ fn policy_change(delta: bool) {
         })
         .collect();
     let reports = assert_clean(vec![traffic], 1500, &context);
-    assert!(
-        bad.is_empty(),
-        "{} of {} policy changes were slow or did not take effect:\n{}\n(load: {reports:?})",
-        bad.len(),
-        results.len(),
-        bad.join("\n")
-    );
+    assert_none_slow(&bad, results.len(), "policy changes", &reports);
 }
 
 #[test]
@@ -427,6 +417,16 @@ fn policy_change_on_a_busy_host_is_acked_within_a_second_sotw() {
 #[test]
 fn policy_change_on_a_busy_host_is_acked_within_a_second_delta() {
     policy_change(true);
+}
+
+/// Asserts `bad` is empty: none of the `total` steps (`kind`, e.g. "policy changes") was slow.
+fn assert_none_slow(bad: &[String], total: usize, kind: &str, reports: &[LoadReport]) {
+    assert!(
+        bad.is_empty(),
+        "{} of {total} {kind} were slow or did not take effect:\n{}\n(load: {reports:?})",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// The Gateway of `gw` with a second HTTP server on `extra` (its own listener).
@@ -441,19 +441,9 @@ fn gateway_with(gw: &GatewaySpec, extra: u16) -> String {
 /// carrying `x-fault: abort` with 418: that puts Envoy's fault filter into the listener,
 /// so the listener itself changes (Envoy re-warms it).
 fn listener_vs(gateway: &str, fault: bool) -> String {
-    let mut vs = format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: web
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{gateway}\"]
-  http:
-"
-    );
+    let mut http = String::new();
     if fault {
-        vs.push_str(
+        http.push_str(
             "  - name: fault
     match:
     - headers: {x-fault: {exact: abort}}
@@ -463,8 +453,8 @@ spec:
 ",
         );
     }
-    vs.push_str("  - name: main\n    route:\n    - destination: {host: web}\n");
-    vs
+    http.push_str("  - name: main\n    route:\n    - destination: {host: web}\n");
+    virtual_service("web", gateway, &http)
 }
 
 /// The names of the HTTP filters of Envoy's active listener `name`.
@@ -559,13 +549,7 @@ fn listener_change(delta: bool) {
     }
     let context = format!("{}\n{}", tally.summary(), why_failed(&envoy));
     let reports = assert_clean(vec![traffic], 2000, &context);
-    assert!(
-        bad.is_empty(),
-        "{} of {} listener changes were slow or did not take effect:\n{}\n(load: {reports:?})",
-        bad.len(),
-        steps.len(),
-        bad.join("\n")
-    );
+    assert_none_slow(&bad, steps.len(), "listener changes", &reports);
 }
 
 #[test]

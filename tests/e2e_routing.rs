@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::config::{destination_rule, docs, service_entry};
+use support::config::{destination_rule, docs, service_entry, virtual_service};
 use support::dump::route_targets;
 use support::traffic::{self, send, send_path, wait_for_outcomes};
 use support::{start_envoy_for, Backend, Coalmine, ConfigDir, Envoy, GatewaySpec};
@@ -110,16 +110,8 @@ fn header_canary_and_prefix_rewrite() {
         format!("    route:\n    - destination: {{host: petstore, subset: {subset}}}\n")
     };
     let canary = "headers: {x-canary: {exact: \"true\"}}";
-    let vs = format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: petstore
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{gw}\"]
-  http:
-  - name: canary-api
+    let http = format!(
+        "  - name: canary-api
     match:
     - uri: {{prefix: /petstore}}
       {canary}
@@ -133,10 +125,10 @@ spec:
     - {canary}
 {r2}  - name: stable
 {r1}",
-        gw = gw.name,
         r1 = route("v1"),
         r2 = route("v2"),
     );
+    let vs = virtual_service("petstore", &gw.name, &http);
     let cfg = ConfigDir::new();
     cfg.write("mesh.yaml", &mesh(&gw, &[&v1, &v2], &vs));
     let coalmine = Coalmine::start(&cfg.path(), &[]);
@@ -189,20 +181,8 @@ fn replica_ratio_without_subsets() {
     let gw = GatewaySpec::new("replicas");
     let mut eps: Vec<(u16, &str)> = v1s.iter().map(|b| (b.port(), "v1")).collect();
     eps.push((v2.port(), "v2"));
-    let vs = format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: petstore
-spec:
-  hosts: [\"*\"]
-  gateways: [\"{}\"]
-  http:
-  - route:
-    - destination: {{host: petstore}}
-",
-        gw.name
-    );
+    let http = "  - route:\n    - destination: {host: petstore}\n";
+    let vs = virtual_service("petstore", &gw.name, http);
     let cfg = ConfigDir::new();
     cfg.write(
         "mesh.yaml",

@@ -141,12 +141,17 @@ pub fn weighted_virtual_service(
     host: &str,
     weights: &[(&str, impl std::fmt::Display)],
 ) -> String {
-    let mut routes = String::new();
+    let mut http = String::from("  - name: split\n    route:\n");
     for (subset, weight) in weights {
-        routes.push_str(&format!(
+        http.push_str(&format!(
             "    - destination: {{host: \"{host}\", subset: \"{subset}\"}}\n      weight: {weight}\n"
         ));
     }
+    virtual_service(name, gateway, &http)
+}
+
+/// A VirtualService `name` on `gateway` (hosts `*`) with `http` as its `http:` list.
+pub fn virtual_service(name: &str, gateway: &str, http: &str) -> String {
     format!(
         "apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -156,9 +161,7 @@ spec:
   hosts: [\"*\"]
   gateways: [\"{gateway}\"]
   http:
-  - name: split
-    route:
-{routes}"
+{http}"
     )
 }
 

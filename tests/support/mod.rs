@@ -10,6 +10,7 @@ pub mod backend;
 pub mod churn;
 pub mod config;
 pub mod dump;
+pub mod endpoints;
 pub mod envoy;
 pub mod fake_apiserver;
 pub mod grpc;
