@@ -47,6 +47,9 @@ enum Needs {
 #[derive(Debug, Clone)]
 pub struct Warmth {
     unwarmed: BTreeMap<String, Needs>,
+    /// The proxy's first clusters, unwarmed together: tracked as one, not by name (a
+    /// new proxy would otherwise list every cluster of the configuration here).
+    first: Option<Needs>,
     /// Changed EDS clusters whose assignment must go again (`true` once it went, until
     /// the proxy ACKs it).
     rewarm: BTreeMap<String, bool>,
@@ -63,6 +66,7 @@ impl Default for Warmth {
     fn default() -> Self {
         Self {
             unwarmed: BTreeMap::new(),
+            first: None,
             rewarm: BTreeMap::new(),
             settled: [true; 4],
             waiting: BTreeSet::new(),
@@ -98,11 +102,22 @@ impl Warmth {
             self.rewarm.retain(|_, sent| !*sent);
         }
         if clusters {
-            self.unwarmed.retain(|_, needs| match needs {
-                Needs::Clusters => false,
-                Needs::Assignment { sent } => !(*sent && assignments),
-            });
+            let warm = |needs: &Needs| match needs {
+                Needs::Clusters => true,
+                Needs::Assignment { sent } => *sent && assignments,
+            };
+            self.unwarmed.retain(|_, needs| !warm(needs));
+            self.first = self.first.filter(|needs| !warm(needs));
         }
+    }
+
+    /// The first clusters go out to a proxy that held none.
+    fn first_sent<'a>(&mut self, mut clusters: impl Iterator<Item = &'a Arc<Encoded>>) {
+        let eds = clusters.any(|c| !c.uses.is_empty());
+        self.first = Some(match eds {
+            true => Needs::Assignment { sent: false },
+            false => Needs::Clusters,
+        });
     }
 
     /// A cluster went out: `new` when the proxy did not hold one of its name.
@@ -129,6 +144,9 @@ impl Warmth {
         held: &Held,
         changes: impl Iterator<Item = &'a Change>,
     ) {
+        if kind == TypeKind::Cluster && held.items().is_empty() {
+            return self.first_sent(changes.filter_map(|c| c.now.as_ref()));
+        }
         for change in changes {
             let Some(r) = &change.now else { continue };
             match kind {
@@ -142,6 +160,9 @@ impl Warmth {
     /// Notes the clusters and assignments in `fresh`, about to go out to a proxy that
     /// held `before`.
     pub fn note_fresh(&mut self, kind: TypeKind, before: &Held, fresh: &[Arc<Encoded>]) {
+        if kind == TypeKind::Cluster && before.items().is_empty() && !fresh.is_empty() {
+            return self.first_sent(fresh.iter());
+        }
         for r in fresh {
             match kind {
                 TypeKind::Cluster => self.cluster_sent(r, before.get(&r.name).is_none()),
@@ -154,6 +175,9 @@ impl Warmth {
     /// An assignment went out.
     pub fn assignment_sent(&mut self, name: &str) {
         if let Some(Needs::Assignment { sent }) = self.unwarmed.get_mut(name) {
+            *sent = true;
+        }
+        if let Some(Needs::Assignment { sent }) = &mut self.first {
             *sent = true;
         }
         if let Some(sent) = self.rewarm.get_mut(name) {
@@ -173,7 +197,7 @@ impl Warmth {
     /// Whether anything is still in flight: an unwarmed cluster, an assignment to
     /// re-send, or something held back or kept by the last pass.
     pub fn busy(&self) -> bool {
-        self.holding || !self.unwarmed.is_empty() || !self.rewarm.is_empty()
+        self.holding || self.first.is_some() || !self.unwarmed.is_empty() || !self.rewarm.is_empty()
     }
 
     /// Whether a pass is waiting for a cluster absent from the view.
@@ -346,7 +370,9 @@ impl Warmth {
             }
             let mut ready = true;
             for c in w.uses.iter() {
-                let warm = on_proxy.get(c).is_some() && !self.unwarmed.contains_key(c);
+                let warm = on_proxy.get(c).is_some()
+                    && self.first.is_none()
+                    && !self.unwarmed.contains_key(c);
                 // A cluster with no endpoint yet (a Service before its EndpointSlice)
                 // is waited for like an absent one, when traffic would move to it.
                 let moving = before.is_some_and(|b| !b.uses.iter().any(|u| u == c));

@@ -354,3 +354,22 @@ fn endpoints_stay_for_the_grace_when_a_used_cluster_goes_empty() {
         "0"
     );
 }
+
+#[test]
+fn a_new_proxy_gets_routes_once_its_first_clusters_are_warm() {
+    let mut e = Envoy {
+        s: SotwStream::new(view(&[("a", "1")], &[("r", &["a"])])),
+        last: Default::default(),
+    };
+    let out = e.s.handle_request(&req(C, &[], "", ""));
+    assert_eq!(e.take(out), [C]);
+    // A client asking for routes before its clusters are warm gets none yet.
+    let out = e.s.handle_request(&req(R, &["r"], "", ""));
+    assert_eq!(e.take(out), [R]);
+    assert_eq!(e.got(R), Vec::<&str>::new());
+    let out = e.s.handle_request(&req(E, &["a"], "", ""));
+    assert_eq!(e.take(out), [E]);
+    e.ack(E, &["a"]);
+    assert_eq!(e.ack(C, &[]), [R]);
+    assert_eq!(e.got(R), ["r"]);
+}
