@@ -114,7 +114,13 @@ impl DeltaStream {
     fn reconcile(&mut self, out: &mut DeltaOutput) {
         self.warmth.start_pass();
         for kind in TypeKind::ALL {
-            if !self.types[kind.index()].started {
+            let state = &self.types[kind.index()];
+            // A type held exactly as the view has it has nothing to hold back or keep.
+            let whole = state.wildcard
+                && state.names.is_empty()
+                && kind != TypeKind::Endpoint
+                && state.held.digest() == self.view.digest(kind);
+            if !state.started || whole {
                 continue;
             }
             let (resources, removed) = self.resync(kind);
@@ -138,7 +144,7 @@ impl DeltaStream {
         if self.types.iter().all(|t| t.started) {
             self.previous = None; // every type has said what it holds
         }
-        if self.gated() && self.warmth.busy() {
+        if self.gated() && self.warmth.take_progress() {
             self.reconcile(&mut out);
         }
         self.share_view_lists();

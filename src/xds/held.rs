@@ -107,6 +107,11 @@ impl Held {
         &self.items
     }
 
+    /// The set digest (see [`crate::snapshot::digest_of`]).
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+
     /// The version of the set: equal sets have equal versions in every process.
     pub fn version(&self) -> String {
         version_of(self.digest)

@@ -152,7 +152,12 @@ impl SotwStream {
     fn reconcile(&mut self, out: &mut Output) {
         self.warmth.start_pass();
         for kind in TypeKind::ALL {
-            if self.types[kind.index()].subscription.is_none() {
+            let state = &self.types[kind.index()];
+            // A type held exactly as the view has it has nothing to hold back or keep.
+            let whole = matches!(state.subscription, Some(Subscription::Wildcard))
+                && kind != TypeKind::Endpoint
+                && state.held.digest() == self.view.digest(kind);
+            if state.subscription.is_none() || whole {
                 continue;
             }
             let (fresh, dropped) = self.resync(kind);
@@ -189,7 +194,7 @@ impl SotwStream {
         if self.types.iter().all(|t| t.subscription.is_some()) {
             self.previous = None; // every type has said what it holds
         }
-        if self.gated() && self.warmth.busy() {
+        if self.gated() && self.warmth.take_progress() {
             self.reconcile(&mut out);
         }
         self.share_view_lists();

@@ -60,6 +60,8 @@ pub struct Warmth {
     given_up: BTreeSet<String>,
     /// Whether the last pass held anything back.
     holding: bool,
+    /// Whether an answer since the last pass may let something held back go.
+    progressed: bool,
 }
 
 impl Default for Warmth {
@@ -72,6 +74,7 @@ impl Default for Warmth {
             waiting: BTreeSet::new(),
             given_up: BTreeSet::new(),
             holding: false,
+            progressed: false,
         }
     }
 }
@@ -93,6 +96,9 @@ impl Warmth {
     /// The proxy answered a response of `kind`: `settled` when it ACKed and nothing of
     /// that type is outstanding.
     pub fn answered(&mut self, kind: TypeKind, settled: bool) {
+        let routes = matches!(kind, TypeKind::Listener | TypeKind::Route);
+        // Routes ACKed may let a kept cluster go.
+        self.progressed |= routes && settled && !self.settled[kind.index()];
         self.settled[kind.index()] = settled;
         let (clusters, assignments) = (
             self.settled[TypeKind::Cluster.index()],
@@ -106,9 +112,18 @@ impl Warmth {
                 Needs::Clusters => true,
                 Needs::Assignment { sent } => *sent && assignments,
             };
+            let (unwarmed, first) = (self.unwarmed.len(), self.first.is_some());
             self.unwarmed.retain(|_, needs| !warm(needs));
             self.first = self.first.filter(|needs| !warm(needs));
+            // A cluster warmed may let a route held back go.
+            self.progressed |= self.unwarmed.len() < unwarmed || first && self.first.is_none();
         }
+    }
+
+    /// Whether something held back may go since the last pass (then the stream makes
+    /// one); the answers that cannot release anything cost no pass.
+    pub fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed) && self.busy()
     }
 
     /// The first clusters go out to a proxy that held none.
