@@ -151,6 +151,9 @@ pub struct ProxyView {
     pub connected_since: String,
     /// The revision this proxy's stream serves.
     pub revision: u64,
+    /// Whether part of that revision is held back until the proxy has warmed the
+    /// clusters it uses (make-before-break): the proxy does not serve it all yet.
+    pub warming: bool,
     /// By type (`cds`, `eds`, `lds`, `rds`).
     pub types: BTreeMap<String, TypeView>,
 }
@@ -201,6 +204,7 @@ impl From<&ProxyRecord> for ProxyView {
             user_agent: p.node.user_agent.clone(),
             connected_since: rfc3339(p.connected_since),
             revision: p.revision,
+            warming: p.holding,
             types,
         }
     }

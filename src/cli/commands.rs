@@ -323,7 +323,10 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
                 text(p, "node"),
                 text(p, "cluster"),
                 labels,
-                p["revision"].to_string(),
+                match p["warming"].as_bool() {
+                    Some(true) => format!("{} (warming)", p["revision"]),
+                    _ => p["revision"].to_string(),
+                },
             ];
             let mut nack = String::new();
             for kind in ["cds", "eds", "lds", "rds"] {
