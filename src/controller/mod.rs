@@ -205,6 +205,13 @@ impl Controller {
     async fn sync(&self, rollouts: &[Rollout]) {
         let mut machines = self.machines.lock().await;
         machines.retain(|key, _| rollouts.iter().any(|r| &r.key == key));
+        let starting = rollouts.iter().any(|r| {
+            let spec = crate::snapshot::short_hash(format!("{r:?}").as_bytes());
+            machines.get(&r.key).is_none_or(|e| e.spec != spec)
+        });
+        if !starting {
+            return; // every release runs on its current spec: nothing to read
+        }
         let saved: BTreeMap<String, (String, String)> = self
             .desired
             .store()

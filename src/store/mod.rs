@@ -90,19 +90,19 @@ impl Store {
     pub fn append(&self, summary: &str, documents: &[serde_json::Value]) -> Result<RevisionInfo> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let last: Option<u64> =
-            tx.query_row("SELECT MAX(revision) FROM revisions", [], |r| r.get(0))?;
+        // Statements prepared once per connection (an apply's cost is mostly the fsync).
+        let last: Option<u64> = tx
+            .prepare_cached("SELECT MAX(revision) FROM revisions")?
+            .query_row([], |r| r.get(0))?;
         let revision = last.unwrap_or(0) + 1;
         let created = SystemTime::now();
         let text = serde_json::to_string(documents).expect("JSON values always serialize");
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO revisions (revision, created_ms, summary, documents) VALUES (?1, ?2, ?3, ?4)",
-            params![revision, to_millis(created), summary, text],
-        )?;
-        tx.execute(
-            "DELETE FROM revisions WHERE revision <= ?1",
-            params![revision.saturating_sub(self.retention as u64)],
-        )?;
+        )?
+        .execute(params![revision, to_millis(created), summary, text])?;
+        tx.prepare_cached("DELETE FROM revisions WHERE revision <= ?1")?
+            .execute(params![revision.saturating_sub(self.retention as u64)])?;
         tx.commit()?;
         Ok(RevisionInfo {
             revision,
