@@ -4,9 +4,10 @@
 //! (subscriptions, nonces, what was sent, ACKed and NACKed) and turns requests and new
 //! views into responses; it does no IO and is tested with plain `#[test]`s.
 //! [`server`] is the only place that touches tonic: it reads requests, watches for new
-//! snapshots, and writes what the state machine returns. [`codec`] writes responses
-//! from the shared, already-encoded resource bytes; [`request`] reads SotW requests
-//! without an allocation per resource name.
+//! snapshots, and writes what the state machine returns. `warm` decides, for both
+//! protocols and per proxy, what may be sent now (make-before-break). [`codec`] writes
+//! responses from the shared, already-encoded resource bytes; [`request`] reads SotW
+//! requests without an allocation per resource name.
 
 mod body;
 pub mod codec;

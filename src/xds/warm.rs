@@ -228,7 +228,8 @@ impl Warmth {
     /// Whether the view's changes can go out as they are, with nothing to hold back
     /// or add: everything the stream was sent is warm, no changed route uses a
     /// cluster the previous view lacked, no EDS cluster changed, and a dropped cluster
-    /// is used by nothing the proxy holds now or will hold.
+    /// is used by no route of either view (the proxy holds the old routes until it
+    /// ACKs the new).
     pub fn open_for(&self, old: &View, view: &View, changes: &ViewDiff) -> bool {
         if self.busy() {
             return false;
@@ -251,7 +252,9 @@ impl Warmth {
             .iter()
             .any(|c| c.before && c.now.as_ref().is_some_and(|r| !r.uses.is_empty()));
         let mut dropped = clusters.iter().filter(|c| c.now.is_none());
-        !routes_new && !rewarms && dropped.all(|c| self.routes_settled() && !view.uses(&c.name))
+        !routes_new
+            && !rewarms
+            && dropped.all(|c| self.routes_settled() && !old.uses(&c.name) && !view.uses(&c.name))
     }
 
     fn routes_settled(&self) -> bool {

@@ -158,3 +158,19 @@ fn a_reconnecting_envoy_keeps_what_its_routes_may_use_until_they_are_acked() {
     assert_eq!(e.got(C), (vec![], vec!["a"]));
     assert!(e.s.converged());
 }
+
+#[test]
+fn a_warm_cluster_left_in_the_same_revision_goes_after_the_route_ack() {
+    let mut e = Envoy::synced(
+        view(&[("a", "1"), ("b", "1")], &[("r", &["a", "b"])]),
+        &["a", "b"],
+        &["r"],
+    );
+    assert_eq!(
+        e.view(view(&[("b", "1")], &[("r", &["b"])])),
+        [R],
+        "routes first"
+    );
+    assert_eq!(e.ack(R), [C, E], "then a and its assignment go");
+    assert_eq!(e.got(C), (vec![], vec!["a"]));
+}

@@ -373,3 +373,20 @@ fn a_new_proxy_gets_routes_once_its_first_clusters_are_warm() {
     assert_eq!(e.ack(C, &[]), [R]);
     assert_eq!(e.got(R), ["r"]);
 }
+
+#[test]
+fn a_warm_cluster_left_in_the_same_revision_goes_after_the_route_ack() {
+    // A canary promoted: the route moves to b (warm already) and a is dropped at once.
+    let mut e = Envoy::synced(
+        view(&[("a", "1"), ("b", "1")], &[("r", &["a", "b"])]),
+        &["a", "b"],
+        &["r"],
+    );
+    assert_eq!(
+        e.view(view(&[("b", "1")], &[("r", &["b"])])),
+        [R],
+        "routes first"
+    );
+    assert_eq!(e.ack(R, &["r"]), [C], "then a goes");
+    assert_eq!(e.got(C), ["b"]);
+}
