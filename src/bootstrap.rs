@@ -98,8 +98,16 @@ pub fn try_parse_label(s: &str) -> Result<(String, String)> {
 
 /// Renders the bootstrap as YAML. An address without a valid port uses
 /// [`DEFAULT_XDS_PORT`]; call [`BootstrapOptions::validate`] first to refuse it instead.
+/// Every string that YAML 1.1 (Envoy's reader) could take for another type is quoted.
 pub fn render(opts: &BootstrapOptions) -> String {
-    serde_yaml::to_string(&to_value(opts)).expect("a JSON value always serializes to YAML")
+    crate::yaml11::to_string(&to_value(opts))
+}
+
+/// The bootstrap as JSON, which Envoy also reads (`-c envoy.json`).
+pub fn render_json(opts: &BootstrapOptions) -> String {
+    let mut text = serde_json::to_string_pretty(&to_value(opts)).expect("JSON serializes");
+    text.push('\n');
+    text
 }
 
 /// The bootstrap as a JSON value (the same document [`render`] prints).
@@ -316,6 +324,30 @@ mod tests {
         let sa = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
             ["socket_address"];
         assert_eq!(sa["address"], "::1");
+    }
+
+    #[test]
+    fn strings_envoy_would_read_as_booleans_are_quoted() {
+        let labels = BTreeMap::from([
+            ("canary".into(), "yes".into()),
+            ("off".into(), "no".into()),
+            ("port".into(), "8080".into()),
+        ]);
+        let yaml = render(&BootstrapOptions {
+            node_id: "on".into(),
+            labels,
+            ..mk_opts()
+        });
+        for line in [
+            r#"canary: "yes""#,
+            r#""off": "no""#,
+            r#"port: "8080""#,
+            r#"id: "on""#,
+        ] {
+            assert!(yaml.contains(line), "{line} in\n{yaml}");
+        }
+        let json: Value = serde_json::from_str(&render_json(&mk_opts())).expect("JSON");
+        assert_eq!(json, to_value(&mk_opts()));
     }
 
     #[test]

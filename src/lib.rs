@@ -41,3 +41,4 @@ pub mod stats;
 pub mod store;
 pub mod translate;
 pub mod xds;
+pub mod yaml11;

@@ -247,6 +247,17 @@ pub struct BootstrapArgs {
     /// gRPC client instead of an Envoy bootstrap.
     #[arg(long, conflicts_with = "delta")]
     pub grpc: bool,
+    /// The Envoy bootstrap's format: YAML (strings quoted wherever YAML 1.1, as Envoy
+    /// reads it, would take them for booleans or numbers) or JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: BootstrapFormat,
+}
+
+/// How `coalmine bootstrap` prints an Envoy bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BootstrapFormat {
+    Yaml,
+    Json,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -376,10 +387,10 @@ fn bootstrap_command(a: BootstrapArgs) -> commands::Outcome {
         delta: a.delta,
     };
     opts.validate().map_err(|e| Failure::Usage(e.to_string()))?;
-    if a.grpc {
-        print!("{}", bootstrap::render_grpc(&opts));
-    } else {
-        print!("{}", bootstrap::render(&opts));
+    match (a.grpc, a.output) {
+        (true, _) => print!("{}", bootstrap::render_grpc(&opts)),
+        (false, BootstrapFormat::Yaml) => print!("{}", bootstrap::render(&opts)),
+        (false, BootstrapFormat::Json) => print!("{}", bootstrap::render_json(&opts)),
     }
     Ok(())
 }

@@ -111,12 +111,18 @@ impl Envoy {
     /// until its admin API is up; it learns the admin address from Envoy itself, so
     /// the bootstrap may use admin port 0.
     pub fn start(bootstrap_yaml: &str) -> Envoy {
+        Envoy::start_file(bootstrap_yaml, "bootstrap.yaml")
+    }
+
+    /// [`Envoy::start`] with the bootstrap in a file of that name: Envoy reads a
+    /// `.json` file as JSON, anything else as YAML.
+    pub fn start_file(bootstrap: &str, file_name: &str) -> Envoy {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let base_id =
             (std::process::id() % 40_000) * 100 + SEQ.fetch_add(1, Ordering::Relaxed) % 100;
         let dir = TempDir::new().expect("tempdir");
-        let config = dir.path().join("bootstrap.yaml");
-        fs::write(&config, bootstrap_yaml).expect("write bootstrap");
+        let config = dir.path().join(file_name);
+        fs::write(&config, bootstrap).expect("write bootstrap");
         let admin_path = dir.path().join("admin-address");
         let stderr = File::create(dir.path().join("stderr")).expect("stderr file");
         let mut child = Command::new(envoy_bin())
