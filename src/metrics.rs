@@ -18,6 +18,9 @@ pub struct Metrics {
     acks: [AtomicU64; 4],
     nacks: [AtomicU64; 4],
     connected: AtomicI64,
+    /// ADS streams ended because a request was invalid (undecodable, oversized,
+    /// compressed).
+    rejected: AtomicU64,
     revision: AtomicU64,
     latency: Histogram,
 }
@@ -51,6 +54,10 @@ impl Metrics {
 
     pub fn nack(&self, kind: TypeKind) {
         self.nacks[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Relaxed);
     }
 
     pub fn connected(&self, delta: i64) {
@@ -88,6 +95,11 @@ impl Metrics {
             "coalmine_xds_nacks_total",
             "Responses proxies rejected (NACK).",
             &self.nacks,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_xds_rejected_requests_total ADS streams ended by an invalid request (undecodable, oversized or compressed).\n# TYPE coalmine_xds_rejected_requests_total counter\ncoalmine_xds_rejected_requests_total {}",
+            self.rejected.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -397,15 +397,26 @@ fn bootstrap_command(a: BootstrapArgs) -> commands::Outcome {
 
 fn run_serve(a: ServeArgs) -> ExitCode {
     init_tracing();
+    // A token nobody can send (blank, or a blank file) is refused, not served open or
+    // locked; an empty variable counts as unset.
     let token = match (&a.admin_token_file, a.admin_token) {
         (Some(path), _) => match std::fs::read_to_string(path) {
-            Ok(t) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+            Ok(t) if t.trim().is_empty() => {
+                tracing::error!("--admin-token-file {} is blank", path.display());
+                return ExitCode::from(2);
+            }
+            Ok(t) => Some(t.trim().to_string()),
             Err(e) => {
                 tracing::error!("cannot read --admin-token-file {}: {e}", path.display());
                 return ExitCode::from(2);
             }
         },
-        (None, token) => token.filter(|t| !t.is_empty()),
+        (None, Some(t)) if t.is_empty() => None,
+        (None, Some(t)) if t.trim().is_empty() => {
+            tracing::error!("the admin token (--admin-token or COALMINE_ADMIN_TOKEN) is blank");
+            return ExitCode::from(2);
+        }
+        (None, token) => token.map(|t| t.trim().to_string()),
     };
     let opts = ServeOptions {
         xds_addr: a.xds_addr,

@@ -39,9 +39,27 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>> {
     let mut errors = Vec::new();
     let mut documents = Vec::new();
     let values = split(text, &mut errors);
+    // Where each resource was first defined: the same one twice is an error, never
+    // "the last wins".
+    let mut first: std::collections::BTreeMap<String, usize> = Default::default();
     for (index, value) in values.into_iter().enumerate() {
         if let Some(document) = try_document(value, index + 1, &mut errors) {
-            documents.push(document);
+            let key = document.key.to_string();
+            match first.get(&key) {
+                Some(earlier) => errors.push(FieldError {
+                    resource: key,
+                    field: "metadata.name".into(),
+                    message: format!(
+                        "another document has the same kind, namespace and name \
+                         (documents {earlier} and {})",
+                        index + 1
+                    ),
+                }),
+                None => {
+                    first.insert(key, index + 1);
+                    documents.push(document);
+                }
+            }
         }
     }
     if errors.is_empty() {
@@ -94,12 +112,52 @@ fn split_json(text: &str) -> Split {
 fn split_yaml(text: &str) -> Split {
     let mut values = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        match Value::deserialize(document) {
+        let yaml = match serde_yaml::Value::deserialize(document) {
+            Ok(yaml) => yaml,
+            Err(e) => return Err((values, format!("invalid YAML: {e}"))),
+        };
+        // JSON has no infinity or NaN: `.inf` would silently become null.
+        if let Some(path) = non_finite(&yaml) {
+            return Err((values, format!("{path}: not a finite number")));
+        }
+        match serde_json::to_value(yaml) {
             Ok(value) => flatten(value, &mut values),
             Err(e) => return Err((values, format!("invalid YAML: {e}"))),
         }
     }
     Ok(values)
+}
+
+/// The path (`spec.http[0].route[0].weight`) of the first `.inf`, `-.inf` or `.nan`.
+fn non_finite(value: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value as Y;
+    match value {
+        Y::Number(n) if n.is_nan() || n.is_infinite() => Some(String::new()),
+        Y::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| non_finite(item).map(|rest| format!("[{i}]{}", dotted(&rest)))),
+        Y::Mapping(map) => map.iter().find_map(|(k, v)| {
+            let key = match k {
+                Y::String(s) => s.clone(),
+                other => serde_yaml::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            };
+            non_finite(v).map(|rest| format!("{key}{}", dotted(&rest)))
+        }),
+        Y::Tagged(tagged) => non_finite(&tagged.value),
+        _ => None,
+    }
+}
+
+/// A nested path joined after its parent: `.key`, or `[i]` as it is.
+fn dotted(rest: &str) -> String {
+    match rest.starts_with('[') || rest.is_empty() {
+        true => rest.to_string(),
+        false => format!(".{rest}"),
+    }
 }
 
 fn flatten(value: Value, out: &mut Vec<Value>) {

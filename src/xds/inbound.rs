@@ -93,7 +93,7 @@ impl<M: prost::Message + Default> Inbound<M> {
         }
         M::decode(bytes)
             .map(Some)
-            .map_err(|e| Status::internal(format!("cannot decode a request: {e}")))
+            .map_err(|e| Status::invalid_argument(format!("cannot decode a request: {e}")))
     }
 }
 

@@ -222,7 +222,8 @@ async fn run_stream<P: StreamProtocol>(
 ) {
     let first = match requests.message().await {
         Ok(Some(req)) => req,
-        _ => return,
+        Ok(None) => return,
+        Err(status) => return refuse(&state, "", status, &tx).await,
     };
     let node = P::node(&first).map(NodeInfo::from_node).unwrap_or_default();
     info!(
@@ -262,7 +263,7 @@ async fn run_stream<P: StreamProtocol>(
                 Ok(Some(req)) => stream.handle_request(&req),
                 Ok(None) => break,
                 Err(status) => {
-                    debug!(node = %node.id, %status, "stream error");
+                    refuse(&state, &node.id, status, &tx).await;
                     break;
                 }
             },
@@ -282,6 +283,26 @@ async fn run_stream<P: StreamProtocol>(
     state.ledger.disconnect(id);
     state.metrics.connected(-1);
     info!(node = %node.id, "proxy disconnected");
+}
+
+/// Ends a stream whose request could not be read: an invalid one (undecodable,
+/// oversized, compressed) gets its status and text, and is logged and counted; a
+/// broken connection just ends.
+async fn refuse<R>(
+    state: &XdsState,
+    node: &str,
+    status: Status,
+    tx: &mpsc::Sender<Result<R, Status>>,
+) {
+    use tonic::Code;
+    match status.code() {
+        Code::InvalidArgument | Code::ResourceExhausted | Code::Unimplemented => {
+            warn!(node, code = ?status.code(), error = status.message(), "invalid ADS request: stream ended");
+            state.metrics.rejected();
+            let _ = tx.send(Err(status)).await;
+        }
+        _ => debug!(node, %status, "stream error"),
+    }
 }
 
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {

@@ -240,3 +240,21 @@ impl GrpcClient {
         }
     }
 }
+
+/// Sends `payload` (hex-encoded message bytes, or `big` for 17 MiB) as the one request
+/// of an ADS stream (`sotw` or `delta`) and returns how the server ended it: `CODE
+/// message`, e.g. `INVALID_ARGUMENT cannot decode a request: ...`.
+pub fn raw_ads(xds_addr: &str, protocol: &str, payload: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(script("raw_ads.py"))
+        .args([xds_addr, protocol, payload])
+        .env("PYTHONPATH", grpcio_path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    assert!(
+        out.status.success(),
+        "raw_ads.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

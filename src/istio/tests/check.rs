@@ -277,7 +277,7 @@ fn duplicate_documents() {
         error(
             "Gateway default/gw",
             "metadata.name",
-            "another document has the same kind, namespace and name"
+            "another document has the same kind, namespace and name (documents 4 and 6)"
         )
     );
 }

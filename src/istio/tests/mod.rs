@@ -292,6 +292,38 @@ fn reports_syntax_errors() {
 }
 
 #[test]
+fn non_finite_numbers_are_errors_naming_the_field() {
+    for bad in [".inf", "-.inf", ".nan"] {
+        let text = format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web}}\n\
+             spec:\n  hosts: [web]\n  http:\n  - route:\n    - destination: {{host: web}}\n      weight: {bad}\n"
+        );
+        let errors = parse_documents(&text).unwrap_err();
+        assert_eq!(errors.0[0].resource, "document 1", "{errors}");
+        assert!(
+            errors.0[0]
+                .message
+                .contains("spec.http[0].route[0].weight: not a finite number"),
+            "{errors}"
+        );
+    }
+}
+
+#[test]
+fn the_same_resource_twice_in_one_body_names_both_documents() {
+    let doc = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: web}\n\
+               spec: {hosts: [web.example], ports: [{number: 80, name: http, protocol: HTTP}], \
+               resolution: DNS}\n";
+    let errors = parse_documents(&format!("{doc}---\n{doc}")).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert!(errors.0[0].resource.contains("web"), "{errors}");
+    assert!(
+        errors.0[0].message.contains("documents 1 and 2"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn rejects_unknown_fields_anywhere() {
     let text = FULL
         .replace(

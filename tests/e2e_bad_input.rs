@@ -1,0 +1,123 @@
+//! Bad input gets a clear error and changes nothing: an ADS request that cannot be read
+//! ends its stream with INVALID_ARGUMENT or RESOURCE_EXHAUSTED and the reason (logged
+//! and counted on `/metrics`), non-finite numbers and the same resource twice in one
+//! body are refused naming the field or both documents, and a blank admin token stops
+//! `coalmine serve` at start-up.
+
+mod support;
+
+use support::{grpc, process, Coalmine};
+
+#[test]
+fn an_unreadable_ads_request_ends_its_stream_with_the_reason() {
+    let coalmine = Coalmine::start_bare(&[]);
+    let xds = coalmine.xds_addr();
+    for protocol in ["sotw", "delta"] {
+        // Field 1 (a SotW version_info, a Delta node) as a length running past the end.
+        let answer = grpc::raw_ads(&xds, protocol, "0aff01");
+        assert!(
+            answer.starts_with("INVALID_ARGUMENT cannot decode a request"),
+            "{protocol}: {answer}"
+        );
+        let answer = grpc::raw_ads(&xds, protocol, "big");
+        assert!(
+            answer.starts_with("RESOURCE_EXHAUSTED"),
+            "{protocol}: {answer}"
+        );
+        assert!(answer.contains("over the limit"), "{answer}");
+    }
+    let metrics = coalmine.admin_get("/metrics").body;
+    assert!(
+        metrics.contains("coalmine_xds_rejected_requests_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        coalmine.log_contains("invalid ADS request"),
+        "{}",
+        coalmine.logs()
+    );
+}
+
+#[test]
+fn non_finite_weights_and_duplicate_documents_are_refused_and_change_nothing() {
+    let coalmine = Coalmine::start_bare(&[]);
+    let entry = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+";
+    for weight in [".inf", "-.inf", ".nan"] {
+        let body = format!(
+            "{entry}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web}}
+spec:
+  hosts: [web.example]
+  http:
+  - route:
+    - destination: {{host: web.example}}
+      weight: {weight}
+"
+        );
+        let r = coalmine.admin_request("POST", "/api/v1/apply", "application/yaml", &body);
+        assert_eq!(r.status, 400, "{weight}: {}", r.body);
+        assert!(
+            r.body.contains("spec.http[0].route[0].weight"),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("not a finite number"), "{}", r.body);
+    }
+    let r = coalmine.admin_request(
+        "POST",
+        "/api/v1/apply",
+        "application/yaml",
+        &format!("{entry}---\n{entry}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("documents 1 and 2"), "{}", r.body);
+    // Nothing was stored.
+    let history = coalmine.admin_get("/api/v1/revisions").body;
+    assert!(!history.contains("ServiceEntry"), "{history}");
+}
+
+#[test]
+fn a_blank_admin_token_is_refused_at_start_up() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let data = dir.path().join("data");
+    let args = [
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--xds-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    let out = process::cli_with(&args, &[("COALMINE_ADMIN_TOKEN", "   ")], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("blank"), "{text}");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "\n  \n").expect("write token");
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["--admin-token-file", file.to_str().unwrap()]);
+    let out = process::cli(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
