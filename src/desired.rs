@@ -238,7 +238,12 @@ impl Desired {
         }
         let values: Vec<serde_json::Value> =
             plan.documents.values().map(|d| d.value.clone()).collect();
-        let info = self.store.append(&summary(verb, &plan.changed), &values)?;
+        let summary = summary(verb, &plan.changed);
+        let info = self.store.append(&summary, &values).inspect_err(|e| {
+            // Nothing changed: the served revision stays, and the operator learns why.
+            let lost = self.published.borrow().revision + 1;
+            tracing::error!(revision = lost, change = %summary, "the change was not stored: {e}");
+        })?;
         *current = plan.documents;
         self.published.send_replace(Published {
             revision: info.revision,
