@@ -104,6 +104,8 @@ pub enum ProxyStatus {
 #[derive(Debug)]
 pub struct Ledger {
     proxies: Mutex<BTreeMap<u64, ProxyRecord>>,
+    /// Open streams per node id: what may report stats (see [`Ledger::has_node`]).
+    nodes: Mutex<std::collections::HashMap<String, usize>>,
     next_id: Mutex<u64>,
     /// Bumped on every change, so waiters wake without polling.
     changes: watch::Sender<u64>,
@@ -113,6 +115,7 @@ impl Default for Ledger {
     fn default() -> Self {
         Self {
             proxies: Mutex::default(),
+            nodes: Mutex::default(),
             next_id: Mutex::new(0),
             changes: watch::channel(0).0,
         }
@@ -127,12 +130,26 @@ impl Ledger {
             *next += 1;
             *next
         };
+        *self
+            .nodes
+            .lock()
+            .expect("ledger poisoned")
+            .entry(record.node.id.clone())
+            .or_default() += 1;
         self.proxies
             .lock()
             .expect("ledger poisoned")
             .insert(id, record);
         self.notify();
         id
+    }
+
+    /// Whether a proxy of this node id has an ADS stream open.
+    pub fn has_node(&self, node: &str) -> bool {
+        self.nodes
+            .lock()
+            .expect("ledger poisoned")
+            .contains_key(node)
     }
 
     /// Applies `update` to a stream's record; it returns whether it changed anything.
@@ -147,9 +164,21 @@ impl Ledger {
         }
     }
 
-    pub fn disconnect(&self, id: u64) {
-        self.proxies.lock().expect("ledger poisoned").remove(&id);
+    /// Forgets a stream; true when it was its node id's last.
+    pub fn disconnect(&self, id: u64) -> bool {
+        let removed = self.proxies.lock().expect("ledger poisoned").remove(&id);
         self.notify();
+        let Some(record) = removed else {
+            return false;
+        };
+        let mut nodes = self.nodes.lock().expect("ledger poisoned");
+        let count = nodes.entry(record.node.id.clone()).or_default();
+        *count = count.saturating_sub(1);
+        let last = *count == 0;
+        if last {
+            nodes.remove(&record.node.id);
+        }
+        last
     }
 
     /// Every connected proxy, ordered by node id then stream id.
@@ -243,7 +272,12 @@ mod tests {
         });
         assert!(rx.has_changed().unwrap());
         assert_eq!(ledger.proxies()[0].revision, 2);
-        ledger.disconnect(id);
+        let again = ledger.connect(mk_record(1, "a", "a"));
+        assert!(ledger.has_node("gw-1"));
+        assert!(!ledger.disconnect(id), "another stream of gw-1 is open");
+        assert!(ledger.has_node("gw-1"));
+        assert!(ledger.disconnect(again));
+        assert!(!ledger.has_node("gw-1"));
         assert!(ledger.proxies().is_empty());
     }
 }

@@ -21,6 +21,11 @@ pub struct Metrics {
     /// ADS streams ended because a request was invalid (undecodable, oversized,
     /// compressed).
     rejected: AtomicU64,
+    /// Stats reports dropped: from a node id with no ADS stream open, and clusters
+    /// over the series bounds.
+    stats_unknown: AtomicU64,
+    stats_over_limit: AtomicU64,
+    stats_series: AtomicU64,
     revision: AtomicU64,
     latency: Histogram,
 }
@@ -58,6 +63,18 @@ impl Metrics {
 
     pub fn rejected(&self) {
         self.rejected.fetch_add(1, Relaxed);
+    }
+
+    /// A stats report from a node id that has no ADS stream open was dropped.
+    pub fn stats_from_unknown(&self) {
+        self.stats_unknown.fetch_add(1, Relaxed);
+    }
+
+    /// `dropped` clusters of a stats report were over the series bounds; `series` are
+    /// held now.
+    pub fn stats_recorded(&self, dropped: usize, series: usize) {
+        self.stats_over_limit.fetch_add(dropped as u64, Relaxed);
+        self.stats_series.store(series as u64, Relaxed);
     }
 
     pub fn connected(&self, delta: i64) {
@@ -100,6 +117,17 @@ impl Metrics {
             out,
             "# HELP coalmine_xds_rejected_requests_total ADS streams ended by an invalid request (undecodable, oversized or compressed).\n# TYPE coalmine_xds_rejected_requests_total counter\ncoalmine_xds_rejected_requests_total {}",
             self.rejected.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_stats_dropped_total Stats reports dropped: from a node id with no ADS stream open (unknown_node), or clusters over the series bounds (series_limit).\n# TYPE coalmine_stats_dropped_total counter\ncoalmine_stats_dropped_total{{reason=\"unknown_node\"}} {}\ncoalmine_stats_dropped_total{{reason=\"series_limit\"}} {}",
+            self.stats_unknown.load(Relaxed),
+            self.stats_over_limit.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_stats_series (proxy, cluster) stat series held for analysis.\n# TYPE coalmine_stats_series gauge\ncoalmine_stats_series {}",
+            self.stats_series.load(Relaxed)
         );
         let _ = writeln!(
             out,

@@ -132,6 +132,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         shutdown: shutdown_rx.clone(),
         ledger: ledger.clone(),
         metrics: metrics.clone(),
+        stats: stats.clone(),
     });
     let mut stop = shutdown_rx.clone();
     let xds = tokio::spawn(
@@ -139,7 +140,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(ads)
-            .add_service(MetricsServiceServer::new(StatsService::new(stats.clone())))
+            .add_service(MetricsServiceServer::new(StatsService::new(
+                stats.clone(),
+                ledger.clone(),
+                metrics.clone(),
+            )))
             .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
                 let _ = stop.wait_for(|s| *s).await;
             }),

@@ -121,3 +121,107 @@ fn a_blank_admin_token_is_refused_at_start_up() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Pushes one stats report (one cluster, 700 requests, all 5xx) claiming `node`.
+fn push_stats(xds_addr: &str, node: &str) {
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::envoy::service::metrics::v3::metrics_service_client::MetricsServiceClient;
+    use envoy_types::pb::envoy::service::metrics::v3::stream_metrics_message::Identifier;
+    use envoy_types::pb::envoy::service::metrics::v3::StreamMetricsMessage;
+    use envoy_types::pb::io::prometheus::client::{Counter, Metric, MetricFamily, MetricType};
+    let counter = |name: &str| MetricFamily {
+        name: Some(name.into()),
+        r#type: Some(MetricType::Counter as i32),
+        metric: vec![Metric {
+            counter: Some(Counter {
+                value: Some(700.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let message = StreamMetricsMessage {
+        identifier: Some(Identifier {
+            node: Some(Node {
+                id: node.into(),
+                ..Default::default()
+            }),
+        }),
+        envoy_metrics: vec![
+            counter("cluster.outbound|80|v2|web.example.upstream_rq_completed"),
+            counter("cluster.outbound|80|v2|web.example.upstream_rq_5xx"),
+        ],
+    };
+    let url = format!("http://{xds_addr}");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async move {
+            let mut client = MetricsServiceClient::connect(url).await.expect("connect");
+            let _ = client
+                .stream_metrics(tokio_stream::iter(vec![message]))
+                .await
+                .expect("stream_metrics");
+        });
+}
+
+fn metric(coalmine: &Coalmine, line_prefix: &str) -> u64 {
+    let body = coalmine.admin_get("/metrics").body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_prefix} in:\n{body}"))
+}
+
+#[test]
+fn stats_from_a_node_with_no_ads_stream_are_dropped_and_counted() {
+    let coalmine = Coalmine::start_bare(&[]);
+    push_stats(&coalmine.xds_addr(), "invented-node");
+    assert!(
+        support::poll_until(std::time::Duration::from_secs(5), || {
+            metric(
+                &coalmine,
+                "coalmine_stats_dropped_total{reason=\"unknown_node\"} ",
+            ) >= 1
+        }),
+        "the forged report was not counted"
+    );
+    assert_eq!(
+        metric(&coalmine, "coalmine_stats_series "),
+        0,
+        "nothing recorded"
+    );
+    assert!(
+        coalmine.log_contains("no ADS stream open"),
+        "{}",
+        coalmine.logs()
+    );
+
+    // A real Envoy's own reports are taken, and go with its stream.
+    let node = support::unique("stats-real");
+    let envoy = support::Envoy::connect(&coalmine.xds_addr(), &node, &[], false);
+    assert!(
+        support::poll_until(std::time::Duration::from_secs(20), || {
+            metric(&coalmine, "coalmine_stats_series ") > 0
+        }),
+        "the connected Envoy's stats were not recorded"
+    );
+    drop(envoy); // its ADS stream ends, and its series with it
+    assert!(
+        support::poll_until(std::time::Duration::from_secs(10), || {
+            metric(&coalmine, "coalmine_stats_series ") == 0
+        }),
+        "the disconnected Envoy's series were kept"
+    );
+    push_stats(&coalmine.xds_addr(), &node);
+    assert!(
+        support::poll_until(std::time::Duration::from_secs(5), || {
+            metric(
+                &coalmine,
+                "coalmine_stats_dropped_total{reason=\"unknown_node\"} ",
+            ) >= 2
+        }),
+        "stats for a disconnected node id were taken"
+    );
+    assert_eq!(metric(&coalmine, "coalmine_stats_series "), 0);
+}

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 /// How much history is kept per series: longer than any analysis interval in use.
 const RETENTION: Duration = Duration::from_secs(30 * 60);
 
+/// The most (proxy, cluster) series one proxy may hold, and all proxies together:
+/// reports beyond them are dropped (and counted), never grown into.
+pub const MAX_SERIES_PER_PROXY: usize = 20_000;
+pub const MAX_SERIES: usize = 200_000;
+
 /// One report of one cluster's cumulative stats from one proxy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -54,14 +59,29 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct Stats {
     series: Mutex<HashMap<(String, String), VecDeque<Sample>>>,
+    /// Series per proxy, to bound them.
+    per_node: Mutex<HashMap<String, usize>>,
 }
 
 impl Stats {
-    /// Records one proxy's report: its samples per cluster.
-    pub fn record(&self, node: &str, samples: BTreeMap<String, Sample>) {
+    /// Records one proxy's report: its samples per cluster. Returns how many clusters
+    /// were dropped because a bound ([`MAX_SERIES_PER_PROXY`], [`MAX_SERIES`]) was
+    /// reached.
+    pub fn record(&self, node: &str, samples: BTreeMap<String, Sample>) -> usize {
         let mut series = self.series.lock().expect("stats poisoned");
+        let mut per_node = self.per_node.lock().expect("stats poisoned");
+        let mut dropped = 0;
         for (cluster, sample) in samples {
-            let queue = series.entry((node.to_string(), cluster)).or_default();
+            let key = (node.to_string(), cluster);
+            if !series.contains_key(&key) {
+                let count = per_node.entry(node.to_string()).or_default();
+                if *count >= MAX_SERIES_PER_PROXY || series.len() >= MAX_SERIES {
+                    dropped += 1;
+                    continue;
+                }
+                *count += 1;
+            }
+            let queue = series.entry(key).or_default();
             let cutoff = sample.at.checked_sub(RETENTION);
             while queue
                 .front()
@@ -78,6 +98,19 @@ impl Stats {
             }
             queue.push_back(sample);
         }
+        dropped
+    }
+
+    /// Drops every series of a proxy (its last ADS stream ended).
+    pub fn forget(&self, node: &str) {
+        let mut series = self.series.lock().expect("stats poisoned");
+        series.retain(|(n, _), _| n != node);
+        self.per_node.lock().expect("stats poisoned").remove(node);
+    }
+
+    /// How many (proxy, cluster) series are held.
+    pub fn series(&self) -> usize {
+        self.series.lock().expect("stats poisoned").len()
     }
 
     /// What `cluster` saw between `now - interval` and `now`, over every proxy.
@@ -211,6 +244,29 @@ mod tests {
         let w = Window::default();
         assert_eq!(w.success_rate(), None);
         assert_eq!(w.p99_ms(), None);
+    }
+
+    #[test]
+    fn series_are_bounded_per_proxy_and_dropped_with_it() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        let many: BTreeMap<String, Sample> = (0..MAX_SERIES_PER_PROXY + 5)
+            .map(|i| (format!("c{i}"), mk_sample(now, 1, 0, 1)))
+            .collect();
+        assert_eq!(stats.record("a", many.clone()), 5);
+        assert_eq!(stats.series(), MAX_SERIES_PER_PROXY);
+        // Known series still take new samples; another proxy has its own bound.
+        assert_eq!(stats.record("a", many.clone()), 5);
+        assert_eq!(
+            stats.record(
+                "b",
+                BTreeMap::from([("c0".into(), mk_sample(now, 1, 0, 1))])
+            ),
+            0
+        );
+        stats.forget("a");
+        assert_eq!(stats.series(), 1);
+        assert_eq!(stats.window("c0", Duration::from_secs(60), now).requests, 1);
     }
 
     #[test]

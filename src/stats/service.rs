@@ -6,18 +6,28 @@ use std::time::Instant;
 use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::MetricsService;
 use envoy_types::pb::envoy::service::metrics::v3::{StreamMetricsMessage, StreamMetricsResponse};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{ingest, Stats};
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 
+/// Takes stats only from node ids that have an ADS stream open: a client that is not
+/// a connected proxy cannot feed a release's analysis.
 #[derive(Debug, Clone)]
 pub struct StatsService {
     stats: Arc<Stats>,
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
 }
 
 impl StatsService {
-    pub fn new(stats: Arc<Stats>) -> Self {
-        Self { stats }
+    pub fn new(stats: Arc<Stats>, ledger: Arc<Ledger>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            stats,
+            ledger,
+            metrics,
+        }
     }
 }
 
@@ -30,13 +40,25 @@ impl MetricsService for StatsService {
         let mut stream = request.into_inner();
         // Only the first message of a stream identifies the proxy.
         let mut node = String::new();
+        let mut warned = false;
         while let Some(message) = stream.message().await? {
             if let Some(id) = message.identifier.as_ref().and_then(|i| i.node.as_ref()) {
                 node = id.id.clone();
             }
+            if !self.ledger.has_node(&node) {
+                self.metrics.stats_from_unknown();
+                if !std::mem::replace(&mut warned, true) {
+                    warn!(
+                        node,
+                        "stats from a node id with no ADS stream open: dropped"
+                    );
+                }
+                continue;
+            }
             let samples = ingest::samples(&message.envoy_metrics, Instant::now());
             debug!(node, clusters = samples.len(), "stats report");
-            self.stats.record(&node, samples);
+            let dropped = self.stats.record(&node, samples);
+            self.metrics.stats_recorded(dropped, self.stats.series());
         }
         Ok(Response::new(StreamMetricsResponse {}))
     }

@@ -43,6 +43,8 @@ pub struct XdsState {
     pub shutdown: watch::Receiver<bool>,
     pub ledger: Arc<Ledger>,
     pub metrics: Arc<Metrics>,
+    /// The stats proxies push: a proxy's go when its last stream does.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 /// The `AggregatedDiscoveryService` as a tower service, so that responses go through
@@ -280,7 +282,10 @@ async fn run_stream<P: StreamProtocol>(
             }
         };
     }
-    state.ledger.disconnect(id);
+    if state.ledger.disconnect(id) {
+        state.stats.forget(&node.id);
+        state.metrics.stats_recorded(0, state.stats.series());
+    }
     state.metrics.connected(-1);
     info!(node = %node.id, "proxy disconnected");
 }
