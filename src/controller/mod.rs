@@ -205,10 +205,14 @@ impl Controller {
     async fn sync(&self, rollouts: &[Rollout]) {
         let mut machines = self.machines.lock().await;
         machines.retain(|key, _| rollouts.iter().any(|r| &r.key == key));
-        let starting = rollouts.iter().any(|r| {
-            let spec = crate::snapshot::short_hash(format!("{r:?}").as_bytes());
-            machines.get(&r.key).is_none_or(|e| e.spec != spec)
-        });
+        let specs: Vec<String> = rollouts
+            .iter()
+            .map(|r| crate::snapshot::short_hash(format!("{r:?}").as_bytes()))
+            .collect();
+        let starting = rollouts
+            .iter()
+            .zip(&specs)
+            .any(|(r, spec)| machines.get(&r.key).is_none_or(|e| &e.spec != spec));
         if !starting {
             return; // every release runs on its current spec: nothing to read
         }
@@ -220,8 +224,7 @@ impl Controller {
             .into_iter()
             .map(|(k, spec, state)| (k, (spec, state)))
             .collect();
-        for rollout in rollouts {
-            let spec = crate::snapshot::short_hash(format!("{rollout:?}").as_bytes());
+        for (rollout, spec) in rollouts.iter().zip(specs) {
             if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
                 continue;
             }

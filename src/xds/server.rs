@@ -97,6 +97,9 @@ pub trait StreamProtocol: Send + 'static {
     /// A stream serving `view`, whose proxy may hold `previous` (the view before).
     fn new(view: Arc<View>, previous: Option<Arc<View>>) -> Self;
     fn node(req: &Self::Request) -> Option<&Node>;
+    /// Whether a first request says the client already holds a configuration (it
+    /// reconnected): only then is the previous view worth looking up.
+    fn resumes(req: &Self::Request) -> bool;
     fn handle_request(&mut self, req: &Self::Request) -> Output<Self::Response>;
     fn handle_view(&mut self, view: Arc<View>) -> Output<Self::Response>;
     fn sent(&self, kind: TypeKind) -> Option<&str>;
@@ -119,6 +122,9 @@ impl StreamProtocol for SotwStream {
     }
     fn node(req: &SotwRequest) -> Option<&Node> {
         req.node.as_ref()
+    }
+    fn resumes(req: &SotwRequest) -> bool {
+        !req.version_info.is_empty()
     }
     fn handle_request(&mut self, req: &SotwRequest) -> Output {
         SotwStream::handle_request(self, req)
@@ -155,6 +161,9 @@ impl StreamProtocol for DeltaStream {
     }
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
+    }
+    fn resumes(req: &DeltaDiscoveryRequest) -> bool {
+        !req.initial_resource_versions.is_empty()
     }
     fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
         DeltaStream::handle_request(self, req)
@@ -237,7 +246,10 @@ async fn run_stream<P: StreamProtocol>(
         "proxy connected"
     );
     let mut snapshot = state.snapshots.borrow_and_update().clone();
-    let mut stream = P::new(node.view_of(&snapshot), node.previous_view_of(&snapshot));
+    let previous = P::resumes(&first)
+        .then(|| node.previous_view_of(&snapshot))
+        .flatten();
+    let mut stream = P::new(node.view_of(&snapshot), previous);
     let id = state
         .ledger
         .connect(ProxyRecord::new(node.clone(), snapshot.revision()));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::traffic::LoadReport;
+use super::traffic::{Client, LoadReport};
 use super::{poll_until, Coalmine, Envoy, Load};
 
 /// The pause between two requests of a `Traffic` (one connection, one at a time).
@@ -252,4 +252,38 @@ pub fn wait_cluster(envoy: &Envoy, cluster: &str, present: bool, timeout: Durati
         if present { "never came" } else { "never left" },
         envoy.dynamic_cluster_names()
     );
+}
+
+/// The protocol's name in labels and messages.
+pub fn protocol(delta: bool) -> &'static str {
+    if delta {
+        "delta"
+    } else {
+        "sotw"
+    }
+}
+
+/// POSTs `yaml` to `path` (`/api/v1/apply?wait=10s`, ...); the status, the body and
+/// how long the answer took (read for up to 30 s, longer than any `wait=` here).
+pub fn post(coalmine: &Coalmine, path: &str, yaml: &str) -> (u16, Value, Duration) {
+    let mut client = Client::new(coalmine.admin_port());
+    client.timeout = Duration::from_secs(30);
+    let headers = [("content-type", "application/yaml")];
+    let started = Instant::now();
+    let r = client
+        .request("POST", "localhost", path, &headers, yaml.as_bytes())
+        .unwrap_or_else(|e| panic!("coalmine admin POST {path}: {e}"));
+    let took = started.elapsed();
+    let body = serde_json::from_str(&r.body).unwrap_or(Value::String(r.body.clone()));
+    (r.status, body, took)
+}
+
+/// POSTs and asserts a 200.
+pub fn post_ok(coalmine: &Coalmine, path: &str, yaml: &str) -> (Value, Duration) {
+    let (status, body, took) = post(coalmine, path, yaml);
+    assert_eq!(
+        status, 200,
+        "POST {path} answered {status} after {took:?}: {body}"
+    );
+    (body, took)
 }

@@ -31,7 +31,9 @@ fn mk_view(cluster_version: &str) -> Arc<View> {
     ]))
 }
 
-fn mk_req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> SotwRequest {
+/// A request for `kind` naming `names`, with this version and nonce (shared with the
+/// make-before-break tests).
+pub(super) fn mk_req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> SotwRequest {
     SotwRequest::from(DiscoveryRequest {
         type_url: kind.type_url().into(),
         resource_names: names.iter().map(|s| s.to_string()).collect(),

@@ -1,24 +1,14 @@
 //! Make-before-break on a SotW stream (see `xds::warm`): one `#[test]` per rule.
 
+use super::tests::mk_req as req;
 use super::*;
 use crate::xds::warm::fixtures::{names, view};
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::google::rpc::Status;
 
 /// Plays Envoy on one stream: remembers the last response per type and answers it.
 struct Envoy {
     s: SotwStream,
     last: [Option<Response>; 4],
-}
-
-fn req(kind: TypeKind, names: &[&str], version: &str, nonce: &str) -> SotwRequest {
-    SotwRequest::from(DiscoveryRequest {
-        type_url: kind.type_url().into(),
-        resource_names: names.iter().map(|s| s.to_string()).collect(),
-        version_info: version.into(),
-        response_nonce: nonce.into(),
-        ..Default::default()
-    })
 }
 
 impl Envoy {
