@@ -208,7 +208,9 @@ impl SotwStream {
         };
         let state = &mut self.types[kind.index()];
 
-        if req.response_nonce.is_empty() {
+        // A nonce this stream never sent (a proxy reconnecting with the last one of its
+        // previous stream) also starts the subscription.
+        if req.response_nonce.is_empty() || state.subscription.is_none() {
             let subscription = subscription_of(req, state.subscription.as_ref());
             // A first request for this type on this stream, possibly from a proxy that
             // reconnected and already holds a version.

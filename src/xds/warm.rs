@@ -55,6 +55,8 @@ pub struct Warmth {
     rewarm: BTreeMap<String, bool>,
     /// Per type: every response sent was ACKed (nothing outstanding, no NACK since).
     settled: [bool; 4],
+    /// Per type: whether anything was sent or answered on this stream yet.
+    started: [bool; 4],
     /// Absent clusters the last pass waited for, and those given up on.
     waiting: BTreeSet<String>,
     given_up: BTreeSet<String>,
@@ -71,6 +73,7 @@ impl Default for Warmth {
             first: None,
             rewarm: BTreeMap::new(),
             settled: [true; 4],
+            started: [false; 4],
             waiting: BTreeSet::new(),
             given_up: BTreeSet::new(),
             holding: false,
@@ -83,13 +86,19 @@ impl Warmth {
     /// A proxy that reconnected holding other clusters (its first CDS request said so):
     /// it may be using listeners and routes not heard of yet, so no cluster is dropped
     /// before those are ACKed.
+    /// Types that already had an exchange on this stream (Envoy's requests after a
+    /// reconnect come in any order) are known, and keep what they are.
     pub fn resumed(&mut self) {
-        self.settled[TypeKind::Listener.index()] = false;
-        self.settled[TypeKind::Route.index()] = false;
+        for kind in [TypeKind::Listener, TypeKind::Route] {
+            if !self.started[kind.index()] {
+                self.settled[kind.index()] = false;
+            }
+        }
     }
 
     /// A response of `kind` went out.
     pub fn sent(&mut self, kind: TypeKind) {
+        self.started[kind.index()] = true;
         self.settled[kind.index()] = false;
     }
 
@@ -99,6 +108,7 @@ impl Warmth {
         let routes = matches!(kind, TypeKind::Listener | TypeKind::Route);
         // Routes ACKed may let a kept cluster go.
         self.progressed |= routes && settled && !self.settled[kind.index()];
+        self.started[kind.index()] = true;
         self.settled[kind.index()] = settled;
         let (clusters, assignments) = (
             self.settled[TypeKind::Cluster.index()],
@@ -136,7 +146,7 @@ impl Warmth {
     }
 
     /// A cluster went out: `new` when the proxy did not hold one of its name.
-    pub fn cluster_sent(&mut self, cluster: &Encoded, new: bool) {
+    fn cluster_sent(&mut self, cluster: &Encoded, new: bool) {
         self.given_up.remove(&cluster.name);
         let eds = !cluster.uses.is_empty();
         if new {
@@ -188,7 +198,7 @@ impl Warmth {
     }
 
     /// An assignment went out.
-    pub fn assignment_sent(&mut self, name: &str) {
+    fn assignment_sent(&mut self, name: &str) {
         if let Some(Needs::Assignment { sent }) = self.unwarmed.get_mut(name) {
             *sent = true;
         }

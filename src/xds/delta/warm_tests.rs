@@ -174,3 +174,26 @@ fn a_warm_cluster_left_in_the_same_revision_goes_after_the_route_ack() {
     assert_eq!(e.ack(R), [C, E], "then a and its assignment go");
     assert_eq!(e.got(C), (vec![], vec!["a"]));
 }
+
+#[test]
+fn a_reconnect_whose_listeners_answered_before_its_clusters_still_drops_the_old_cluster() {
+    // Envoy's first requests after a reconnect come in any order: here LDS first.
+    let v = view(&[("b", "1")], &[("r", &["b"])]);
+    let mut e = Envoy::new(v);
+    e.send(req(TypeKind::Listener, &[], ""));
+    e.ack(TypeKind::Listener);
+    let mut first = req(C, &[], "");
+    first.initial_resource_versions = [("a".to_string(), "1".to_string())].into();
+    e.send(first);
+    assert_eq!(e.got(C), (vec!["b"], vec![]), "a is kept for now");
+    e.ack(C);
+    let mut eds = req(E, &["a", "b"], "");
+    eds.initial_resource_versions = [("a".to_string(), "1".to_string())].into();
+    e.send(eds);
+    e.ack(E);
+    let mut rds = req(R, &["r"], "");
+    rds.initial_resource_versions = [("r".to_string(), "a".to_string())].into();
+    assert_eq!(e.send(rds), [R]);
+    assert_eq!(e.ack(R), [C, E], "the listeners were ACKed already: a goes");
+    assert!(e.s.converged());
+}
