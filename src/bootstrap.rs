@@ -2,7 +2,7 @@
 //! bootstrap that points a proxyless gRPC client at it.
 //!
 //! Pure rendering: [`BootstrapOptions`] in, Envoy v3 bootstrap YAML out. The YAML is
-//! produced by `serde_yaml` from a JSON value (never by string formatting), so node ids
+//! produced by [`crate::yaml11`] from a JSON value (never by string formatting), so node ids
 //! and label values with any characters stay safe, and the output is deterministic.
 //! This module owns no I/O and no CLI parsing beyond the small helpers the CLI uses.
 
@@ -234,7 +234,7 @@ mod tests {
     }
 
     fn parse(yaml: &str) -> Value {
-        serde_yaml::from_str(yaml).expect("rendered YAML parses")
+        crate::yaml::value(yaml).expect("rendered YAML parses")
     }
 
     #[test]

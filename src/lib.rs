@@ -41,4 +41,5 @@ pub mod stats;
 pub mod store;
 pub mod translate;
 pub mod xds;
+pub mod yaml;
 pub mod yaml11;

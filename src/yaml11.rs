@@ -158,7 +158,7 @@ mod tests {
             "empty": {},
         });
         let yaml = to_string(&value);
-        let back: Value = serde_yaml::from_str(&yaml).expect("valid YAML");
+        let back: Value = crate::yaml::value(&yaml).expect("valid YAML");
         assert_eq!(back, value, "{yaml}");
     }
 }

@@ -8,7 +8,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -21,10 +20,7 @@ fn read(path: &Path) -> String {
 
 fn objects(path: &Path) -> Vec<Value> {
     let text = read(path);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .filter(|v| !v.is_null())
-        .collect()
+    coalmine::yaml::documents(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

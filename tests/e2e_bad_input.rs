@@ -225,3 +225,59 @@ fn stats_from_a_node_with_no_ads_stream_are_dropped_and_counted() {
     );
     assert_eq!(metric(&coalmine, "coalmine_stats_series "), 0);
 }
+
+/// An alias bomb, a flood of small aliases, deep flow and block nesting and a `---`
+/// storm each answer 400 naming the limit, quickly and without growing the server,
+/// while `/healthz` keeps answering in between; nothing is applied.
+#[test]
+fn hostile_yaml_is_refused_cheaply_and_healthz_keeps_answering() {
+    let coalmine = Coalmine::start_bare(&[]);
+    let long = "x".repeat(10_000);
+    let huge = "y".repeat(1_000_000);
+    let bodies = [
+        (
+            "alias bomb",
+            format!("a: &s \"{long}\"\nb: [{}]\n", vec!["*s"; 30_000].join(",")),
+            "more than 1000 aliases",
+        ),
+        (
+            "few aliases of a long string",
+            format!("a: &s \"{huge}\"\nb: [{}]\n", vec!["*s"; 40].join(",")),
+            "bytes of text (aliases expanded)",
+        ),
+        (
+            "deep flow nesting",
+            format!("{}{}", "[".repeat(120_000), "]".repeat(120_000)),
+            "recursion limit exceeded",
+        ),
+        (
+            "deep block nesting",
+            (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect(),
+            "nested deeper than 64 levels",
+        ),
+        (
+            "document storm",
+            "a: 1\n---\n".repeat(5_000),
+            "more than 1000 documents",
+        ),
+    ];
+    // Warm the allocator and the handler once, so growth below is the bodies' own.
+    coalmine.admin_request("POST", "/api/v1/apply", "application/yaml", "a: [");
+    let before = coalmine.rss_kib();
+    for (what, body, says) in &bodies {
+        let started = std::time::Instant::now();
+        let r = coalmine.admin_request("POST", "/api/v1/apply", "application/yaml", body);
+        let took = started.elapsed();
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(r.body.contains(says), "{what}: {}", r.body);
+        eprintln!("{what}: {} bytes, answered 400 in {took:?}", body.len());
+        // Generous for a noisy 2-core CI machine; the measured figure is printed above.
+        assert!(took < std::time::Duration::from_secs(2), "{what}: {took:?}");
+        assert_eq!(coalmine.admin_get("/healthz").status, 200, "{what}");
+    }
+    let grown = coalmine.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew {grown} KiB over all bodies");
+    assert!(grown < 20 * 1024, "RSS grew {grown} KiB");
+    let revisions = coalmine.admin_get("/api/v1/revisions").body;
+    assert!(revisions.contains("\"revisions\":[]"), "{revisions}");
+}

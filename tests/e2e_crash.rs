@@ -84,9 +84,7 @@ fn specs(resources: &[Value]) -> Specs {
 }
 
 fn specs_of_yaml(yaml: &str) -> Specs {
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
-        .collect();
+    let docs: Vec<Value> = coalmine::yaml::documents(yaml).expect("yaml");
     specs(&docs)
 }
 

@@ -133,8 +133,7 @@ impl Cluster {
 /// under `--kubernetes`); then an Envoy for the Gateway, waited for until it answers.
 fn route(cluster: &Cluster, coalmine: &Coalmine, gw: &GatewaySpec, yaml: &str) -> Envoy {
     let body = docs(&[&gw.yaml(), yaml]);
-    for doc in serde_yaml::Deserializer::from_str(&body) {
-        let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+    for value in coalmine::yaml::documents(&body).expect("test YAML") {
         cluster.api.apply(value);
     }
     let envoy = start_envoy_for(coalmine, gw, false);

@@ -21,7 +21,7 @@ const VIRTUAL_SERVICES: &str = "apis/networking.istio.io/v1/virtualservices";
 const SERVICE_ENTRIES: &str = "apis/networking.istio.io/v1/serviceentries";
 
 fn yaml(text: &str) -> Value {
-    serde_yaml::from_str(text).expect("test YAML")
+    coalmine::yaml::value(text).expect("test YAML")
 }
 
 /// A VirtualService on `gw` for `host`, to `web.example` with `weight`.

@@ -61,7 +61,7 @@ fn cli_bootstrap_validates_in_envoy() {
             "127.0.0.1:18000",
             delta,
         );
-        let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("yaml");
+        let doc = coalmine::yaml::value(&yaml).expect("yaml");
         assert_eq!(
             doc["node"]["metadata"]["labels"]["track"].as_str(),
             Some("a=b")
@@ -151,7 +151,7 @@ fn static_envoy(listen: u16, v1: u16, v2: u16) -> String {
             "clusters": [cluster("both", &[v1, v2]), cluster("v2", &[v2])],
         },
     });
-    serde_yaml::to_string(&config).expect("yaml")
+    coalmine::yaml11::to_string(&config)
 }
 
 #[test]
@@ -226,9 +226,8 @@ fn examples_are_istio_documents() {
     ];
     for (file, kinds) in expected {
         let text = support::config::example(file);
-        let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{file}: {e}")))
-            .collect();
+        let docs: Vec<serde_json::Value> =
+            coalmine::yaml::documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         let got: Vec<&str> = docs
             .iter()
             .map(|d| d["kind"].as_str().unwrap_or("?"))

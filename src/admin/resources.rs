@@ -49,7 +49,7 @@ pub async fn apply(
     Query(params): Query<ChangeParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let docs = documents(body)?;
+    let docs = documents(body).await?;
     if params.dry_run {
         let desired = state.desired.clone();
         let plan = blocking(move || desired.plan_apply(docs)).await?;
@@ -77,7 +77,7 @@ pub async fn delete_documents(
     Query(params): Query<ChangeParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let keys: Vec<ResourceKey> = documents(body)?.into_iter().map(|d| d.key).collect();
+    let keys: Vec<ResourceKey> = documents(body).await?.into_iter().map(|d| d.key).collect();
     let wait = wait_of(&params)?;
     let desired = state.desired.clone();
     let outcome = blocking(move || desired.delete(&keys)).await?;
@@ -152,7 +152,10 @@ pub async fn get_one(
     Ok(Json(with_status(&state, doc).await))
 }
 
-fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiError> {
+/// The documents of a request body. Parsing runs on a blocking thread: it is linear
+/// and bounded (see [`crate::yaml`]), but a 4 MiB body still takes milliseconds that
+/// `/healthz` and xDS should not wait for.
+async fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -163,10 +166,14 @@ fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>, ApiEr
         ),
         status => ApiError::new(status, rejection.body_text()),
     })?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
-    let docs =
-        istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let parsed = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
+        istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
+    });
+    let docs = parsed
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     if docs.is_empty() {
         return Err(ApiError::bad_request("the request holds no resources"));
     }

@@ -16,7 +16,7 @@ pub fn print_structured(format: Format, value: &Value) -> bool {
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Format::Yaml => print!("{}", serde_yaml::to_string(value).unwrap_or_default()),
+        Format::Yaml => print!("{}", crate::yaml11::to_string(value)),
         Format::Table => return false,
     }
     true

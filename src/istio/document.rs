@@ -1,7 +1,6 @@
 //! Splitting YAML or JSON text into Kubernetes-shaped documents and checking their
 //! envelope (`apiVersion`, `kind`, `metadata`); the `spec` is read elsewhere.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{Errors, FieldError, Report, Result};
@@ -84,79 +83,39 @@ fn split(text: &str, errors: &mut Vec<FieldError>) -> Vec<Value> {
     };
     match result {
         Ok(values) => values,
-        Err((values, message)) => {
+        Err((document, message)) => {
             errors.push(FieldError {
-                resource: format!("document {}", values.len() + 1),
+                resource: format!("document {document}"),
                 field: String::new(),
                 message,
             });
-            values
+            Vec::new()
         }
     }
 }
 
-/// The values read, or those read before a syntax error and the error.
-type Split = std::result::Result<Vec<Value>, (Vec<Value>, String)>;
+/// The values read, or the 1-based document a syntax error is in and the error.
+type Split = std::result::Result<Vec<Value>, (usize, String)>;
 
 fn split_json(text: &str) -> Split {
     let mut values = Vec::new();
     for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
         match value {
             Ok(value) => flatten(value, &mut values),
-            Err(e) => return Err((values, format!("invalid JSON: {e}"))),
+            Err(e) => return Err((values.len() + 1, format!("invalid JSON: {e}"))),
         }
     }
     Ok(values)
 }
 
 fn split_yaml(text: &str) -> Split {
-    let mut values = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let yaml = match serde_yaml::Value::deserialize(document) {
-            Ok(yaml) => yaml,
-            Err(e) => return Err((values, format!("invalid YAML: {e}"))),
-        };
-        // JSON has no infinity or NaN: `.inf` would silently become null.
-        if let Some(path) = non_finite(&yaml) {
-            return Err((values, format!("{path}: not a finite number")));
+    match crate::yaml::documents(text) {
+        Ok(docs) => {
+            let mut values = Vec::new();
+            docs.into_iter().for_each(|doc| flatten(doc, &mut values));
+            Ok(values)
         }
-        match serde_json::to_value(yaml) {
-            Ok(value) => flatten(value, &mut values),
-            Err(e) => return Err((values, format!("invalid YAML: {e}"))),
-        }
-    }
-    Ok(values)
-}
-
-/// The path (`spec.http[0].route[0].weight`) of the first `.inf`, `-.inf` or `.nan`.
-fn non_finite(value: &serde_yaml::Value) -> Option<String> {
-    use serde_yaml::Value as Y;
-    match value {
-        Y::Number(n) if n.is_nan() || n.is_infinite() => Some(String::new()),
-        Y::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| non_finite(item).map(|rest| format!("[{i}]{}", dotted(&rest)))),
-        Y::Mapping(map) => map.iter().find_map(|(k, v)| {
-            let key = match k {
-                Y::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            };
-            non_finite(v).map(|rest| format!("{key}{}", dotted(&rest)))
-        }),
-        Y::Tagged(tagged) => non_finite(&tagged.value),
-        _ => None,
-    }
-}
-
-/// A nested path joined after its parent: `.key`, or `[i]` as it is.
-fn dotted(rest: &str) -> String {
-    match rest.starts_with('[') || rest.is_empty() {
-        true => rest.to_string(),
-        false => format!(".{rest}"),
+        Err(e) => Err((e.document.unwrap_or(1), format!("invalid YAML: {e}"))),
     }
 }
 

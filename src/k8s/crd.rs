@@ -17,7 +17,10 @@ pub fn to_yaml() -> String {
     let crds = [rollout()];
     let docs: Vec<String> = crds
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
+        .map(|crd| {
+            let value = serde_json::to_value(crd).expect("a CRD always serializes");
+            crate::yaml11::to_string(&value)
+        })
         .collect();
     docs.join("---\n")
 }

@@ -111,8 +111,7 @@ impl FakeApiServer {
 
     /// Applies every document of a YAML stream (see [`FakeApiServer::apply`]).
     pub fn apply_yaml(&self, text: &str) {
-        for doc in serde_yaml::Deserializer::from_str(text) {
-            let value: Value = serde::Deserialize::deserialize(doc).expect("test YAML");
+        for value in coalmine::yaml::documents(text).expect("test YAML") {
             self.apply(value);
         }
     }
@@ -272,7 +271,9 @@ async fn handle(
     let body: Value = if body.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&body).or_else(|_| serde_yaml::from_slice(&body)) {
+        let text = String::from_utf8_lossy(&body);
+        let parsed = serde_json::from_slice(&body).map_err(|e| e.to_string());
+        match parsed.or_else(|_| coalmine::yaml::value(&text).map_err(|e| e.to_string())) {
             Ok(v) => v,
             Err(e) => return failure(Failure(400, "BadRequest", format!("invalid body: {e}"))),
         }

@@ -273,6 +273,17 @@ impl Coalmine {
     }
 
     /// GET on the admin API.
+    /// The serve process's resident memory in KiB (from `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
     pub fn admin_get(&self, path: &str) -> traffic::Response {
         traffic::get(self.admin_port, "localhost", path, &[])
             .unwrap_or_else(|e| panic!("coalmine admin GET {path}: {e}"))

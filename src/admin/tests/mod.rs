@@ -98,9 +98,7 @@ async fn apply_creates_one_revision_and_a_repeat_creates_none() {
 #[tokio::test]
 async fn apply_accepts_json_bodies() {
     let f = mk_fixture(None);
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(PETSTORE)
-        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
-        .collect();
+    let docs: Vec<Value> = crate::yaml::documents(PETSTORE).unwrap();
     let (status, body) = call(
         &f.state,
         "POST",
@@ -112,8 +110,6 @@ async fn apply_accepts_json_bodies() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["revision"], 1);
 }
-
-use serde::Deserialize;
 
 #[tokio::test]
 async fn bad_yaml_is_400_and_changes_nothing() {
