@@ -42,6 +42,7 @@ pub struct ChangeParams {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this kind (`VirtualService`, `vs`, `virtualservices`, ...).
+    #[param(example = "VirtualService")]
     pub kind: Option<String>,
 }
 
