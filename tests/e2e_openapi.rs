@@ -253,6 +253,15 @@ fn the_document_is_valid_openapi_3_1() {
             params_in(op, "query").contains(name),
             "{method} {path}: {name} in: query"
         );
+        let params = op["parameters"].as_array().expect("parameters");
+        let param = params.iter().find(|p| p["name"] == name).expect("declared");
+        // Only `node` is required: config_dump answers 400 without it.
+        let required = param["required"].as_bool().unwrap_or(false);
+        assert_eq!(required, name == "node", "{method} {path}: {name} required");
+        assert!(
+            param["schema"]["type"].is_string(),
+            "{method} {path}: {name} typed"
+        );
     }
     let body = &doc["paths"]["/api/v1/apply"]["post"]["requestBody"]["content"];
     for content_type in ["application/json", "application/yaml"] {
@@ -328,6 +337,11 @@ fn the_server_answers_as_the_document_says() {
     let (doc, doc_path) = fetch_document(&coalmine, dir.path());
 
     // A connected Envoy that has ACKed a configuration with a release in progress.
+    let connected = poll_until(Duration::from_secs(20), || {
+        let proxies = api_json(&coalmine, "GET", "/api/v1/proxies", "", 200);
+        proxies["proxies"].as_array().is_some_and(|p| p.len() == 1)
+    });
+    assert!(connected, "the Envoy never connected");
     let set = p.yaml(&[("v1", 100), ("v2", 0)]);
     let applied = api_json(&coalmine, "POST", "/api/v1/apply?wait=20s", &set, 200);
     assert_eq!(applied["status"]["acked"], 1, "the Envoy ACKs: {applied}");

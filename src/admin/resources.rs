@@ -34,7 +34,7 @@ pub struct ChangeParams {
     pub dry_run: bool,
     /// Return only once every connected proxy has ACKed the new revision, or one has
     /// NACKed it, or this long has passed (`30s`, or `true` for 60s; at most 5m).
-    #[param(example = "30s")]
+    #[param(required = false, value_type = String, example = "30s")]
     pub wait: Option<String>,
 }
 
@@ -42,7 +42,7 @@ pub struct ChangeParams {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this kind (`VirtualService`, `vs`, `virtualservices`, ...).
-    #[param(example = "VirtualService")]
+    #[param(required = false, value_type = String, example = "VirtualService")]
     pub kind: Option<String>,
 }
 
