@@ -7,11 +7,14 @@
 
 mod dashboard;
 mod error;
+mod extract;
 mod openapi;
+mod probes;
 mod read_only;
 mod resources;
 mod revisions;
 mod rollouts;
+mod schemas;
 mod status;
 mod views;
 
@@ -19,7 +22,7 @@ pub use error::ApiError;
 pub use read_only::{cluster_read_only, CLUSTER_IS_SOURCE};
 pub use views::{ProxyView, RevisionStatus};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -88,27 +91,11 @@ pub fn router(state: AdminState) -> Router {
         .merge(api)
         .route("/", get(dashboard::page))
         .route("/dashboard", get(dashboard::page))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-async fn readyz(State(state): State<AdminState>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
-    }
-}
-
-async fn metrics(State(state): State<AdminState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {

@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Path, Query};
+use super::schemas::{ApplyAnswer, Conflict, Resources, StoredResource};
 use super::views::{ApplyResponse, DryRunResponse, EnvoyChange};
 use super::AdminState;
 use crate::desired::Outcome;
@@ -25,25 +27,35 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeParams {
     /// Only report what would change (the Envoy-level diff); apply nothing.
     #[serde(rename = "dryRun", default)]
     pub dry_run: bool,
     /// Return only once every connected proxy has ACKed the new revision, or one has
-    /// NACKed it, or this long has passed (`30s`, or `true` for 60s).
+    /// NACKed it, or this long has passed (`30s`, or `true` for 60s; at most 5m).
+    #[param(required = false, value_type = String, example = "30s")]
     pub wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this kind (`VirtualService`, `vs`, `virtualservices`, ...).
+    #[param(required = false, value_type = String, example = "VirtualService")]
     pub kind: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/apply", params(ChangeParams),
-    request_body(content = String, description = "YAML (multi-document) or JSON resources", content_type = "application/yaml"),
-    responses((status = 200, body = ApplyResponse), (status = 400, body = super::error::ErrorBody),
-        (status = 413, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    request_body(description = "the resources to create or configure, as one revision",
+        content((Resources = "application/json"), (Resources = "application/yaml"))),
+    responses(
+        (status = 200, description = "applied (or, dry run, what would change)", body = ApplyAnswer),
+        (status = 400, description = "a document or parameter that does not parse", body = ErrorBody),
+        (status = 409, description = "NACKed (with `wait`), or refused under --kubernetes", body = Conflict),
+        (status = 413, description = "the body is too large", body = ErrorBody),
+        (status = 422, description = "the set does not validate; nothing was applied", body = ErrorBody),
+        (status = 504, description = "the wait ran out; the revision is stored", body = ApplyResponse)))]
 pub async fn apply(
     State(state): State<AdminState>,
     Query(params): Query<ChangeParams>,
@@ -69,9 +81,17 @@ pub async fn apply(
     answer(&state, outcome, wait).await
 }
 
-#[utoipa::path(post, path = "/api/v1/delete", params(ChangeParams),
-    request_body(content = String, description = "the resources to delete (only their kind, namespace and name are read)"),
-    responses((status = 200, body = ApplyResponse), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/delete", operation_id = "delete_resources", params(ChangeParams),
+    request_body(description = "the resources to delete, as one revision (their kind, namespace and name)",
+        content((Resources = "application/json"), (Resources = "application/yaml"))),
+    responses(
+        (status = 200, description = "deleted", body = ApplyResponse),
+        (status = 400, description = "a document or parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "one of them is not stored; nothing was deleted", body = ErrorBody),
+        (status = 409, description = "NACKed (with `wait`), or refused under --kubernetes", body = Conflict),
+        (status = 413, description = "the body is too large", body = ErrorBody),
+        (status = 422, description = "what is left does not validate; nothing was deleted", body = ErrorBody),
+        (status = 504, description = "the wait ran out; the revision is stored", body = ApplyResponse)))]
 pub async fn delete_documents(
     State(state): State<AdminState>,
     Query(params): Query<ChangeParams>,
@@ -84,8 +104,16 @@ pub async fn delete_documents(
     answer(&state, outcome, wait).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/resources/{kind}/{namespace}/{name}", params(ChangeParams),
-    responses((status = 200, body = ApplyResponse), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/resources/{kind}/{namespace}/{name}", operation_id = "delete_resource",
+    params(("kind" = String, Path, description = "a kind as `GET /api/v1/resources?kind=` takes it", example = "VirtualService"),
+        ("namespace" = String, Path), ("name" = String, Path), ChangeParams),
+    responses(
+        (status = 200, description = "deleted", body = ApplyResponse),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such kind or resource", body = ErrorBody),
+        (status = 409, description = "NACKed (with `wait`), or refused under --kubernetes", body = Conflict),
+        (status = 422, description = "what is left does not validate; nothing was deleted", body = ErrorBody),
+        (status = 504, description = "the wait ran out; the revision is stored", body = ApplyResponse)))]
 pub async fn delete_one(
     State(state): State<AdminState>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -102,6 +130,7 @@ pub async fn delete_one(
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceList {
     /// Whole documents, each with a `status` (see `ResourceStatus`).
+    #[schema(value_type = Vec<StoredResource>)]
     pub resources: Vec<serde_json::Value>,
 }
 
@@ -115,9 +144,14 @@ pub struct ResourceStatus {
     /// Node ids of the connected proxies it reaches.
     pub proxies: Vec<String>,
     pub revision: u64,
+    /// A Rollout's release progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutStatus>,
 }
 
-#[utoipa::path(get, path = "/api/v1/resources", params(ListParams), responses((status = 200, body = ResourceList)))]
+#[utoipa::path(get, path = "/api/v1/resources", operation_id = "list_resources", params(ListParams),
+    responses((status = 200, description = "the stored resources", body = ResourceList),
+        (status = 400, description = "an unknown kind", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AdminState>,
     Query(params): Query<ListParams>,
@@ -138,8 +172,12 @@ pub async fn list(
     Ok(Json(ResourceList { resources }))
 }
 
-#[utoipa::path(get, path = "/api/v1/resources/{kind}/{namespace}/{name}",
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/resources/{kind}/{namespace}/{name}", operation_id = "get_resource",
+    params(("kind" = String, Path, description = "a kind as `GET /api/v1/resources?kind=` takes it", example = "VirtualService"),
+        ("namespace" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the resource with its status", body = StoredResource),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such kind or resource", body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AdminState>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -300,11 +338,9 @@ async fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
         reason: rejection,
         proxies: reached.iter().map(|p| p.node.id.clone()).collect(),
         revision,
+        rollout,
     };
-    let mut status = serde_json::to_value(status).expect("status serializes");
-    if let Some(rollout) = rollout {
-        status["rollout"] = serde_json::to_value(rollout).expect("rollout status serializes");
-    }
+    let status = serde_json::to_value(status).expect("status serializes");
     let mut value = doc.value;
     if let Some(obj) = value.as_object_mut() {
         obj.insert("status".into(), status);

@@ -2,18 +2,21 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use tokio::time::Instant;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Path, Query};
 use super::resources::{answer, wait_of, ChangeParams};
+use super::schemas::Conflict;
 use super::views::{rfc3339, RevisionEntry, RevisionList, RevisionStatus};
 use super::AdminState;
 
-#[utoipa::path(get, path = "/api/v1/revisions", responses((status = 200, body = RevisionList)))]
+#[utoipa::path(get, path = "/api/v1/revisions", operation_id = "list_revisions",
+    responses((status = 200, description = "every stored revision, oldest first", body = RevisionList)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<RevisionList>, ApiError> {
     let desired = state.desired.clone();
     let infos = tokio::task::spawn_blocking(move || desired.revisions())
@@ -30,8 +33,14 @@ pub async fn list(State(state): State<AdminState>) -> Result<Json<RevisionList>,
     Ok(Json(RevisionList { revisions }))
 }
 
-#[utoipa::path(post, path = "/api/v1/revisions/{revision}/restore", params(ChangeParams),
-    responses((status = 200, body = super::views::ApplyResponse), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/revisions/{revision}/restore", operation_id = "restore_revision", params(("revision" = u64, Path, description = "a revision number (1 is the first)", minimum = 1), ChangeParams),
+    responses(
+        (status = 200, description = "a new revision equal to that one (or none if equal already)", body = super::views::ApplyResponse),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such revision", body = ErrorBody),
+        (status = 409, description = "NACKed (with `wait`), or refused under --kubernetes", body = Conflict),
+        (status = 422, description = "that revision no longer validates", body = ErrorBody),
+        (status = 504, description = "the wait ran out; the revision is stored", body = super::views::ApplyResponse)))]
 pub async fn restore(
     State(state): State<AdminState>,
     Path(revision): Path<u64>,
@@ -45,8 +54,10 @@ pub async fn restore(
     answer(&state, outcome, wait).await
 }
 
-#[utoipa::path(get, path = "/api/v1/revisions/{revision}/status",
-    responses((status = 200, body = RevisionStatus), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/revisions/{revision}/status", operation_id = "revision_status", params(("revision" = u64, Path, description = "a revision number (1 is the first)", minimum = 1)),
+    responses((status = 200, description = "where the connected proxies stand on it", body = RevisionStatus),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such revision", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AdminState>,
     Path(revision): Path<u64>,

@@ -1,10 +1,12 @@
 //! Rollout endpoints: a release's status, and promote / abort / pause / resume.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Path;
+use super::schemas::RolloutCommand;
 use super::AdminState;
 use axum::http::StatusCode;
 
@@ -25,7 +27,8 @@ pub struct RolloutEntry {
     pub status: RolloutStatus,
 }
 
-#[utoipa::path(get, path = "/api/v1/rollouts", responses((status = 200, body = RolloutList)))]
+#[utoipa::path(get, path = "/api/v1/rollouts", operation_id = "list_rollouts",
+    responses((status = 200, description = "every release the controller drives", body = RolloutList)))]
 pub async fn list(State(state): State<AdminState>) -> Json<RolloutList> {
     let config = state.desired.published().config;
     let mut rollouts = Vec::new();
@@ -41,8 +44,11 @@ pub async fn list(State(state): State<AdminState>) -> Json<RolloutList> {
     Json(RolloutList { rollouts })
 }
 
-#[utoipa::path(get, path = "/api/v1/rollouts/{namespace}/{name}",
-    responses((status = 200, body = RolloutStatus), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/rollouts/{namespace}/{name}", operation_id = "get_rollout",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the release's status", body = RolloutStatus),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such Rollout", body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AdminState>,
     Path((namespace, name)): Path<(String, String)>,
@@ -56,10 +62,12 @@ pub async fn get_one(
     Ok(Json(status))
 }
 
-#[utoipa::path(post, path = "/api/v1/rollouts/{namespace}/{name}/{command}",
-    params(("command" = String, Path, description = "promote, abort, pause or resume")),
-    responses((status = 200, body = RolloutStatus), (status = 404, body = super::error::ErrorBody),
-        (status = 504, description = "relayed to the leader (--kubernetes), which did not carry it out in time", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/rollouts/{namespace}/{name}/{command}", operation_id = "rollout_command",
+    params(("namespace" = String, Path), ("name" = String, Path), ("command" = RolloutCommand, Path)),
+    responses((status = 200, description = "the release's status after the command", body = RolloutStatus),
+        (status = 400, description = "a parameter that does not parse", body = ErrorBody),
+        (status = 404, description = "no such Rollout or command", body = ErrorBody),
+        (status = 504, description = "relayed to the leader (--kubernetes), which did not carry it out in time", body = ErrorBody)))]
 pub async fn command(
     State(state): State<AdminState>,
     Path((namespace, name, command)): Path<(String, String, String)>,

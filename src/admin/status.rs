@@ -1,24 +1,28 @@
 //! Proxy endpoints: the ACK ledger, and the resources one node is served.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Query;
 use super::views::{ProxyList, ProxyView};
 use super::AdminState;
 use crate::envoy_json;
 use crate::snapshot::TypeKind;
 
-#[utoipa::path(get, path = "/api/v1/proxies", responses((status = 200, body = ProxyList)))]
+#[utoipa::path(get, path = "/api/v1/proxies", operation_id = "list_proxies",
+    responses((status = 200, description = "the connected proxies and their ledger", body = ProxyList)))]
 pub async fn proxies(State(state): State<AdminState>) -> Json<ProxyList> {
     let proxies = state.ledger.proxies().iter().map(ProxyView::from).collect();
     Json(ProxyList { proxies })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DumpParams {
-    /// The node id of a connected proxy.
+    /// The node id of a connected proxy (required: without it the answer is 400).
+    #[param(required = true, value_type = String)]
     pub node: Option<String>,
 }
 
@@ -41,7 +45,9 @@ pub struct DumpEntry {
 }
 
 #[utoipa::path(get, path = "/api/v1/config_dump", params(DumpParams),
-    responses((status = 200, body = ConfigDump), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, description = "what that node is served", body = ConfigDump),
+        (status = 400, description = "no `node` parameter", body = ErrorBody),
+        (status = 404, description = "no connected proxy has that node id", body = ErrorBody)))]
 pub async fn config_dump(
     State(state): State<AdminState>,
     Query(params): Query<DumpParams>,

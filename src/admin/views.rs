@@ -160,11 +160,16 @@ pub struct ProxyView {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TypeView {
+    /// The version last sent (null before any).
+    #[schema(required = true)]
     pub served: Option<String>,
+    /// The version last ACKed (null before any).
+    #[schema(required = true)]
     pub acked: Option<String>,
     /// Served but not (yet) ACKed.
     pub pending: bool,
     #[serde(rename = "lastNack")]
+    #[schema(required = true)]
     pub last_nack: Option<NackView>,
 }
 

@@ -79,6 +79,8 @@ pub struct RolloutStatus {
 #[serde(rename_all = "camelCase")]
 pub struct MetricStatus {
     pub name: String,
+    /// Null before the first check with data.
+    #[schema(required = true)]
     pub value: Option<f64>,
     pub samples: u64,
     /// pass, fail or inconclusive.

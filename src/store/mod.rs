@@ -125,6 +125,10 @@ impl Store {
     }
 
     pub fn get(&self, revision: u64) -> Result<Option<Revision>> {
+        // SQLite integers are i64: a larger number names no revision (not an error).
+        if i64::try_from(revision).is_err() {
+            return Ok(None);
+        }
         self.query_one(
             "SELECT revision, created_ms, summary, documents FROM revisions WHERE revision = ?1",
             [revision],
@@ -234,6 +238,15 @@ mod tests {
         );
         let list: Vec<u64> = store.list().unwrap().iter().map(|r| r.revision).collect();
         assert_eq!(list, [1, 2]);
+    }
+
+    #[test]
+    fn a_revision_past_sqlite_integers_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 10).unwrap();
+        store.append("one", &[]).unwrap();
+        assert!(store.get(u64::MAX).unwrap().is_none());
+        assert!(store.get(1 << 63).unwrap().is_none());
     }
 
     #[test]
