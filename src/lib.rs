@@ -30,6 +30,7 @@ pub mod gateway_api;
 pub mod istio;
 pub mod k8s;
 pub mod ledger;
+pub mod listen;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;

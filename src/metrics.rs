@@ -28,6 +28,35 @@ pub struct Metrics {
     stats_series: AtomicU64,
     revision: AtomicU64,
     latency: Histogram,
+    /// Connections closed at accept, by port (xDS, admin) and reason (limit, tls).
+    refused: [[AtomicU64; 2]; 2],
+    /// xDS and stats streams refused: the node id is not the client certificate's.
+    identity_refused: AtomicU64,
+}
+
+/// A listening port, for [`Metrics::refused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Xds = 0,
+    Admin = 1,
+}
+
+impl Port {
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Xds => "xds",
+            Port::Admin => "admin",
+        }
+    }
+}
+
+/// Why a connection was closed as it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// At the port's `--max-connections`.
+    Limit = 0,
+    /// The TLS handshake failed or took longer than the handshake timeout.
+    Tls = 1,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +108,14 @@ impl Metrics {
 
     pub fn connected(&self, delta: i64) {
         self.connected.fetch_add(delta, Relaxed);
+    }
+
+    pub fn refused(&self, port: Port, why: Refusal) {
+        self.refused[port as usize][why as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn identity_refused(&self) {
+        self.identity_refused.fetch_add(1, Relaxed);
     }
 
     pub fn set_revision(&self, revision: u64) {
@@ -138,6 +175,23 @@ impl Metrics {
             out,
             "# HELP coalmine_revision The configuration revision being served.\n# TYPE coalmine_revision gauge\ncoalmine_revision {}",
             self.revision.load(Relaxed)
+        );
+        let name = "coalmine_connections_refused_total";
+        let _ = writeln!(out, "# HELP {name} Connections closed as they were accepted: at the port's connection limit (limit), or a TLS handshake that failed or timed out (tls).\n# TYPE {name} counter");
+        for port in [Port::Xds, Port::Admin] {
+            for (why, label) in [(Refusal::Limit, "limit"), (Refusal::Tls, "tls")] {
+                let v = self.refused[port as usize][why as usize].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{name}{{port=\"{}\",reason=\"{label}\"}} {v}",
+                    port.name()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_xds_identity_refused_total ADS and stats streams refused because their node id is not one the client certificate allows.\n# TYPE coalmine_xds_identity_refused_total counter\ncoalmine_xds_identity_refused_total {}",
+            self.identity_refused.load(Relaxed)
         );
         let name = "coalmine_xds_push_latency_seconds";
         let _ = writeln!(out, "# HELP {name} From a configuration being published to its response being written to a stream.\n# TYPE {name} histogram");

@@ -16,14 +16,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::controller::Controller;
 use crate::desired::{self, Desired, Published};
 use crate::ledger::Ledger;
-use crate::metrics::Metrics;
+use crate::listen::http::CallLimits;
+use crate::listen::{self, ListenOptions, Serving};
+use crate::metrics::{Metrics, Port};
 use crate::snapshot::Snapshot;
 use crate::source;
 use crate::stats::service::StatsService;
@@ -34,6 +35,10 @@ use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::Metric
 
 /// How long streams get to close on shutdown before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// HTTP/2's connection preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client must send
+/// it within the handshake timeout.
+const HTTP2_PREFACE: usize = 24;
 
 /// How often the config path is checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -54,6 +59,8 @@ pub struct ServeOptions {
     pub retention: usize,
     /// Discover services from Kubernetes (in-cluster config or `KUBECONFIG`).
     pub kubernetes: bool,
+    /// TLS, client identity and connection limits of both ports.
+    pub listen: ListenOptions,
 }
 
 /// Runs until SIGTERM or SIGINT, then closes every stream and returns.
@@ -64,6 +71,20 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             opts.admin_addr
         );
     }
+    if !opts.xds_addr.ip().is_loopback() && !opts.listen.mutual_tls() && !opts.listen.insecure_xds {
+        anyhow::bail!(
+            "refusing to serve xDS on non-loopback {} without client certificates (any client could claim any proxy's node id): set --xds-tls-cert, --xds-tls-key and --xds-client-ca, or pass --insecure-xds",
+            opts.xds_addr
+        );
+    }
+    let xds_tls = match &opts.listen.xds_tls {
+        Some(files) => Some(listen::tls::server_config(files, false).context("xDS TLS")?),
+        None => None,
+    };
+    let admin_tls = match &opts.listen.admin_tls {
+        Some(files) => Some(listen::tls::server_config(files, true).context("admin TLS")?),
+        None => None,
+    };
     let store = Store::open(&opts.data_dir, opts.retention)
         .with_context(|| format!("cannot open the store in {}", opts.data_dir.display()))?;
     let discovered = match opts.kubernetes {
@@ -127,25 +148,39 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     info!(addr = %xds_listener.local_addr()?, "xds listening");
     info!(addr = %admin_listener.local_addr()?, "admin listening");
 
+    let mutual_tls = opts.listen.mutual_tls();
     let ads = AdsService::new(XdsState {
         snapshots: snapshot_rx.clone(),
         shutdown: shutdown_rx.clone(),
         ledger: ledger.clone(),
         metrics: metrics.clone(),
         stats: stats.clone(),
+        mutual_tls,
     });
+    let xds_incoming = listen::incoming(
+        xds_listener,
+        Serving {
+            port: Port::Xds,
+            tls: xds_tls,
+            limits: opts.listen.xds,
+            first_bytes: HTTP2_PREFACE,
+        },
+        metrics.clone(),
+    );
     let mut stop = shutdown_rx.clone();
     let xds = tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(opts.listen.keepalive_interval))
+            .http2_keepalive_timeout(Some(opts.listen.keepalive_timeout))
+            .max_concurrent_streams(Some(opts.listen.max_streams))
             .add_service(ads)
             .add_service(MetricsServiceServer::new(StatsService::new(
                 stats.clone(),
                 ledger.clone(),
                 metrics.clone(),
+                mutual_tls,
             )))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), async move {
+            .serve_with_incoming_shutdown(xds_incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             }),
     );
@@ -171,7 +206,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         desired: desired.clone(),
         rollouts,
         ledger,
-        metrics,
+        metrics: metrics.clone(),
         snapshots: snapshot_rx,
         token: opts.admin_token.map(Arc::from),
         ready: ready.clone(),
@@ -180,14 +215,32 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         true => admin::cluster_read_only(router, admin_token),
         false => router,
     };
+    let admin_incoming = listen::incoming(
+        admin_listener,
+        Serving {
+            port: Port::Admin,
+            tls: admin_tls,
+            limits: opts.listen.admin,
+            // A request line's start: `GET / HTTP/1.1` (or HTTP/2's preface).
+            first_bytes: 16,
+        },
+        metrics,
+    );
+    let call_limits = CallLimits {
+        header_timeout: opts.listen.admin.handshake_timeout,
+        max_streams: opts.listen.max_streams,
+        keepalive_interval: opts.listen.keepalive_interval,
+        keepalive_timeout: opts.listen.keepalive_timeout,
+    };
     let mut stop = shutdown_rx.clone();
-    let admin = tokio::spawn(async move {
-        axum::serve(admin_listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let admin = tokio::spawn(listen::http::serve(
+        admin_incoming,
+        router,
+        call_limits,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    ));
     // The store is loaded and both ports listen.
     ready.store(true, Ordering::SeqCst);
 

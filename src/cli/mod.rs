@@ -5,6 +5,7 @@
 
 mod client;
 mod commands;
+mod listen_args;
 mod output;
 mod rollout;
 
@@ -221,6 +222,8 @@ pub struct ServeArgs {
     /// subsets), with the in-cluster config or KUBECONFIG.
     #[arg(long, env = "COALMINE_KUBERNETES")]
     pub kubernetes: bool,
+    #[command(flatten)]
+    pub listen: listen_args::ListenArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -429,6 +432,7 @@ fn run_serve(a: ServeArgs) -> ExitCode {
         insecure_admin: a.insecure_admin,
         retention: a.retention,
         kubernetes: a.kubernetes,
+        listen: a.listen.options(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     match runtime.block_on(serve::run(opts)) {

@@ -10,23 +10,33 @@ use tracing::{debug, warn};
 
 use super::{ingest, Stats};
 use crate::ledger::Ledger;
+use crate::listen::{identity, Peer};
 use crate::metrics::Metrics;
 
-/// Takes stats only from node ids that have an ADS stream open: a client that is not
-/// a connected proxy cannot feed a release's analysis.
+/// Takes stats only from node ids that have an ADS stream open, and under mutual TLS
+/// only for the node ids the client's certificate allows: a client that is not a
+/// connected proxy cannot feed a release's analysis.
 #[derive(Debug, Clone)]
 pub struct StatsService {
     stats: Arc<Stats>,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
+    /// Clients present certificates and may report only for the node ids these allow.
+    mutual_tls: bool,
 }
 
 impl StatsService {
-    pub fn new(stats: Arc<Stats>, ledger: Arc<Ledger>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        stats: Arc<Stats>,
+        ledger: Arc<Ledger>,
+        metrics: Arc<Metrics>,
+        mutual_tls: bool,
+    ) -> Self {
         Self {
             stats,
             ledger,
             metrics,
+            mutual_tls,
         }
     }
 }
@@ -37,6 +47,7 @@ impl MetricsService for StatsService {
         &self,
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
+        let peer = request.extensions().get::<Peer>().cloned();
         let mut stream = request.into_inner();
         // Only the first message of a stream identifies the proxy.
         let mut node = String::new();
@@ -44,6 +55,11 @@ impl MetricsService for StatsService {
         while let Some(message) = stream.message().await? {
             if let Some(id) = message.identifier.as_ref().and_then(|i| i.node.as_ref()) {
                 node = id.id.clone();
+                if let Err(why) = identity::check(self.mutual_tls, peer.as_ref(), &node) {
+                    warn!(node, "stats stream refused: {why}");
+                    self.metrics.identity_refused();
+                    return Err(Status::permission_denied(why));
+                }
             }
             if !self.ledger.has_node(&node) {
                 self.metrics.stats_from_unknown();

@@ -27,6 +27,7 @@ use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
 use super::warm::ABSENT_GRACE;
 use crate::ledger::{Ledger, NackRecord, ProxyRecord};
+use crate::listen::{identity, Peer};
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, TypeKind, View};
 
@@ -45,6 +46,8 @@ pub struct XdsState {
     pub metrics: Arc<Metrics>,
     /// The stats proxies push: a proxy's go when its last stream does.
     pub stats: Arc<crate::stats::Stats>,
+    /// Proxies present certificates and may claim only the node ids these allow.
+    pub mutual_tls: bool,
 }
 
 /// The `AggregatedDiscoveryService` as a tower service, so that responses go through
@@ -215,9 +218,10 @@ where
             Status::unimplemented("coalmine does not accept compressed requests").into_http(),
         );
     }
+    let peer = req.extensions().get::<Peer>().cloned();
     let requests = Inbound::<P::Request>::new(req.into_body(), MAX_REQUEST_BYTES);
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(run_stream::<P>(state, requests, tx));
+    tokio::spawn(run_stream::<P>(state, peer, requests, tx));
     let body = Body::new(StreamBody::new(body::frames(rx)));
     let response = http::Response::builder()
         .header(http::header::CONTENT_TYPE, "application/grpc")
@@ -228,6 +232,7 @@ where
 
 async fn run_stream<P: StreamProtocol>(
     mut state: XdsState,
+    peer: Option<Peer>,
     mut requests: Inbound<P::Request>,
     tx: mpsc::Sender<Result<P::Response, Status>>,
 ) {
@@ -237,6 +242,16 @@ async fn run_stream<P: StreamProtocol>(
         Err(status) => return refuse(&state, "", status, &tx).await,
     };
     let node = P::node(&first).map(NodeInfo::from_node).unwrap_or_default();
+    if let Err(why) = identity::check(state.mutual_tls, peer.as_ref(), &node.id) {
+        let addr = peer
+            .as_ref()
+            .map(|p| p.addr.to_string())
+            .unwrap_or_default();
+        warn!(node = %node.id, %addr, "ADS stream refused: {why}");
+        state.metrics.identity_refused();
+        let _ = tx.send(Err(Status::permission_denied(why))).await;
+        return;
+    }
     info!(
         node = %node.id,
         cluster = %node.cluster,
