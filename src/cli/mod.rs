@@ -67,7 +67,7 @@ pub struct ServerArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print an Envoy bootstrap (YAML), or with `--grpc` a gRPC xDS bootstrap (JSON),
     /// that points a client at this control plane.
     Bootstrap(BootstrapArgs),
@@ -265,7 +265,7 @@ pub enum BootstrapFormat {
 
 pub fn run(args: Args) -> ExitCode {
     let result = match args.command {
-        Command::Serve(a) => return run_serve(a),
+        Command::Serve(a) => return run_serve(*a),
         Command::Bootstrap(a) => bootstrap_command(a),
         Command::Crdgen => {
             print!("{}", crate::k8s::crd::to_yaml());
