@@ -139,8 +139,9 @@ impl Stats {
                 ),
                 None => (last.requests, last.errors, last.latency.clone()),
             };
-            total.requests += requests;
-            total.errors += errors;
+            // Counters are the proxies' word: huge ones saturate rather than wrap.
+            total.requests = total.requests.saturating_add(requests);
+            total.errors = total.errors.saturating_add(errors);
             total.latency = merge(&total.latency, &latency);
         }
         total
@@ -163,7 +164,7 @@ fn merge(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64)> {
     a.iter()
         .map(|(bound, count)| {
             let other = b.iter().find(|(x, _)| x == bound).map_or(0, |(_, c)| *c);
-            (*bound, count + other)
+            (*bound, count.saturating_add(other))
         })
         .collect()
 }
@@ -281,6 +282,21 @@ mod tests {
         let t1 = t0 + Duration::from_secs(1);
         stats.record("a", BTreeMap::from([(c.clone(), mk_sample(t1, 5, 0, 5))]));
         assert_eq!(stats.window(&c, Duration::from_secs(60), t1).requests, 5);
+    }
+
+    #[test]
+    fn counters_near_u64_max_from_two_proxies_saturate() {
+        // Found by the stats fuzz target: the sum over proxies overflowed.
+        let stats = Stats::default();
+        let now = Instant::now();
+        let c = "c".to_string();
+        for node in ["a", "b"] {
+            let huge = mk_sample(now, u64::MAX - 1, u64::MAX - 1, u64::MAX - 1);
+            stats.record(node, BTreeMap::from([(c.clone(), huge)]));
+        }
+        let w = stats.window(&c, Duration::from_secs(60), now);
+        assert_eq!((w.requests, w.errors), (u64::MAX, u64::MAX));
+        assert!(w.latency.iter().all(|(_, count)| *count == u64::MAX));
     }
 
     #[test]
