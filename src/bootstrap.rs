@@ -47,6 +47,19 @@ pub struct BootstrapOptions {
     pub admin_port: u16,
     /// Delta ADS (`DELTA_GRPC`) instead of state-of-the-world.
     pub delta: bool,
+    /// xDS over TLS: how the proxy checks coalmine, and its own certificate for
+    /// mutual TLS. Paths are as the proxy sees them.
+    pub tls: Option<ClientTls>,
+}
+
+/// The client side of xDS over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM CA bundle that coalmine's certificate must chain to.
+    pub ca: String,
+    /// The proxy's PEM certificate chain and key, for `--xds-client-ca` (mutual TLS).
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 impl Default for BootstrapOptions {
@@ -58,6 +71,7 @@ impl Default for BootstrapOptions {
             xds_addr: format!("127.0.0.1:{DEFAULT_XDS_PORT}"),
             admin_port: 9901,
             delta: false,
+            tls: None,
         }
     }
 }
@@ -131,7 +145,7 @@ pub fn to_value(opts: &BootstrapOptions) -> Value {
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": { "clusters": [xds_cluster(&opts.xds_addr)] },
+        "static_resources": { "clusters": [xds_cluster(&opts.xds_addr, opts.tls.as_ref())] },
         "stats_sinks": [stats_sink()],
         "stats_flush_interval": STATS_FLUSH_INTERVAL,
     })
@@ -150,7 +164,7 @@ pub fn to_grpc_value(opts: &BootstrapOptions) -> Value {
     json!({
         "xds_servers": [{
             "server_uri": opts.xds_addr,
-            "channel_creds": [{ "type": "insecure" }],
+            "channel_creds": [grpc_channel_creds(opts.tls.as_ref())],
             "server_features": ["xds_v3"],
         }],
         "node": {
@@ -159,6 +173,50 @@ pub fn to_grpc_value(opts: &BootstrapOptions) -> Value {
             "metadata": { LABELS_KEY: opts.labels, GENERATOR_KEY: "grpc" },
         },
     })
+}
+
+/// gRPC's bootstrap credentials (gRFC A65): `tls` with file paths, or `insecure`.
+fn grpc_channel_creds(tls: Option<&ClientTls>) -> Value {
+    let Some(tls) = tls else {
+        return json!({ "type": "insecure" });
+    };
+    let mut config = json!({ "ca_certificate_file": tls.ca });
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        config["certificate_file"] = json!(cert);
+        config["private_key_file"] = json!(key);
+    }
+    json!({ "type": "tls", "config": config })
+}
+
+/// Envoy's TLS transport socket to coalmine: the server's certificate must chain to
+/// the CA and name the host dialled (its DNS name, or its IP address); the proxy's own
+/// certificate goes along for mutual TLS.
+fn xds_transport_socket(host: &str, is_ip: bool, tls: &ClientTls) -> Value {
+    let san = match is_ip {
+        true => json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": host } }),
+        false => json!({ "san_type": "DNS", "matcher": { "exact": host } }),
+    };
+    let mut common = json!({
+        "alpn_protocols": ["h2"],
+        "validation_context": {
+            "trusted_ca": { "filename": tls.ca },
+            "match_typed_subject_alt_names": [san],
+        },
+    });
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        common["tls_certificates"] = json!([{
+            "certificate_chain": { "filename": cert },
+            "private_key": { "filename": key },
+        }]);
+    }
+    let mut context = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": common,
+    });
+    if !is_ip {
+        context["sni"] = json!(host);
+    }
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": context })
 }
 
 /// Istio's node metadata key naming the kind of client; `grpc` for proxyless gRPC.
@@ -189,7 +247,7 @@ fn socket_address(address: &str, port: u16) -> Value {
 
 /// The static cluster to coalmine: HTTP/2 with keepalive, STATIC for an IP address,
 /// STRICT_DNS for a name (so every replica behind a headless service is used).
-fn xds_cluster(xds_addr: &str) -> Value {
+fn xds_cluster(xds_addr: &str, tls: Option<&ClientTls>) -> Value {
     let (host, port) =
         try_split_host_port(xds_addr).unwrap_or_else(|_| (xds_addr.to_string(), DEFAULT_XDS_PORT));
     let is_ip = host.parse::<IpAddr>().is_ok();
@@ -217,6 +275,9 @@ fn xds_cluster(xds_addr: &str) -> Value {
     });
     if !is_ip {
         cluster["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    if let Some(tls) = tls {
+        cluster["transport_socket"] = xds_transport_socket(&host, is_ip, tls);
     }
     cluster
 }

@@ -3,6 +3,11 @@
 //!
 //! Streams write their state here after every step; the admin API reads it to list
 //! proxies, to say which proxies have applied a revision, and to wait for them.
+//!
+//! A proxy is a node id: two streams claiming one node id (a reconnect racing the old
+//! stream, or replicas sharing an identity) are one proxy with two connections. It
+//! serves a revision once every connection does, and a NACK counts only from the
+//! stream that received the response it rejects (each stream checks its own nonces).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -53,6 +58,8 @@ pub struct ProxyRecord {
     /// Whether the stream holds something of its view back until the proxy has warmed
     /// what it uses (make-before-break): the proxy does not serve the revision yet.
     pub holding: bool,
+    /// Streams of this node id that this record stands for (1 for one stream).
+    pub connections: usize,
 }
 
 impl ProxyRecord {
@@ -63,6 +70,27 @@ impl ProxyRecord {
             revision,
             types: Default::default(),
             holding: false,
+            connections: 1,
+        }
+    }
+
+    /// Folds another stream of the same node id in: the proxy is as far as its least
+    /// advanced connection, and keeps the latest NACK of each type.
+    fn merge(&mut self, other: &ProxyRecord) {
+        self.connections += other.connections;
+        self.connected_since = self.connected_since.min(other.connected_since);
+        self.revision = self.revision.min(other.revision);
+        self.holding |= other.holding;
+        for (mine, theirs) in self.types.iter_mut().zip(&other.types) {
+            let nack = match (mine.nack.take(), &theirs.nack) {
+                (Some(a), Some(b)) if b.at > a.at => Some(b.clone()),
+                (Some(a), _) => Some(a),
+                (None, b) => b.clone(),
+            };
+            if mine.in_sync() && !theirs.in_sync() {
+                *mine = theirs.clone();
+            }
+            mine.nack = nack;
         }
     }
 
@@ -181,7 +209,8 @@ impl Ledger {
         last
     }
 
-    /// Every connected proxy, ordered by node id then stream id.
+    /// Every connected proxy, one per node id (its streams merged, see
+    /// [`ProxyRecord::connections`]), ordered by node id.
     pub fn proxies(&self) -> Vec<ProxyRecord> {
         let mut all: Vec<ProxyRecord> = self
             .proxies
@@ -196,7 +225,14 @@ impl Ledger {
                 .cmp(&b.node.id)
                 .then(a.connected_since.cmp(&b.connected_since))
         });
-        all
+        let mut proxies: Vec<ProxyRecord> = Vec::with_capacity(all.len());
+        for record in all {
+            match proxies.last_mut() {
+                Some(last) if last.node.id == record.node.id => last.merge(&record),
+                _ => proxies.push(record),
+            }
+        }
+        proxies
     }
 
     /// A receiver that changes whenever any proxy's record does.
@@ -260,6 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_serves_a_revision_once_every_connection_does() {
+        let ledger = Ledger::default();
+        let done = ledger.connect(mk_record(3, "a", "a"));
+        let behind = ledger.connect(mk_record(3, "b", "a"));
+        assert_eq!(ledger.proxies()[0].status_of(3), ProxyStatus::Pending);
+        ledger.update(behind, |r| {
+            r.types[0].acked = Some("b".into());
+            true
+        });
+        assert_eq!(ledger.proxies()[0].status_of(3), ProxyStatus::Acked);
+        ledger.update(done, |r| {
+            r.types[1].nack = Some(NackRecord {
+                version: "x".into(),
+                message: "bad listener".into(),
+                at: SystemTime::now(),
+                revision: 3,
+            });
+            true
+        });
+        assert_eq!(
+            ledger.proxies()[0].status_of(3),
+            ProxyStatus::Rejected("bad listener".into())
+        );
+    }
+
+    #[test]
     fn ledger_lists_and_forgets_proxies() {
         let ledger = Ledger::default();
         let mut rx = ledger.subscribe();
@@ -274,6 +336,13 @@ mod tests {
         assert_eq!(ledger.proxies()[0].revision, 2);
         let again = ledger.connect(mk_record(1, "a", "a"));
         assert!(ledger.has_node("gw-1"));
+        let proxies = ledger.proxies();
+        assert_eq!(proxies.len(), 1, "one node id is one proxy");
+        assert_eq!(proxies[0].connections, 2);
+        assert_eq!(
+            proxies[0].revision, 1,
+            "as far as its least advanced stream"
+        );
         assert!(!ledger.disconnect(id), "another stream of gw-1 is open");
         assert!(ledger.has_node("gw-1"));
         assert!(ledger.disconnect(again));

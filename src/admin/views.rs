@@ -156,6 +156,9 @@ pub struct ProxyView {
     pub warming: bool,
     /// By type (`cds`, `eds`, `lds`, `rds`).
     pub types: BTreeMap<String, TypeView>,
+    /// Open ADS streams of this node id (one proxy may reconnect, or several replicas
+    /// may share one identity); the states above are its least advanced stream's.
+    pub connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -211,6 +214,7 @@ impl From<&ProxyRecord> for ProxyView {
             revision: p.revision,
             warming: p.holding,
             types,
+            connections: p.connections,
         }
     }
 }

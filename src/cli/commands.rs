@@ -319,8 +319,12 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
                         .join(",")
                 })
                 .unwrap_or_default();
+            let node = match p["connections"].as_u64() {
+                Some(n) if n > 1 => format!("{} ({n} connections)", text(p, "node")),
+                _ => text(p, "node"),
+            };
             let mut row = vec![
-                text(p, "node"),
+                node,
                 text(p, "cluster"),
                 labels,
                 match p["warming"].as_bool() {

@@ -254,6 +254,16 @@ pub struct BootstrapArgs {
     /// reads it, would take them for booleans or numbers) or JSON.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: BootstrapFormat,
+    /// xDS over TLS: the PEM CA that coalmine's certificate chains to (a path on the
+    /// proxy's host). The certificate must name the --xds-addr host.
+    #[arg(long)]
+    pub xds_ca: Option<String>,
+    /// The proxy's PEM certificate chain, for coalmine's --xds-client-ca (mutual TLS).
+    #[arg(long, requires_all = ["xds_key", "xds_ca"])]
+    pub xds_cert: Option<String>,
+    /// The private key of --xds-cert.
+    #[arg(long, requires = "xds_cert")]
+    pub xds_key: Option<String>,
 }
 
 /// How `coalmine bootstrap` prints an Envoy bootstrap.
@@ -388,6 +398,11 @@ fn bootstrap_command(a: BootstrapArgs) -> commands::Outcome {
         xds_addr: a.xds_addr,
         admin_port: a.admin_port,
         delta: a.delta,
+        tls: a.xds_ca.map(|ca| bootstrap::ClientTls {
+            ca,
+            cert: a.xds_cert,
+            key: a.xds_key,
+        }),
     };
     opts.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     match (a.grpc, a.output) {

@@ -258,3 +258,53 @@ pub fn raw_ads(xds_addr: &str, protocol: &str, payload: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Client credentials for [`tls_ads`]: the CA that signed coalmine's certificate, and
+/// the client's own certificate and key (`None`: no client certificate).
+pub struct TlsClient<'a> {
+    pub ca: &'a Path,
+    pub cert: Option<(&'a Path, &'a Path)>,
+}
+
+impl TlsClient<'_> {
+    fn args(&self) -> Vec<String> {
+        let (cert, key) = match self.cert {
+            Some((cert, key)) => (cert.display().to_string(), key.display().to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        vec![self.ca.display().to_string(), cert, key]
+    }
+}
+
+/// One ADS (`ads`) or stats (`stats`) stream over TLS claiming `node_id`; what
+/// `tls_ads.py` printed (`OK ...`, or the gRPC code and details).
+pub fn tls_ads(xds_addr: &str, client: &TlsClient, node_id: &str, mode: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(script("tls_ads.py"))
+        .arg(xds_addr)
+        .args(client.args())
+        .args([node_id, mode])
+        .env("PYTHONPATH", grpcio_path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    assert!(
+        out.status.success(),
+        "tls_ads.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An ADS stream over TLS held open (until dropped), once its first response came.
+pub struct HeldStream(#[allow(dead_code)] Python);
+
+pub fn hold_ads(xds_addr: &str, client: &TlsClient, node_id: &str) -> HeldStream {
+    let mut args = vec![script("tls_ads.py").display().to_string(), xds_addr.into()];
+    args.extend(client.args());
+    args.extend([node_id.to_string(), "hold".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut python = Python::spawn("tls_ads.py hold", &args, &[]);
+    let line = python.line(Duration::from_secs(20));
+    assert_eq!(line, "OK response", "{}", python.stderr());
+    HeldStream(python)
+}

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backend;
+pub mod certs;
 pub mod churn;
 pub mod config;
 pub mod dump;
