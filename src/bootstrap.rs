@@ -347,6 +347,54 @@ mod tests {
     }
 
     #[test]
+    fn tls_checks_the_server_name_and_sends_the_client_certificate() {
+        let tls = ClientTls {
+            ca: "/etc/coalmine/ca.pem".into(),
+            cert: Some("/etc/envoy/tls.crt".into()),
+            key: Some("/etc/envoy/tls.key".into()),
+        };
+        let mut opts = BootstrapOptions {
+            xds_addr: "coalmine.coalmine.svc:18000".into(),
+            tls: Some(tls.clone()),
+            ..mk_opts()
+        };
+        let c = parse(&render(&opts))["static_resources"]["clusters"][0].clone();
+        let context = &c["transport_socket"]["typed_config"];
+        assert_eq!(context["sni"], "coalmine.coalmine.svc");
+        let common = &context["common_tls_context"];
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"],
+            "/etc/coalmine/ca.pem"
+        );
+        assert_eq!(
+            common["validation_context"]["match_typed_subject_alt_names"][0],
+            json!({"san_type": "DNS", "matcher": {"exact": "coalmine.coalmine.svc"}})
+        );
+        assert_eq!(
+            common["tls_certificates"][0]["private_key"]["filename"],
+            "/etc/envoy/tls.key"
+        );
+        opts.xds_addr = "127.0.0.1:18000".into();
+        let c = parse(&render(&opts))["static_resources"]["clusters"][0].clone();
+        let context = &c["transport_socket"]["typed_config"];
+        assert!(context.get("sni").is_none(), "no SNI for an IP address");
+        assert_eq!(
+            context["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0]
+                ["san_type"],
+            "IP_ADDRESS"
+        );
+        let grpc = to_grpc_value(&opts);
+        assert_eq!(
+            grpc["xds_servers"][0]["channel_creds"][0],
+            json!({"type": "tls", "config": {
+                "ca_certificate_file": "/etc/coalmine/ca.pem",
+                "certificate_file": "/etc/envoy/tls.crt",
+                "private_key_file": "/etc/envoy/tls.key",
+            }})
+        );
+    }
+
+    #[test]
     fn xds_cluster_is_static_http2_to_the_address() {
         let v = parse(&render(&BootstrapOptions {
             xds_addr: "10.1.2.3:19000".into(),

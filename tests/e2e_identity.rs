@@ -189,6 +189,7 @@ fn serve_briefly(xds_addr: &str, extra: &[&str]) -> Option<(bool, String)> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
+            let _ = child.wait();
             let mut err = String::new();
             child
                 .stderr
@@ -205,6 +206,8 @@ fn serve_briefly(xds_addr: &str, extra: &[&str]) -> Option<(bool, String)> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("coalmine serve neither exited nor listened");
 }
 
@@ -301,5 +304,42 @@ fn connections_over_the_cap_are_closed_as_they_arrive() {
         coalmine.log_contains("connection limit reached"),
         "{}",
         coalmine.logs()
+    );
+}
+
+#[test]
+fn the_admin_api_over_tls_is_reached_by_the_cli_with_its_ca() {
+    let pki = Pki::new();
+    let server = pki.server("admin", &["localhost", "127.0.0.1"]);
+    let coalmine = Coalmine::start_bare(&[
+        "--admin-tls-cert",
+        server.cert.to_str().unwrap(),
+        "--admin-tls-key",
+        server.key.to_str().unwrap(),
+    ]);
+    let url = format!("https://localhost:{}", coalmine.admin_port());
+    let ca = pki.ca();
+    let out = process::cli(&["history", "--server", &url, "--ca", ca.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the CA the server is not trusted; plain HTTP gets no answer.
+    let out = process::cli(&["history", "--server", &url]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let plain = format!("http://localhost:{}", coalmine.admin_port());
+    let out = process::cli(&["history", "--server", &plain]);
+    assert!(!out.status.success());
+    let out = process::cli(&["history", "--server", &url, "--ca", "/nonexistent.pem"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a CA file that cannot be read is bad usage"
     );
 }

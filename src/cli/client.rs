@@ -51,6 +51,13 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// The CA certificate(s) of a PEM file, for [`Client::new`].
+pub fn read_ca(path: &std::path::Path) -> Result<reqwest::Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("--ca {}: {e}", path.display()))?;
+    reqwest::Certificate::from_pem(&pem)
+        .map_err(|e| format!("--ca {}: not a PEM certificate: {e}", path.display()))
+}
+
 /// An answer the server gave: its JSON body.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -58,11 +65,14 @@ pub struct Answer {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>) -> Client {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(330))
-            .build()
-            .expect("build the HTTP client");
+    /// A client of `server`; an `https://` server's certificate must chain to `ca` or
+    /// to one of the system's roots.
+    pub fn new(server: &str, token: Option<String>, ca: Option<reqwest::Certificate>) -> Client {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(330));
+        if let Some(ca) = ca {
+            builder = builder.add_root_certificate(ca);
+        }
+        let http = builder.build().expect("build the HTTP client");
         Client {
             server: server.trim_end_matches('/').to_string(),
             token,

@@ -53,6 +53,10 @@ pub struct ServerArgs {
         global = true
     )]
     pub token: Option<String>,
+    /// A PEM CA bundle to trust for an `https://` --server (the admin API's
+    /// --admin-tls-cert), beside the system's roots.
+    #[arg(long, env = "COALMINE_CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(
         short = 'o',
@@ -297,7 +301,13 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn run_client(command: Command) -> commands::Outcome {
-    let mk = |s: &ServerArgs| (Client::new(&s.server, s.token.clone()), s.output);
+    let mk = |s: &ServerArgs| -> Result<(Client, Format), Failure> {
+        let ca = match &s.ca {
+            Some(path) => Some(client::read_ca(path).map_err(Failure::Usage)?),
+            None => None,
+        };
+        Ok((Client::new(&s.server, s.token.clone(), ca), s.output))
+    };
     match command {
         Command::Apply {
             file,
@@ -306,7 +316,7 @@ async fn run_client(command: Command) -> commands::Outcome {
             timeout,
             server,
         } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::apply(&c, &file, dry_run, wait, &timeout, o).await
         }
         Command::Delete {
@@ -318,7 +328,7 @@ async fn run_client(command: Command) -> commands::Outcome {
             timeout,
             server,
         } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             match (file, kind, name) {
                 (Some(file), _, _) => commands::delete_file(&c, &file, wait, &timeout, o).await,
                 (None, Some(kind), Some(name)) => {
@@ -333,19 +343,19 @@ async fn run_client(command: Command) -> commands::Outcome {
             namespace,
             server,
         } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::get(&c, &kind, name.as_deref(), namespace.as_deref(), o).await
         }
         Command::Diff { file, server } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::diff(&c, &file, o).await
         }
         Command::Proxies { server } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::proxies(&c, o).await
         }
         Command::History { server } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::history(&c, o).await
         }
         Command::Restore {
@@ -354,7 +364,7 @@ async fn run_client(command: Command) -> commands::Outcome {
             timeout,
             server,
         } => {
-            let (c, o) = mk(&server);
+            let (c, o) = mk(&server)?;
             commands::restore(&c, revision, wait, &timeout, o).await
         }
         Command::Rollout { command } => {
@@ -365,7 +375,7 @@ async fn run_client(command: Command) -> commands::Outcome {
                     watch,
                     server,
                 } => {
-                    let (c, o) = mk(&server);
+                    let (c, o) = mk(&server)?;
                     return rollout::status(&c, &name, &namespace, watch, o).await;
                 }
                 RolloutCommand::Promote(t) => ("promote", t),
@@ -373,7 +383,7 @@ async fn run_client(command: Command) -> commands::Outcome {
                 RolloutCommand::Pause(t) => ("pause", t),
                 RolloutCommand::Resume(t) => ("resume", t),
             };
-            let (c, o) = mk(&target.server);
+            let (c, o) = mk(&target.server)?;
             rollout::command(&c, &target.name, &target.namespace, verb, o).await
         }
         Command::Serve(_) | Command::Bootstrap(_) | Command::Crdgen => {

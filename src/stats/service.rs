@@ -49,7 +49,8 @@ impl MetricsService for StatsService {
     ) -> Result<Response<StreamMetricsResponse>, Status> {
         let peer = request.extensions().get::<Peer>().cloned();
         let mut stream = request.into_inner();
-        // Only the first message of a stream identifies the proxy.
+        // Envoy names its node in the first message; a later identifier (none from
+        // Envoy) is checked the same way.
         let mut node = String::new();
         let mut warned = false;
         while let Some(message) = stream.message().await? {
