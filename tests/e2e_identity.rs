@@ -147,8 +147,16 @@ spec:
     drop((first, second));
     assert!(poll_until(WAIT, || connections_of(&coalmine, "intruder").is_none()));
 
-    // The real proxy was never disturbed.
+    // The real proxy was never disturbed: a change waited for is ACKed by it alone.
     assert_eq!(connections_of(&coalmine, "edge-1"), Some(1));
+    let changed = docs.replace("http: [{route:", "http: [{name: changed, route:");
+    let r = coalmine.admin_request(
+        "POST",
+        "/api/v1/apply?wait=20s",
+        "application/yaml",
+        &changed,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(envoy.listener_ready(port, WAIT).status, 200);
     let metrics = coalmine.admin_get("/metrics").body;
     assert!(
