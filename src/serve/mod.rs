@@ -30,6 +30,9 @@ use crate::source;
 use crate::stats::service::StatsService;
 use crate::stats::Stats;
 use crate::store::Store;
+use tasks::Tasks;
+
+mod tasks;
 use crate::xds::{AdsService, XdsState};
 use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::MetricsServiceServer;
 
@@ -102,13 +105,17 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         Some(rx) => Some(crate::k8s::resources::serve(desired.clone(), rx.clone()).await?),
         None => None,
     };
+    let mut tasks = Tasks::default();
     if let Some(rx) = discovered {
         let desired = desired.clone();
-        tokio::spawn(crate::k8s::follow(rx, move |services| {
-            if let Err(e) = desired.set_discovered(services) {
-                warn!("discovered services rejected, keeping the last good set: {e}");
-            }
-        }));
+        tasks.worker(
+            "kubernetes discovery",
+            crate::k8s::follow(rx, move |services| {
+                if let Err(e) = desired.set_discovered(services) {
+                    warn!("discovered services rejected, keeping the last good set: {e}");
+                }
+            }),
+        );
     }
     let ledger = Arc::new(Ledger::default());
     let metrics = Arc::new(Metrics::default());
@@ -127,17 +134,21 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 
     if let Some(path) = opts.config.clone() {
         let desired = desired.clone();
-        tokio::spawn(source::watch(path, WATCH_INTERVAL, move |docs| {
-            accept(&desired, docs)
-        }));
+        tasks.worker(
+            "config watcher",
+            source::watch(path, WATCH_INTERVAL, move |docs| accept(&desired, docs)),
+        );
     }
-    tokio::spawn(publish(
-        desired.subscribe(),
-        snapshot_tx,
-        metrics.clone(),
-        opts.debounce,
-        opts.debounce_max,
-    ));
+    tasks.worker(
+        "publisher",
+        publish(
+            desired.subscribe(),
+            snapshot_tx,
+            metrics.clone(),
+            opts.debounce,
+            opts.debounce_max,
+        ),
+    );
 
     let xds_listener = TcpListener::bind(opts.xds_addr)
         .await
@@ -168,7 +179,8 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         metrics.clone(),
     );
     let mut stop = shutdown_rx.clone();
-    let xds = tokio::spawn(
+    tasks.server(
+        "xDS server",
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(opts.listen.keepalive_interval))
             .http2_keepalive_timeout(Some(opts.listen.keepalive_timeout))
@@ -198,7 +210,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         controller = controller.with_cluster(client, identity);
     }
     let rollouts = Arc::new(controller);
-    tokio::spawn(rollouts.clone().run(desired.subscribe(), leader_rx));
+    tasks.worker(
+        "release controller",
+        rollouts.clone().run(desired.subscribe(), leader_rx),
+    );
 
     let ready = Arc::new(AtomicBool::new(false));
     let admin_token = opts.admin_token.clone();
@@ -233,29 +248,32 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         keepalive_timeout: opts.listen.keepalive_timeout,
     };
     let mut stop = shutdown_rx.clone();
-    let admin = tokio::spawn(listen::http::serve(
-        admin_incoming,
-        router,
-        call_limits,
-        async move {
-            let _ = stop.wait_for(|s| *s).await;
-        },
-    ));
+    let admin = listen::http::serve(admin_incoming, router, call_limits, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    tasks.server("admin server", async move {
+        admin.await;
+        anyhow::Ok(())
+    });
     // The store is loaded and both ports listen.
     ready.store(true, Ordering::SeqCst);
 
-    shutdown_signal().await;
-    info!("shutting down: closing xDS streams");
-    ready.store(false, Ordering::SeqCst);
-    let _ = shutdown_tx.send(true);
-    let drained = async {
-        let _ = xds.await;
-        let _ = admin.await;
+    // A task that ends before SIGTERM is a failure: stop serving (unready first) and
+    // exit non-zero rather than go on with a stale snapshot.
+    let failure = tokio::select! {
+        _ = shutdown_signal() => None,
+        e = tasks.failure() => Some(e),
     };
-    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+    ready.store(false, Ordering::SeqCst);
+    match &failure {
+        None => info!("shutting down: closing xDS streams"),
+        Some(_) => info!("shutting down after a failure"),
+    }
+    let _ = shutdown_tx.send(true);
+    if !tasks.drain(DRAIN_TIMEOUT).await {
         warn!("streams did not close within {DRAIN_TIMEOUT:?}; exiting anyway");
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// Connects to Kubernetes (in-cluster config or `KUBECONFIG`) and waits for the first
