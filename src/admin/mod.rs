@@ -99,18 +99,23 @@ pub fn router(state: AdminState) -> Router {
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            return ApiError::unauthorized().into_response();
-        }
+    if !authorized(&req, state.token.as_deref()) {
+        return ApiError::unauthorized().into_response();
     }
     next.run(req).await
+}
+
+/// Whether the request carries the bearer token (always, when none is set): the one
+/// token check of the admin API.
+pub(crate) fn authorized(req: &Request, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 /// Refuses a browser's cross-site request that changes something (any method but

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -24,7 +24,7 @@ pub fn cluster_read_only(router: Router, token: Option<String>) -> Router {
     router.layer(middleware::from_fn(move |req: Request, next: Next| {
         let token = token.clone();
         async move {
-            if is_write(&req) && authorized(&req, token.as_deref()) {
+            if is_write(&req) && super::authorized(&req, token.as_deref()) {
                 return refuse();
             }
             next.run(req).await
@@ -50,18 +50,6 @@ fn is_write(req: &Request) -> bool {
         Method::DELETE => path.starts_with("/api/v1/resources/"),
         _ => false,
     }
-}
-
-/// Whether the request carries the token (always, when none is set).
-fn authorized(req: &Request, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    super::constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 fn refuse() -> Response {
