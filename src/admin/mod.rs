@@ -16,7 +16,7 @@ mod revisions;
 mod rollouts;
 mod schemas;
 mod status;
-mod views;
+pub(crate) mod views;
 
 pub use error::ApiError;
 pub use read_only::{cluster_read_only, CLUSTER_IS_SOURCE};

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::client::{Answer, Client, Error};
 use super::output::{print_structured, print_table, text, Format};
+use crate::admin::views::{ApplyResponse, DryRunResponse, ProxyList, ProxyView, RevisionList};
 use crate::source;
 
 /// What a client command ends with: success, a rejection (exit 1), or bad usage (2).
@@ -85,54 +86,45 @@ async fn diff_body(client: &Client, body: String, format: Format) -> Outcome {
     if print_structured(format, &answer.body) {
         return Ok(());
     }
-    let resources = answer.body["resources"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if resources.is_empty() {
+    let dry_run: DryRunResponse = decode(&answer.body)?;
+    if dry_run.resources.is_empty() {
         println!("no changes");
         return Ok(());
     }
-    for r in &resources {
-        println!(
-            "{} {}",
-            r["resource"].as_str().unwrap_or_default(),
-            text(r, "action")
-        );
+    for r in &dry_run.resources {
+        println!("{} {}", r.resource, r.action.as_str());
     }
-    let changes = answer.body["changed"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = changes
+    let rows: Vec<Vec<String>> = dry_run
+        .changed
         .iter()
         .map(|c| {
-            let proxies = c["proxies"].as_array().map(|p| join(p)).unwrap_or_default();
-            let gateways = c["gateways"]
-                .as_array()
-                .map(|g| join(g))
-                .unwrap_or_default();
-            let sign = match c["action"].as_str() {
-                Some("added") => "+",
-                Some("removed") => "-",
+            let sign = match c.action.as_str() {
+                "added" => "+",
+                "removed" => "-",
                 _ => "~",
+            };
+            let gateways = match c.gateways.is_empty() {
+                true => "(no gateway)".into(),
+                false => c.gateways.join(","),
             };
             vec![
                 sign.to_string(),
-                text(c, "type"),
-                text(c, "name"),
-                if gateways.is_empty() {
-                    "(no gateway)".into()
-                } else {
-                    gateways
-                },
-                proxies,
+                c.type_name.clone(),
+                c.name.clone(),
+                gateways,
+                c.proxies.join(","),
             ]
         })
         .collect();
     println!();
     print_table(&["", "TYPE", "NAME", "GATEWAYS", "PROXIES"], &rows);
     Ok(())
+}
+
+/// The API's own view type of an answer; a shape it does not have is a rejection.
+fn decode<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, Failure> {
+    serde_json::from_value(body.clone())
+        .map_err(|e| Failure::Rejected(format!("unexpected answer from the server: {e}")))
 }
 
 pub async fn delete_file(
@@ -182,56 +174,45 @@ pub async fn restore(
 
 /// Prints what a change did; with a wait, fails when a proxy NACKed or some did not ACK.
 fn report_change(answer: Answer, format: Format) -> Outcome {
-    let body = &answer.body;
-    if !print_structured(format, body) {
-        let changed = body["changed"].as_array().cloned().unwrap_or_default();
-        if changed.is_empty() {
-            println!("no changes (revision {})", body["revision"]);
+    let printed = print_structured(format, &answer.body);
+    let change: ApplyResponse = decode(&answer.body)?;
+    if !printed {
+        if change.changed.is_empty() {
+            println!("no changes (revision {})", change.revision);
         }
-        for c in &changed {
-            println!("{} {}", text(c, "resource"), text(c, "action"));
+        for c in &change.changed {
+            println!("{} {}", c.resource, c.action.as_str());
         }
-        if !changed.is_empty() {
-            println!("revision {}", body["revision"]);
+        if !change.changed.is_empty() {
+            println!("revision {}", change.revision);
         }
     }
-    let Some(status) = body.get("status").filter(|s| !s.is_null()) else {
+    let Some(status) = change.status else {
         return Ok(());
     };
-    let rejected = status["rejected"].as_array().cloned().unwrap_or_default();
-    if !rejected.is_empty() {
-        let lines: Vec<String> = rejected
+    if !status.rejected.is_empty() {
+        let lines: Vec<String> = status
+            .rejected
             .iter()
-            .map(|r| {
-                format!(
-                    "  {} rejected {}: {}",
-                    text(r, "node"),
-                    text(r, "type"),
-                    text(r, "message")
-                )
-            })
+            .map(|r| format!("  {} rejected {}: {}", r.node, r.type_name, r.message))
             .collect();
         return Err(Failure::Rejected(format!(
             "revision {} was NACKed:\n{}",
-            body["revision"],
+            change.revision,
             lines.join("\n")
         )));
     }
-    let pending = status["pending"].as_array().cloned().unwrap_or_default();
-    if !pending.is_empty() {
+    if !status.pending.is_empty() {
         return Err(Failure::Rejected(format!(
             "timed out: {} of {} proxies have not ACKed revision {}: {}",
-            pending.len(),
-            status["proxies"],
-            body["revision"],
-            join(&pending)
+            status.pending.len(),
+            status.proxies,
+            change.revision,
+            status.pending.join(",")
         )));
     }
     if format == Format::Table {
-        println!(
-            "acked by {} of {} proxies",
-            status["acked"], status["proxies"]
-        );
+        println!("acked by {} of {} proxies", status.acked, status.proxies);
     }
     Ok(())
 }
@@ -304,54 +285,8 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
     if print_structured(format, &value) {
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = value["proxies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|p| {
-            let labels = p["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            let node = match p["connections"].as_u64() {
-                Some(n) if n > 1 => format!("{} ({n} connections)", text(p, "node")),
-                _ => text(p, "node"),
-            };
-            let mut row = vec![
-                node,
-                text(p, "cluster"),
-                labels,
-                match p["warming"].as_bool() {
-                    Some(true) => format!("{} (warming)", p["revision"]),
-                    _ => p["revision"].to_string(),
-                },
-            ];
-            let mut nack = String::new();
-            for kind in ["cds", "eds", "lds", "rds"] {
-                let t = &p["types"][kind];
-                let mut cell = text(t, "acked");
-                if t["pending"].as_bool() == Some(true) {
-                    cell = format!("{cell} (pending {})", text(t, "served"));
-                }
-                row.push(if cell.is_empty() { "-".into() } else { cell });
-                if let Some(n) = t["lastNack"].as_object() {
-                    nack = format!(
-                        "{kind} {}: {}",
-                        n["at"].as_str().unwrap_or_default(),
-                        n["message"].as_str().unwrap_or_default()
-                    );
-                }
-            }
-            row.push(nack);
-            row
-        })
-        .collect();
+    let list: ProxyList = decode(&value)?;
+    let rows: Vec<Vec<String>> = list.proxies.iter().map(proxy_row).collect();
     print_table(
         &[
             "NODE",
@@ -369,23 +304,47 @@ pub async fn proxies(client: &Client, format: Format) -> Outcome {
     Ok(())
 }
 
+fn proxy_row(p: &ProxyView) -> Vec<String> {
+    let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let node = match p.connections {
+        n if n > 1 => format!("{} ({n} connections)", p.node),
+        _ => p.node.clone(),
+    };
+    let revision = match p.warming {
+        true => format!("{} (warming)", p.revision),
+        false => p.revision.to_string(),
+    };
+    let mut row = vec![node, p.cluster.clone(), labels.join(","), revision];
+    let mut nack = String::new();
+    for kind in ["cds", "eds", "lds", "rds"] {
+        let Some(t) = p.types.get(kind) else {
+            row.push("-".into());
+            continue;
+        };
+        let mut cell = t.acked.clone().unwrap_or_default();
+        if t.pending {
+            let served = t.served.as_deref().unwrap_or_default();
+            cell = format!("{cell} (pending {served})");
+        }
+        row.push(if cell.is_empty() { "-".into() } else { cell });
+        if let Some(n) = &t.last_nack {
+            nack = format!("{kind} {}: {}", n.at, n.message);
+        }
+    }
+    row.push(nack);
+    row
+}
+
 pub async fn history(client: &Client, format: Format) -> Outcome {
     let value = client.get("/api/v1/revisions").await?;
     if print_structured(format, &value) {
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = value["revisions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let list: RevisionList = decode(&value)?;
+    let rows: Vec<Vec<String>> = list
+        .revisions
         .iter()
-        .map(|r| {
-            vec![
-                r["revision"].to_string(),
-                text(r, "created"),
-                text(r, "summary"),
-            ]
-        })
+        .map(|r| vec![r.revision.to_string(), r.created.clone(), r.summary.clone()])
         .collect();
     print_table(&["REVISION", "CREATED", "SUMMARY"], &rows);
     Ok(())
