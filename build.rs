@@ -25,6 +25,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/grpc_stats/v3/config.proto",
     "envoy/extensions/filters/http/router/v3/router.proto",
     "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
+    "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto",
     "envoy/extensions/transport_sockets/tls/v3/tls.proto",
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
     "envoy/service/discovery/v3/discovery.proto",
