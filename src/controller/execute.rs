@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{clock, prometheus, webhook, Controller, Entry};
+use super::{clock, prometheus, saved, webhook, Controller, Entry};
 use crate::istio::Document;
 use crate::k8s::route_patch;
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
@@ -83,17 +83,7 @@ impl Controller {
         if let Some(cluster) = &self.cluster {
             return self.patch_cluster(&cluster.client, rollout, &value).await;
         }
-        let next = Document { value, ..doc };
-        match self.desired.apply(vec![next]) {
-            Ok(outcome) => {
-                info!(rollout = %rollout.key, revision = outcome.revision, "traffic step stored");
-                Some(outcome.revision)
-            }
-            Err(e) => {
-                warn!(rollout = %rollout.key, "cannot store the traffic step: {e}");
-                None
-            }
-        }
+        saved::apply_step(&self.desired, rollout, Document { value, ..doc }).await
     }
 
     /// Patches the target's route list in the cluster, then waits for the watchers to

@@ -15,6 +15,7 @@ mod acks;
 mod execute;
 pub mod prometheus;
 mod relay;
+mod saved;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -175,7 +176,7 @@ impl Controller {
         };
         let actions = entry.drive(command);
         self.carry_out(entry, actions).await;
-        self.save(key, entry);
+        self.save(key, entry).await;
         self.mirror(key, entry).await;
         Ok(entry.machine.status())
     }
@@ -216,14 +217,7 @@ impl Controller {
         if !starting {
             return; // every release runs on its current spec: nothing to read
         }
-        let saved: BTreeMap<String, (String, String)> = self
-            .desired
-            .store()
-            .rollouts()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, spec, state)| (k, (spec, state)))
-            .collect();
+        let saved = saved::rollouts(&self.desired).await;
         for (rollout, spec) in rollouts.iter().zip(specs) {
             if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
                 continue;
@@ -250,7 +244,7 @@ impl Controller {
             let mut entry = Entry::new(machine, spec);
             let actions = entry.machine.start(clock());
             self.carry_out(&mut entry, actions).await;
-            self.save(&rollout.key, &entry);
+            self.save(&rollout.key, &entry).await;
             self.mirror(&rollout.key, &mut entry).await;
             machines.insert(rollout.key.clone(), entry);
         }
@@ -269,7 +263,7 @@ impl Controller {
             actions.extend(entry.machine.tick(now));
             self.carry_out(entry, actions).await;
             if *entry.machine.state() != before {
-                self.save(key, entry);
+                self.save(key, entry).await;
             }
             self.mirror(key, entry).await;
         }
@@ -296,15 +290,9 @@ impl Controller {
         }
     }
 
-    fn save(&self, key: &ResourceKey, entry: &Entry) {
+    async fn save(&self, key: &ResourceKey, entry: &Entry) {
         let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        if let Err(e) = self
-            .desired
-            .store()
-            .save_rollout(&key.to_string(), &entry.spec, &state)
-        {
-            warn!(rollout = %key, "cannot save the release state: {e}");
-        }
+        saved::save(&self.desired, key, &entry.spec, state).await;
     }
 }
 
