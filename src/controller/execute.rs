@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{clock, prometheus, saved, webhook, Controller, Entry};
-use crate::istio::Document;
-use crate::k8s::route_patch;
+use super::{clock, prometheus, webhook, Controller, Entry};
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
@@ -16,10 +14,6 @@ use crate::translate::cluster_name;
 /// Actions carried out in one go at most: a machine never asks for this many, so a
 /// bigger number means something loops and the rest waits for the next tick.
 const MAX_ACTIONS: usize = 64;
-
-/// How long a step patched into the cluster may take to come back through the
-/// watchers as a revision.
-const CLUSTER_ECHO: Duration = Duration::from_secs(10);
 
 impl Controller {
     pub(super) async fn carry_out(&self, entry: &mut Entry, actions: Vec<Action>) {
@@ -80,53 +74,9 @@ impl Controller {
                 return None;
             }
         };
-        if let Some(cluster) = &self.cluster {
-            return self.patch_cluster(&cluster.client, rollout, &value).await;
-        }
-        saved::apply_step(&self.desired, rollout, Document { value, ..doc }).await
-    }
-
-    /// Patches the target's route list in the cluster, then waits for the watchers to
-    /// bring it back as a revision (judged like any edit): that revision, or `None`
-    /// when the patch failed or the change did not come back in time (logged).
-    async fn patch_cluster(
-        &self,
-        client: &kube::Client,
-        rollout: &Rollout,
-        next: &serde_json::Value,
-    ) -> Option<u64> {
-        let target = &rollout.target;
-        let stored = match route_patch::patch_routes(client, target, next).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                warn!(rollout = %rollout.key, "cannot write the traffic step: {e}");
-                return None;
-            }
-        };
-        let field = route_patch::routes_field(target.kind)?;
-        let mut published = self.desired.subscribe();
-        let arrived = tokio::time::timeout(CLUSTER_ECHO, async {
-            loop {
-                let doc = self.desired.get(target);
-                if doc.is_some_and(|d| d.value["spec"][field] == stored) {
-                    return self.desired.published().revision;
-                }
-                if published.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        })
-        .await;
-        match arrived {
-            Ok(revision) => {
-                info!(rollout = %rollout.key, revision, "traffic step patched into {target}");
-                Some(revision)
-            }
-            Err(_) => {
-                warn!(rollout = %rollout.key, "{target} was patched but the change was not served within {CLUSTER_ECHO:?} (rejected, or changed since); trying again");
-                None
-            }
-        }
+        self.sink
+            .write_step(&self.desired, rollout, doc, value)
+            .await
     }
 
     /// Measures every metric of the release against the canary destination.

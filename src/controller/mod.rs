@@ -12,10 +12,12 @@
 //! in the cluster, which a new leader on another replica resumes from. Work happens only while `leader` is true.
 
 mod acks;
+mod cluster;
 mod execute;
 pub mod prometheus;
 mod relay;
 mod saved;
+mod sink;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -23,14 +25,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{watch, Mutex};
-use tracing::warn;
 
 use crate::desired::{Desired, Published};
-use crate::k8s::rollout_status;
 use crate::ledger::Ledger;
 use crate::model::{ResourceKey, Rollout};
 use crate::rollout::{Machine, RolloutStatus};
 use crate::stats::Stats;
+use cluster::Cluster;
+use sink::Sink;
 
 /// How often machines are ticked and step ACKs looked for.
 const TICK: Duration = Duration::from_millis(250);
@@ -118,11 +120,9 @@ pub struct Controller {
     ledger: Arc<Ledger>,
     stats: Arc<Stats>,
     http: reqwest::Client,
-    /// Under `--kubernetes`: steps are patched into the cluster, the source of truth.
-    cluster: Option<Cluster>,
+    /// Where steps, states and statuses are written: chosen once, here.
+    sink: Sink,
     machines: Mutex<BTreeMap<ResourceKey, Entry>>,
-    /// Under `--kubernetes`: what this replica last reported of its proxies' ACKs.
-    reported: Mutex<acks::Reported>,
 }
 
 impl Controller {
@@ -132,9 +132,8 @@ impl Controller {
             ledger,
             stats,
             http: reqwest::Client::new(),
-            cluster: None,
+            sink: Sink::Store,
             machines: Mutex::default(),
-            reported: Mutex::default(),
         }
     }
 
@@ -142,7 +141,7 @@ impl Controller {
     /// store, and reports this replica's ACKs there as `identity`.
     pub fn with_cluster(self, client: kube::Client, identity: String) -> Controller {
         Controller {
-            cluster: Some(Cluster { client, identity }),
+            sink: Sink::Cluster(Box::new(Cluster::new(client, identity))),
             ..self
         }
     }
@@ -158,7 +157,7 @@ impl Controller {
             .map(|e| e.machine.status());
         match status {
             Some(status) => Some(status),
-            None => self.cluster_status(key).await,
+            None => self.sink.leader_status(&self.desired, key).await,
         }
     }
 
@@ -172,12 +171,12 @@ impl Controller {
         let mut machines = self.machines.lock().await;
         let Some(entry) = machines.get_mut(key) else {
             drop(machines);
-            return self.relay(key, command).await;
+            return self.sink.relay(&self.desired, key, command).await;
         };
         let actions = entry.drive(command);
         self.carry_out(entry, actions).await;
         self.save(key, entry).await;
-        self.mirror(key, entry).await;
+        self.sink.mirror(entry).await;
         Ok(entry.machine.status())
     }
 
@@ -188,7 +187,7 @@ impl Controller {
         leader: watch::Receiver<bool>,
     ) {
         loop {
-            self.report_acks().await;
+            self.sink.report_acks(&self.desired, &self.ledger).await;
             if *leader.borrow() {
                 let config = published.borrow_and_update().config.clone();
                 self.sync(&config.rollouts).await;
@@ -223,15 +222,7 @@ impl Controller {
                 continue;
             }
             // The cluster's copy first: another replica may have led the release since.
-            let in_cluster = match &self.cluster {
-                Some(cluster) => rollout_status::read(&cluster.client, &rollout.key)
-                    .await
-                    .unwrap_or_else(|e| {
-                        warn!(rollout = %rollout.key, "cannot read the release state from the cluster: {e}");
-                        None
-                    }),
-                None => None,
-            };
+            let in_cluster = self.sink.cluster_state(&rollout.key).await;
             let resumed = in_cluster
                 .as_ref()
                 .or_else(|| saved.get(&rollout.key.to_string()))
@@ -245,7 +236,7 @@ impl Controller {
             let actions = entry.machine.start(clock());
             self.carry_out(&mut entry, actions).await;
             self.save(&rollout.key, &entry).await;
-            self.mirror(&rollout.key, &mut entry).await;
+            self.sink.mirror(&mut entry).await;
             machines.insert(rollout.key.clone(), entry);
         }
     }
@@ -259,57 +250,19 @@ impl Controller {
             // A step whose write failed is written again (first, as it was due first).
             let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
             actions.extend(self.check_ack(entry, now).await);
-            actions.extend(self.take_relayed(key, entry).await);
+            actions.extend(self.sink.take_relayed(entry).await);
             actions.extend(entry.machine.tick(now));
             self.carry_out(entry, actions).await;
             if *entry.machine.state() != before {
                 self.save(key, entry).await;
             }
-            self.mirror(key, entry).await;
-        }
-    }
-
-    /// Under `--kubernetes`, writes the release's status (and state) to the Rollout in
-    /// the cluster when it changed since the last write; a failed write is retried on
-    /// the next tick.
-    async fn mirror(&self, key: &ResourceKey, entry: &mut Entry) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        let mut patch = rollout_status::to_patch(&entry.machine.status(), &entry.spec, &state);
-        if let Some(at) = &entry.request_done {
-            patch["status"][rollout_status::REQUEST_DONE_FIELD] = at.clone().into();
-        }
-        if entry.mirrored.as_ref() == Some(&patch) {
-            return;
-        }
-        match rollout_status::write(&cluster.client, key, &patch).await {
-            Ok(()) => entry.mirrored = Some(patch),
-            Err(e) => warn!(rollout = %key, "cannot write the release status to the cluster: {e}"),
+            self.sink.mirror(entry).await;
         }
     }
 
     async fn save(&self, key: &ResourceKey, entry: &Entry) {
         let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
         saved::save(&self.desired, key, &entry.spec, state).await;
-    }
-}
-
-/// The Kubernetes client steps are written with, and this replica's name (its Lease
-/// identity).
-#[derive(Clone)]
-struct Cluster {
-    client: kube::Client,
-    identity: String,
-}
-
-impl std::fmt::Debug for Cluster {
-    // `kube::Client` has no `Debug`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
     }
 }
 
