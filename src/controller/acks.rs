@@ -10,7 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::warn;
 
 use super::cluster::Cluster;
-use super::{Controller, Entry};
+use super::release::Entry;
+use super::Controller;
 use crate::desired::Desired;
 use crate::k8s::replica_acks::{self, Report, HEARTBEAT};
 use crate::k8s::rollout_status;

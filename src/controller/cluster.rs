@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::{acks, Entry};
+use super::acks;
+use super::release::Entry;
 use crate::desired::Desired;
 use crate::k8s::{rollout_status, route_patch};
 use crate::model::{ResourceKey, Rollout};

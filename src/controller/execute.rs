@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{clock, prometheus, webhook, Controller, Entry};
+use super::release::Entry;
+use super::{clock, prometheus, webhook, Controller};
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
@@ -20,6 +21,12 @@ impl Controller {
         let mut queue: VecDeque<Action> = actions.into();
         let mut done = 0;
         while let Some(action) = queue.pop_front() {
+            // Readers see each decision while the IO it asks for runs.
+            entry.publish();
+            if !self.still_published(entry) {
+                info!(rollout = %entry.machine.rollout().key, "the Rollout was edited or deleted: its release stops here");
+                break;
+            }
             done += 1;
             if done > MAX_ACTIONS {
                 warn!(rollout = %entry.machine.rollout().key, "too many actions in one step; the rest waits");

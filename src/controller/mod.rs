@@ -16,22 +16,27 @@ mod cluster;
 mod execute;
 pub mod prometheus;
 mod relay;
+mod release;
 mod saved;
 mod sink;
+#[cfg(test)]
+mod tests;
+mod tick;
 pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, OwnedMutexGuard};
 
 use crate::desired::{Desired, Published};
 use crate::ledger::Ledger;
-use crate::model::{ResourceKey, Rollout};
-use crate::rollout::{Machine, RolloutStatus};
+use crate::model::ResourceKey;
+use crate::rollout::RolloutStatus;
 use crate::stats::Stats;
 use cluster::Cluster;
+use release::{Entry, Release};
 use sink::Sink;
 
 /// How often machines are ticked and step ACKs looked for.
@@ -78,43 +83,6 @@ impl Command {
 }
 
 #[derive(Debug)]
-struct Entry {
-    machine: Machine,
-    /// A fingerprint of the Rollout's spec: a changed spec starts a new release.
-    spec: String,
-    /// Under `--kubernetes`: the status last written to the Rollout in the cluster.
-    mirrored: Option<serde_json::Value>,
-    /// Under `--kubernetes`: when the Rollout's status was last read for commands
-    /// relayed by other replicas.
-    polled: Option<std::time::Instant>,
-    /// Under `--kubernetes`: the `at` of the last relayed command carried out.
-    request_done: Option<String>,
-}
-
-impl Entry {
-    fn new(machine: Machine, spec: String) -> Entry {
-        Entry {
-            machine,
-            spec,
-            mirrored: None,
-            polled: None,
-            request_done: None,
-        }
-    }
-
-    /// Applies an operator's command to the machine; the actions to carry out.
-    fn drive(&mut self, command: Command) -> Vec<crate::rollout::Action> {
-        let now = clock();
-        match command {
-            Command::Promote => self.machine.promote(now),
-            Command::Abort => self.machine.abort(now),
-            Command::Pause => self.machine.pause(now),
-            Command::Resume => self.machine.resume(now),
-        }
-    }
-}
-
-#[derive(Debug)]
 pub struct Controller {
     desired: Arc<Desired>,
     ledger: Arc<Ledger>,
@@ -122,7 +90,9 @@ pub struct Controller {
     http: reqwest::Client,
     /// Where steps, states and statuses are written: chosen once, here.
     sink: Sink,
-    machines: Mutex<BTreeMap<ResourceKey, Entry>>,
+    /// One release per Rollout; locked only to look one up or swap one, never across
+    /// IO (see [`tick`]).
+    releases: std::sync::Mutex<BTreeMap<ResourceKey, Arc<Release>>>,
 }
 
 impl Controller {
@@ -133,7 +103,7 @@ impl Controller {
             stats,
             http: reqwest::Client::new(),
             sink: Sink::Store,
-            machines: Mutex::default(),
+            releases: std::sync::Mutex::default(),
         }
     }
 
@@ -146,37 +116,31 @@ impl Controller {
         }
     }
 
-    /// A release's status, if that Rollout exists: from its machine on the leader,
-    /// else (`--kubernetes`) as the leader wrote it in the Rollout's status.
+    /// A release's status, if that Rollout exists: from its machine on the leader (a
+    /// snapshot: never waiting for the release's IO), else (`--kubernetes`) as the
+    /// leader wrote it in the Rollout's status.
     pub async fn status(&self, key: &ResourceKey) -> Option<RolloutStatus> {
-        let status = self
-            .machines
-            .lock()
-            .await
-            .get(key)
-            .map(|e| e.machine.status());
-        match status {
-            Some(status) => Some(status),
+        let release = self.releases().get(key).cloned();
+        match release {
+            Some(release) => Some(release.status()),
             None => self.sink.leader_status(&self.desired, key).await,
         }
     }
 
-    /// Drives a release by hand: on the leader at once, else (`--kubernetes`) relayed
-    /// to the leader through the Rollout's status.
+    /// Drives a release by hand: on the leader at once (after the release's work in
+    /// flight), else (`--kubernetes`) relayed to the leader through the Rollout's
+    /// status.
     pub async fn command(
         &self,
         key: &ResourceKey,
         command: Command,
     ) -> Result<RolloutStatus, CommandError> {
-        let mut machines = self.machines.lock().await;
-        let Some(entry) = machines.get_mut(key) else {
-            drop(machines);
+        let Some((release, mut entry)) = self.work_on(key).await else {
             return self.sink.relay(&self.desired, key, command).await;
         };
         let actions = entry.drive(command);
-        self.carry_out(entry, actions).await;
-        self.save(key, entry).await;
-        self.sink.mirror(entry).await;
+        self.carry_out(&mut entry, actions).await;
+        self.record(&release, &mut entry, true).await;
         Ok(entry.machine.status())
     }
 
@@ -200,69 +164,24 @@ impl Controller {
         }
     }
 
-    /// One machine per Rollout: new ones start (or resume from a saved state), removed
-    /// ones are forgotten, changed ones start over.
-    async fn sync(&self, rollouts: &[Rollout]) {
-        let mut machines = self.machines.lock().await;
-        machines.retain(|key, _| rollouts.iter().any(|r| &r.key == key));
-        let specs: Vec<String> = rollouts
-            .iter()
-            .map(|r| crate::snapshot::short_hash(format!("{r:?}").as_bytes()))
-            .collect();
-        let starting = rollouts
-            .iter()
-            .zip(&specs)
-            .any(|(r, spec)| machines.get(&r.key).is_none_or(|e| &e.spec != spec));
-        if !starting {
-            return; // every release runs on its current spec: nothing to read
-        }
-        let saved = saved::rollouts(&self.desired).await;
-        for (rollout, spec) in rollouts.iter().zip(specs) {
-            if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
-                continue;
+    /// The current release of `key` with its work locked (after the work in flight),
+    /// if there is one.
+    async fn work_on(&self, key: &ResourceKey) -> Option<(Arc<Release>, OwnedMutexGuard<Entry>)> {
+        loop {
+            let release = self.releases().get(key).cloned()?;
+            let entry = release.work().await;
+            if !entry.retired {
+                return Some((release, entry));
             }
-            // The cluster's copy first: another replica may have led the release since.
-            let in_cluster = self.sink.cluster_state(&rollout.key).await;
-            let resumed = in_cluster
-                .as_ref()
-                .or_else(|| saved.get(&rollout.key.to_string()))
-                .filter(|(s, _)| *s == spec)
-                .and_then(|(_, state)| serde_json::from_str(state).ok());
-            let machine = match resumed {
-                Some(state) => Machine::with_state(rollout.clone(), state),
-                None => Machine::new(rollout.clone()),
-            };
-            let mut entry = Entry::new(machine, spec);
-            let actions = entry.machine.start(clock());
-            self.carry_out(&mut entry, actions).await;
-            self.save(&rollout.key, &entry).await;
-            self.sink.mirror(&mut entry).await;
-            machines.insert(rollout.key.clone(), entry);
+            // Replaced or removed while we waited: look again.
         }
     }
 
-    /// Ticks every machine, and reports step ACKs and NACKs.
-    async fn step(&self) {
-        let mut machines = self.machines.lock().await;
-        for (key, entry) in machines.iter_mut() {
-            let before = entry.machine.state().clone();
-            let now = clock();
-            // A step whose write failed is written again (first, as it was due first).
-            let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
-            actions.extend(self.check_ack(entry, now).await);
-            actions.extend(self.sink.take_relayed(entry).await);
-            actions.extend(entry.machine.tick(now));
-            self.carry_out(entry, actions).await;
-            if *entry.machine.state() != before {
-                self.save(key, entry).await;
-            }
-            self.sink.mirror(entry).await;
-        }
-    }
-
-    async fn save(&self, key: &ResourceKey, entry: &Entry) {
-        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        saved::save(&self.desired, key, &entry.spec, state).await;
+    /// The map of releases, held only for a lookup or a swap.
+    fn releases(&self) -> std::sync::MutexGuard<'_, BTreeMap<ResourceKey, Arc<Release>>> {
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -9,7 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::{info, warn};
 
 use super::cluster::Cluster;
-use super::{Command, CommandError, Entry};
+use super::release::Entry;
+use super::{Command, CommandError};
 use crate::desired::Desired;
 use crate::k8s::rollout_status;
 use crate::model::ResourceKey;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use super::cluster::Cluster;
-use super::{saved, Command, CommandError, Entry};
+use super::release::Entry;
+use super::{saved, Command, CommandError};
 use crate::desired::Desired;
 use crate::istio::Document;
 use crate::ledger::{Ledger, ProxyStatus};
