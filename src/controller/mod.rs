@@ -1,4 +1,4 @@
-//! The rollout controller: drives every Rollout's [`Machine`] with real IO.
+//! The rollout controller: drives every Rollout's [`Machine`](crate::rollout::Machine) with real IO.
 //!
 //! It keeps one machine per Rollout of the published config, ticks them, and carries
 //! out their actions: traffic steps become revisions of the target VirtualService or
@@ -10,6 +10,12 @@
 //! Each machine's state is saved in the store after every step, so a restart carries
 //! on; under `--kubernetes` it also goes, with the status, into the Rollout's `status`
 //! in the cluster, which a new leader on another replica resumes from. Work happens only while `leader` is true.
+//!
+//! Where steps and states go (store or cluster) is one `Sink` (`sink.rs`), chosen at
+//! construction. Each release has its own work lock, held across its IO, so its ticks
+//! and commands never interleave; the map of releases is locked only for lookups and
+//! swaps, and status readers clone a snapshot, so they never wait for a release's IO
+//! (see `tick.rs`). Store calls run on the blocking pool (`saved.rs`).
 
 mod acks;
 mod cluster;
