@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 use tracing::warn;
 
-use super::{Controller, Entry};
+use super::cluster::Cluster;
+use super::release::Entry;
+use super::Controller;
+use crate::desired::Desired;
 use crate::k8s::replica_acks::{self, Report, HEARTBEAT};
 use crate::k8s::rollout_status;
 use crate::k8s::route_patch::routes_field;
-use crate::ledger::ProxyStatus;
+use crate::ledger::{Ledger, ProxyStatus};
 use crate::model::{Config, ResourceKey};
 use crate::rollout::Action;
 use crate::translate::{reaches, select_gateways};
@@ -39,9 +42,9 @@ impl Controller {
         };
         let target = entry.machine.rollout().target.clone();
         let config = self.desired.published().config;
-        let mut status = self.local_ack(&config, &target, revision);
+        let mut status = local_ack(&self.ledger, &config, &target, revision);
         if status == ProxyStatus::Acked {
-            status = self.other_replicas(&target).await;
+            status = self.sink.others_acked(&self.desired, &target).await;
         }
         match status {
             ProxyStatus::Acked => entry.machine.step_acked(now, revision),
@@ -52,42 +55,42 @@ impl Controller {
             }
         }
     }
+}
 
-    /// Where this replica's proxies that carry `target` stand on `revision`.
-    fn local_ack(&self, config: &Config, target: &ResourceKey, revision: u64) -> ProxyStatus {
-        let mut out = ProxyStatus::Acked;
-        for proxy in self.ledger.proxies() {
-            let gateways = select_gateways(config, &proxy.node.labels);
-            if !reaches(config, target, &gateways) {
-                continue;
-            }
-            match proxy.status_of(revision) {
-                ProxyStatus::Acked => {}
-                ProxyStatus::Pending => out = ProxyStatus::Pending,
-                ProxyStatus::Rejected(message) => {
-                    return ProxyStatus::Rejected(format!("{}: {message}", proxy.node.id));
-                }
+/// Where this replica's proxies that carry `target` stand on `revision`.
+fn local_ack(ledger: &Ledger, config: &Config, target: &ResourceKey, revision: u64) -> ProxyStatus {
+    let mut out = ProxyStatus::Acked;
+    for proxy in ledger.proxies() {
+        let gateways = select_gateways(config, &proxy.node.labels);
+        if !reaches(config, target, &gateways) {
+            continue;
+        }
+        match proxy.status_of(revision) {
+            ProxyStatus::Acked => {}
+            ProxyStatus::Pending => out = ProxyStatus::Pending,
+            ProxyStatus::Rejected(message) => {
+                return ProxyStatus::Rejected(format!("{}: {message}", proxy.node.id));
             }
         }
-        out
     }
+    out
+}
 
-    /// What the other live replicas report of `target` as this replica holds it (Acked
-    /// without a cluster).
-    async fn other_replicas(&self, target: &ResourceKey) -> ProxyStatus {
-        let Some(cluster) = &self.cluster else {
-            return ProxyStatus::Acked;
-        };
-        let Some(route) = self.route_hash(target) else {
+impl Cluster {
+    /// What the other live replicas report of `target` as this replica holds it.
+    pub(super) async fn others_acked(
+        &self,
+        desired: &Desired,
+        target: &ResourceKey,
+    ) -> ProxyStatus {
+        let Some(route) = route_hash(desired, target) else {
             return ProxyStatus::Pending;
         };
-        let Some(rollout) = self.rollout_of(target) else {
+        let Some(rollout) = rollout_of(desired, target) else {
             return ProxyStatus::Pending;
         };
-        match rollout_status::read_status(&cluster.client, &rollout).await {
-            Ok(status) => {
-                replica_acks::others(&status, &cluster.identity, &route, Timestamp::now())
-            }
+        match rollout_status::read_status(&self.client, &rollout).await {
+            Ok(status) => replica_acks::others(&status, &self.identity, &route, Timestamp::now()),
             Err(e) => {
                 warn!(rollout = %rollout, "cannot read the other replicas' ACKs: {e}");
                 ProxyStatus::Pending
@@ -95,14 +98,10 @@ impl Controller {
         }
     }
 
-    /// Under `--kubernetes`, on every replica: writes, per Rollout, whether this
-    /// replica's proxies ACKed its target route as it now stands (when that changed,
-    /// or every [`HEARTBEAT`]).
-    pub(super) async fn report_acks(&self) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        let published = self.desired.published();
+    /// On every replica: writes, per Rollout, whether this replica's proxies ACKed its
+    /// target route as it now stands (when that changed, or every [`HEARTBEAT`]).
+    pub(super) async fn report_acks(&self, desired: &Desired, ledger: &Ledger) {
+        let published = desired.published();
         let rollouts = &published.config.rollouts;
         let mut reported = self.reported.lock().await;
         reported
@@ -110,7 +109,7 @@ impl Controller {
             .retain(|key, _| rollouts.iter().any(|r| &r.key == key));
         // Nothing to say unless the config or a proxy's state moved, a heartbeat is
         // due, or a report is missing (a failed write).
-        let inputs = (published.revision, *self.ledger.subscribe().borrow());
+        let inputs = (published.revision, *ledger.subscribe().borrow());
         let due = reported.sent.len() != rollouts.len()
             || reported
                 .sent
@@ -121,10 +120,15 @@ impl Controller {
         }
         reported.inputs = Some(inputs);
         for rollout in rollouts {
-            let Some(route) = self.route_hash(&rollout.target) else {
+            let Some(route) = route_hash(desired, &rollout.target) else {
                 continue;
             };
-            let local = self.local_ack(&published.config, &rollout.target, published.revision);
+            let local = local_ack(
+                ledger,
+                &published.config,
+                &rollout.target,
+                published.revision,
+            );
             let report = Report::new(route, &local);
             let due = match reported.sent.get(&rollout.key) {
                 Some((last, at)) => *last != report || at.elapsed() >= HEARTBEAT,
@@ -134,8 +138,7 @@ impl Controller {
                 continue;
             }
             let written =
-                replica_acks::write(&cluster.client, &rollout.key, &cluster.identity, &report)
-                    .await;
+                replica_acks::write(&self.client, &rollout.key, &self.identity, &report).await;
             match written {
                 Ok(()) => {
                     reported
@@ -146,18 +149,18 @@ impl Controller {
             }
         }
     }
+}
 
-    /// The hash of `target`'s route list as this replica holds it.
-    fn route_hash(&self, target: &ResourceKey) -> Option<String> {
-        let field = routes_field(target.kind)?;
-        let doc = self.desired.get(target)?;
-        Some(replica_acks::route_hash(&doc.value["spec"][field]))
-    }
+/// The hash of `target`'s route list as this replica holds it.
+fn route_hash(desired: &Desired, target: &ResourceKey) -> Option<String> {
+    let field = routes_field(target.kind)?;
+    let doc = desired.get(target)?;
+    Some(replica_acks::route_hash(&doc.value["spec"][field]))
+}
 
-    /// The Rollout whose target is `target`.
-    fn rollout_of(&self, target: &ResourceKey) -> Option<ResourceKey> {
-        let config = self.desired.published().config;
-        let rollout = config.rollouts.iter().find(|r| &r.target == target)?;
-        Some(rollout.key.clone())
-    }
+/// The Rollout whose target is `target`.
+fn rollout_of(desired: &Desired, target: &ResourceKey) -> Option<ResourceKey> {
+    let config = desired.published().config;
+    let rollout = config.rollouts.iter().find(|r| &r.target == target)?;
+    Some(rollout.key.clone())
 }

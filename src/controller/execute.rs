@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{clock, prometheus, webhook, Controller, Entry};
-use crate::istio::Document;
-use crate::k8s::route_patch;
+use super::release::Entry;
+use super::{clock, prometheus, webhook, Controller};
 use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
@@ -17,15 +16,17 @@ use crate::translate::cluster_name;
 /// bigger number means something loops and the rest waits for the next tick.
 const MAX_ACTIONS: usize = 64;
 
-/// How long a step patched into the cluster may take to come back through the
-/// watchers as a revision.
-const CLUSTER_ECHO: Duration = Duration::from_secs(10);
-
 impl Controller {
     pub(super) async fn carry_out(&self, entry: &mut Entry, actions: Vec<Action>) {
         let mut queue: VecDeque<Action> = actions.into();
         let mut done = 0;
         while let Some(action) = queue.pop_front() {
+            // Readers see each decision while the IO it asks for runs.
+            entry.publish();
+            if !self.still_published(entry) {
+                info!(rollout = %entry.machine.rollout().key, "the Rollout was edited or deleted: its release stops here");
+                break;
+            }
             done += 1;
             if done > MAX_ACTIONS {
                 warn!(rollout = %entry.machine.rollout().key, "too many actions in one step; the rest waits");
@@ -80,63 +81,9 @@ impl Controller {
                 return None;
             }
         };
-        if let Some(cluster) = &self.cluster {
-            return self.patch_cluster(&cluster.client, rollout, &value).await;
-        }
-        let next = Document { value, ..doc };
-        match self.desired.apply(vec![next]) {
-            Ok(outcome) => {
-                info!(rollout = %rollout.key, revision = outcome.revision, "traffic step stored");
-                Some(outcome.revision)
-            }
-            Err(e) => {
-                warn!(rollout = %rollout.key, "cannot store the traffic step: {e}");
-                None
-            }
-        }
-    }
-
-    /// Patches the target's route list in the cluster, then waits for the watchers to
-    /// bring it back as a revision (judged like any edit): that revision, or `None`
-    /// when the patch failed or the change did not come back in time (logged).
-    async fn patch_cluster(
-        &self,
-        client: &kube::Client,
-        rollout: &Rollout,
-        next: &serde_json::Value,
-    ) -> Option<u64> {
-        let target = &rollout.target;
-        let stored = match route_patch::patch_routes(client, target, next).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                warn!(rollout = %rollout.key, "cannot write the traffic step: {e}");
-                return None;
-            }
-        };
-        let field = route_patch::routes_field(target.kind)?;
-        let mut published = self.desired.subscribe();
-        let arrived = tokio::time::timeout(CLUSTER_ECHO, async {
-            loop {
-                let doc = self.desired.get(target);
-                if doc.is_some_and(|d| d.value["spec"][field] == stored) {
-                    return self.desired.published().revision;
-                }
-                if published.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        })
-        .await;
-        match arrived {
-            Ok(revision) => {
-                info!(rollout = %rollout.key, revision, "traffic step patched into {target}");
-                Some(revision)
-            }
-            Err(_) => {
-                warn!(rollout = %rollout.key, "{target} was patched but the change was not served within {CLUSTER_ECHO:?} (rejected, or changed since); trying again");
-                None
-            }
-        }
+        self.sink
+            .write_step(&self.desired, rollout, doc, value)
+            .await
     }
 
     /// Measures every metric of the release against the canary destination.

@@ -1,4 +1,4 @@
-//! The rollout controller: drives every Rollout's [`Machine`] with real IO.
+//! The rollout controller: drives every Rollout's [`Machine`](crate::rollout::Machine) with real IO.
 //!
 //! It keeps one machine per Rollout of the published config, ticks them, and carries
 //! out their actions: traffic steps become revisions of the target VirtualService or
@@ -10,26 +10,40 @@
 //! Each machine's state is saved in the store after every step, so a restart carries
 //! on; under `--kubernetes` it also goes, with the status, into the Rollout's `status`
 //! in the cluster, which a new leader on another replica resumes from. Work happens only while `leader` is true.
+//!
+//! Where steps and states go (store or cluster) is one `Sink` (`sink.rs`), chosen at
+//! construction. Each release has its own work lock, held across its IO, so its ticks
+//! and commands never interleave; the map of releases is locked only for lookups and
+//! swaps, and status readers clone a snapshot, so they never wait for a release's IO
+//! (see `tick.rs`). Store calls run on the blocking pool (`saved.rs`).
 
 mod acks;
+mod cluster;
 mod execute;
 pub mod prometheus;
 mod relay;
+mod release;
+mod saved;
+mod sink;
+#[cfg(test)]
+mod tests;
+mod tick;
 pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{watch, Mutex};
-use tracing::warn;
+use tokio::sync::{watch, OwnedMutexGuard};
 
 use crate::desired::{Desired, Published};
-use crate::k8s::rollout_status;
 use crate::ledger::Ledger;
-use crate::model::{ResourceKey, Rollout};
-use crate::rollout::{Machine, RolloutStatus};
+use crate::model::ResourceKey;
+use crate::rollout::RolloutStatus;
 use crate::stats::Stats;
+use cluster::Cluster;
+use release::{Entry, Release};
+use sink::Sink;
 
 /// How often machines are ticked and step ACKs looked for.
 const TICK: Duration = Duration::from_millis(250);
@@ -75,53 +89,16 @@ impl Command {
 }
 
 #[derive(Debug)]
-struct Entry {
-    machine: Machine,
-    /// A fingerprint of the Rollout's spec: a changed spec starts a new release.
-    spec: String,
-    /// Under `--kubernetes`: the status last written to the Rollout in the cluster.
-    mirrored: Option<serde_json::Value>,
-    /// Under `--kubernetes`: when the Rollout's status was last read for commands
-    /// relayed by other replicas.
-    polled: Option<std::time::Instant>,
-    /// Under `--kubernetes`: the `at` of the last relayed command carried out.
-    request_done: Option<String>,
-}
-
-impl Entry {
-    fn new(machine: Machine, spec: String) -> Entry {
-        Entry {
-            machine,
-            spec,
-            mirrored: None,
-            polled: None,
-            request_done: None,
-        }
-    }
-
-    /// Applies an operator's command to the machine; the actions to carry out.
-    fn drive(&mut self, command: Command) -> Vec<crate::rollout::Action> {
-        let now = clock();
-        match command {
-            Command::Promote => self.machine.promote(now),
-            Command::Abort => self.machine.abort(now),
-            Command::Pause => self.machine.pause(now),
-            Command::Resume => self.machine.resume(now),
-        }
-    }
-}
-
-#[derive(Debug)]
 pub struct Controller {
     desired: Arc<Desired>,
     ledger: Arc<Ledger>,
     stats: Arc<Stats>,
     http: reqwest::Client,
-    /// Under `--kubernetes`: steps are patched into the cluster, the source of truth.
-    cluster: Option<Cluster>,
-    machines: Mutex<BTreeMap<ResourceKey, Entry>>,
-    /// Under `--kubernetes`: what this replica last reported of its proxies' ACKs.
-    reported: Mutex<acks::Reported>,
+    /// Where steps, states and statuses are written: chosen once, here.
+    sink: Sink,
+    /// One release per Rollout; locked only to look one up or swap one, never across
+    /// IO (see [`tick`]).
+    releases: std::sync::Mutex<BTreeMap<ResourceKey, Arc<Release>>>,
 }
 
 impl Controller {
@@ -131,9 +108,8 @@ impl Controller {
             ledger,
             stats,
             http: reqwest::Client::new(),
-            cluster: None,
-            machines: Mutex::default(),
-            reported: Mutex::default(),
+            sink: Sink::Store,
+            releases: std::sync::Mutex::default(),
         }
     }
 
@@ -141,42 +117,36 @@ impl Controller {
     /// store, and reports this replica's ACKs there as `identity`.
     pub fn with_cluster(self, client: kube::Client, identity: String) -> Controller {
         Controller {
-            cluster: Some(Cluster { client, identity }),
+            sink: Sink::Cluster(Box::new(Cluster::new(client, identity))),
             ..self
         }
     }
 
-    /// A release's status, if that Rollout exists: from its machine on the leader,
-    /// else (`--kubernetes`) as the leader wrote it in the Rollout's status.
+    /// A release's status, if that Rollout exists: from its machine on the leader (a
+    /// snapshot: never waiting for the release's IO), else (`--kubernetes`) as the
+    /// leader wrote it in the Rollout's status.
     pub async fn status(&self, key: &ResourceKey) -> Option<RolloutStatus> {
-        let status = self
-            .machines
-            .lock()
-            .await
-            .get(key)
-            .map(|e| e.machine.status());
-        match status {
-            Some(status) => Some(status),
-            None => self.cluster_status(key).await,
+        let release = self.releases().get(key).cloned();
+        match release {
+            Some(release) => Some(release.status()),
+            None => self.sink.leader_status(&self.desired, key).await,
         }
     }
 
-    /// Drives a release by hand: on the leader at once, else (`--kubernetes`) relayed
-    /// to the leader through the Rollout's status.
+    /// Drives a release by hand: on the leader at once (after the release's work in
+    /// flight), else (`--kubernetes`) relayed to the leader through the Rollout's
+    /// status.
     pub async fn command(
         &self,
         key: &ResourceKey,
         command: Command,
     ) -> Result<RolloutStatus, CommandError> {
-        let mut machines = self.machines.lock().await;
-        let Some(entry) = machines.get_mut(key) else {
-            drop(machines);
-            return self.relay(key, command).await;
+        let Some((release, mut entry)) = self.work_on(key).await else {
+            return self.sink.relay(&self.desired, key, command).await;
         };
         let actions = entry.drive(command);
-        self.carry_out(entry, actions).await;
-        self.save(key, entry);
-        self.mirror(key, entry).await;
+        self.carry_out(&mut entry, actions).await;
+        self.record(&release, &mut entry, true).await;
         Ok(entry.machine.status())
     }
 
@@ -187,7 +157,7 @@ impl Controller {
         leader: watch::Receiver<bool>,
     ) {
         loop {
-            self.report_acks().await;
+            self.sink.report_acks(&self.desired, &self.ledger).await;
             if *leader.borrow() {
                 let config = published.borrow_and_update().config.clone();
                 self.sync(&config.rollouts).await;
@@ -200,128 +170,24 @@ impl Controller {
         }
     }
 
-    /// One machine per Rollout: new ones start (or resume from a saved state), removed
-    /// ones are forgotten, changed ones start over.
-    async fn sync(&self, rollouts: &[Rollout]) {
-        let mut machines = self.machines.lock().await;
-        machines.retain(|key, _| rollouts.iter().any(|r| &r.key == key));
-        let specs: Vec<String> = rollouts
-            .iter()
-            .map(|r| crate::snapshot::short_hash(format!("{r:?}").as_bytes()))
-            .collect();
-        let starting = rollouts
-            .iter()
-            .zip(&specs)
-            .any(|(r, spec)| machines.get(&r.key).is_none_or(|e| &e.spec != spec));
-        if !starting {
-            return; // every release runs on its current spec: nothing to read
-        }
-        let saved: BTreeMap<String, (String, String)> = self
-            .desired
-            .store()
-            .rollouts()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, spec, state)| (k, (spec, state)))
-            .collect();
-        for (rollout, spec) in rollouts.iter().zip(specs) {
-            if machines.get(&rollout.key).is_some_and(|e| e.spec == spec) {
-                continue;
+    /// The current release of `key` with its work locked (after the work in flight),
+    /// if there is one.
+    async fn work_on(&self, key: &ResourceKey) -> Option<(Arc<Release>, OwnedMutexGuard<Entry>)> {
+        loop {
+            let release = self.releases().get(key).cloned()?;
+            let entry = release.work().await;
+            if !entry.retired {
+                return Some((release, entry));
             }
-            // The cluster's copy first: another replica may have led the release since.
-            let in_cluster = match &self.cluster {
-                Some(cluster) => rollout_status::read(&cluster.client, &rollout.key)
-                    .await
-                    .unwrap_or_else(|e| {
-                        warn!(rollout = %rollout.key, "cannot read the release state from the cluster: {e}");
-                        None
-                    }),
-                None => None,
-            };
-            let resumed = in_cluster
-                .as_ref()
-                .or_else(|| saved.get(&rollout.key.to_string()))
-                .filter(|(s, _)| *s == spec)
-                .and_then(|(_, state)| serde_json::from_str(state).ok());
-            let machine = match resumed {
-                Some(state) => Machine::with_state(rollout.clone(), state),
-                None => Machine::new(rollout.clone()),
-            };
-            let mut entry = Entry::new(machine, spec);
-            let actions = entry.machine.start(clock());
-            self.carry_out(&mut entry, actions).await;
-            self.save(&rollout.key, &entry);
-            self.mirror(&rollout.key, &mut entry).await;
-            machines.insert(rollout.key.clone(), entry);
+            // Replaced or removed while we waited: look again.
         }
     }
 
-    /// Ticks every machine, and reports step ACKs and NACKs.
-    async fn step(&self) {
-        let mut machines = self.machines.lock().await;
-        for (key, entry) in machines.iter_mut() {
-            let before = entry.machine.state().clone();
-            let now = clock();
-            // A step whose write failed is written again (first, as it was due first).
-            let mut actions: Vec<_> = entry.machine.unstored().into_iter().collect();
-            actions.extend(self.check_ack(entry, now).await);
-            actions.extend(self.take_relayed(key, entry).await);
-            actions.extend(entry.machine.tick(now));
-            self.carry_out(entry, actions).await;
-            if *entry.machine.state() != before {
-                self.save(key, entry);
-            }
-            self.mirror(key, entry).await;
-        }
-    }
-
-    /// Under `--kubernetes`, writes the release's status (and state) to the Rollout in
-    /// the cluster when it changed since the last write; a failed write is retried on
-    /// the next tick.
-    async fn mirror(&self, key: &ResourceKey, entry: &mut Entry) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
-        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        let mut patch = rollout_status::to_patch(&entry.machine.status(), &entry.spec, &state);
-        if let Some(at) = &entry.request_done {
-            patch["status"][rollout_status::REQUEST_DONE_FIELD] = at.clone().into();
-        }
-        if entry.mirrored.as_ref() == Some(&patch) {
-            return;
-        }
-        match rollout_status::write(&cluster.client, key, &patch).await {
-            Ok(()) => entry.mirrored = Some(patch),
-            Err(e) => warn!(rollout = %key, "cannot write the release status to the cluster: {e}"),
-        }
-    }
-
-    fn save(&self, key: &ResourceKey, entry: &Entry) {
-        let state = serde_json::to_string(entry.machine.state()).expect("state serializes");
-        if let Err(e) = self
-            .desired
-            .store()
-            .save_rollout(&key.to_string(), &entry.spec, &state)
-        {
-            warn!(rollout = %key, "cannot save the release state: {e}");
-        }
-    }
-}
-
-/// The Kubernetes client steps are written with, and this replica's name (its Lease
-/// identity).
-#[derive(Clone)]
-struct Cluster {
-    client: kube::Client,
-    identity: String,
-}
-
-impl std::fmt::Debug for Cluster {
-    // `kube::Client` has no `Debug`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
+    /// The map of releases, held only for a lookup or a swap.
+    fn releases(&self) -> std::sync::MutexGuard<'_, BTreeMap<ResourceKey, Arc<Release>>> {
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

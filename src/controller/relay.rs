@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 use tracing::{info, warn};
 
-use super::{Command, CommandError, Controller, Entry};
+use super::cluster::Cluster;
+use super::release::Entry;
+use super::{Command, CommandError};
+use crate::desired::Desired;
 use crate::k8s::rollout_status;
 use crate::model::ResourceKey;
 use crate::rollout::{Action, RolloutStatus};
@@ -19,12 +22,15 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the leader reads a Rollout's status for relayed commands.
 const POLL: Duration = Duration::from_secs(1);
 
-impl Controller {
+impl Cluster {
     /// The release status the leader wrote in the Rollout's status, if any.
-    pub(super) async fn cluster_status(&self, key: &ResourceKey) -> Option<RolloutStatus> {
-        let cluster = self.cluster.as_ref()?;
-        self.rollout_exists(key).then_some(())?;
-        match rollout_status::read_status(&cluster.client, key).await {
+    pub(super) async fn leader_status(
+        &self,
+        desired: &Desired,
+        key: &ResourceKey,
+    ) -> Option<RolloutStatus> {
+        rollout_exists(desired, key).then_some(())?;
+        match rollout_status::read_status(&self.client, key).await {
             Ok(status) => rollout_status::release_status(&status),
             Err(e) => {
                 warn!(rollout = %key, "cannot read the release status from the cluster: {e}");
@@ -37,29 +43,29 @@ impl Controller {
     /// to record it done; the status then.
     pub(super) async fn relay(
         &self,
+        desired: &Desired,
         key: &ResourceKey,
         command: Command,
     ) -> Result<RolloutStatus, CommandError> {
         let not_found = || CommandError::NotFound(key.clone());
-        let cluster = self.cluster.as_ref().ok_or_else(not_found)?;
-        if !self.rollout_exists(key) {
+        if !rollout_exists(desired, key) {
             return Err(not_found());
         }
         let at = Timestamp::now().to_string();
-        let request = rollout_status::request_patch(command.as_str(), &at, &cluster.identity);
+        let request = rollout_status::request_patch(command.as_str(), &at, &self.identity);
         let unreachable = |e: kube::Error| {
             CommandError::NotTaken(format!(
                 "cannot relay {} to the leader: {e}",
                 command.as_str()
             ))
         };
-        rollout_status::write(&cluster.client, key, &request)
+        rollout_status::write(&self.client, key, &request)
             .await
             .map_err(unreachable)?;
         let deadline = Instant::now() + RELAY_TIMEOUT;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let status = rollout_status::read_status(&cluster.client, key)
+            let status = rollout_status::read_status(&self.client, key)
                 .await
                 .map_err(unreachable)?;
             if status[rollout_status::REQUEST_DONE_FIELD].as_str() == Some(at.as_str()) {
@@ -77,15 +83,13 @@ impl Controller {
 
     /// On the leader: carries out a command another replica relayed (read every
     /// [`POLL`]); the actions it leads to.
-    pub(super) async fn take_relayed(&self, key: &ResourceKey, entry: &mut Entry) -> Vec<Action> {
-        let Some(cluster) = &self.cluster else {
-            return Vec::new();
-        };
+    pub(super) async fn take_relayed(&self, entry: &mut Entry) -> Vec<Action> {
+        let key = &entry.machine.rollout().key.clone();
         if entry.polled.is_some_and(|at| at.elapsed() < POLL) {
             return Vec::new();
         }
         entry.polled = Some(Instant::now());
-        let status = match rollout_status::read_status(&cluster.client, key).await {
+        let status = match rollout_status::read_status(&self.client, key).await {
             Ok(status) => status,
             Err(e) => {
                 warn!(rollout = %key, "cannot read relayed commands: {e}");
@@ -110,9 +114,9 @@ impl Controller {
         entry.request_done = Some(at);
         actions
     }
+}
 
-    fn rollout_exists(&self, key: &ResourceKey) -> bool {
-        let config = self.desired.published().config;
-        config.rollouts.iter().any(|r| &r.key == key)
-    }
+fn rollout_exists(desired: &Desired, key: &ResourceKey) -> bool {
+    let config = desired.published().config;
+    config.rollouts.iter().any(|r| &r.key == key)
 }
