@@ -29,6 +29,19 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The one way async code reaches the store: `f` (a call on [`Desired`] that writes
+/// SQLite with `synchronous=FULL`, or reads it) runs on a blocking thread, never on an
+/// async worker that xDS streams and `/healthz` share. A panic in `f` is re-raised.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a store call was cancelled: {e}"),
+        },
+    }
+}
+
 /// The configuration streams should serve, with the revision it came from.
 #[derive(Debug, Clone, Default)]
 pub struct Published {

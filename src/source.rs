@@ -4,6 +4,7 @@
 //! same on every filesystem (including ConfigMap mounts, where files are swapped by
 //! symlink) and costs nothing measurable for configuration-sized folders.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -104,20 +105,30 @@ pub fn load(path: &Path) -> Result<Vec<Document>> {
 
 /// Calls `on_change` with the documents of `path` once at the start and then every
 /// time its files change (or start or stop being readable), checking every `interval`.
-pub async fn watch(
+pub async fn watch<F: Future<Output = ()>>(
     path: PathBuf,
     interval: Duration,
-    mut on_change: impl FnMut(Result<Vec<Document>>),
+    mut on_change: impl FnMut(Result<Vec<Document>>) -> F,
 ) {
     let mut last: Option<String> = None;
     loop {
-        let read = read(&path);
-        let key = match &read {
-            Ok(files) => fingerprint(files),
-            Err(e) => format!("unreadable: {e}"),
-        };
-        if last.as_ref() != Some(&key) {
-            on_change(read.and_then(|files| parse(&files)));
+        // Reading and parsing the files is blocking work: off the async workers.
+        let (key, docs) = crate::desired::blocking({
+            let path = path.clone();
+            let last = last.clone();
+            move || {
+                let read = read(&path);
+                let key = match &read {
+                    Ok(files) => fingerprint(files),
+                    Err(e) => format!("unreadable: {e}"),
+                };
+                let changed = last.as_ref() != Some(&key);
+                (key, changed.then(|| read.and_then(|files| parse(&files))))
+            }
+        })
+        .await;
+        if let Some(docs) = docs {
+            on_change(docs).await;
             last = Some(key);
         }
         tokio::time::sleep(interval).await;

@@ -238,10 +238,7 @@ pub(super) fn wait_of(params: &ChangeParams) -> Result<Option<Duration>, ApiErro
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::desired::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(ApiError::from)
+    crate::desired::blocking(f).await.map_err(ApiError::from)
 }
 
 /// 200 with the outcome; with a wait, 409 when a proxy NACKed the revision and 504 when

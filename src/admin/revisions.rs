@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use tokio::time::Instant;
@@ -19,9 +18,7 @@ use super::AdminState;
     responses((status = 200, description = "every stored revision, oldest first", body = RevisionList)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<RevisionList>, ApiError> {
     let desired = state.desired.clone();
-    let infos = tokio::task::spawn_blocking(move || desired.revisions())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let infos = crate::desired::blocking(move || desired.revisions()).await?;
     let revisions = infos
         .into_iter()
         .map(|r| RevisionEntry {
@@ -48,9 +45,7 @@ pub async fn restore(
 ) -> Result<Response, ApiError> {
     let wait = wait_of(&params)?;
     let desired = state.desired.clone();
-    let outcome = tokio::task::spawn_blocking(move || desired.restore(revision))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let outcome = crate::desired::blocking(move || desired.restore(revision)).await?;
     answer(&state, outcome, wait).await
 }
 

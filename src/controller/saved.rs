@@ -58,8 +58,5 @@ where
     F: FnOnce(&Desired) -> T + Send + 'static,
 {
     let desired = desired.clone();
-    match tokio::task::spawn_blocking(move || work(&desired)).await {
-        Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    crate::desired::blocking(move || work(&desired)).await
 }

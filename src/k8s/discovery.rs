@@ -51,10 +51,13 @@ pub async fn discover(client: Client) -> Result<watch::Receiver<Services>> {
 }
 
 /// Calls `sink` with the services map after every change published on `rx`.
-pub async fn follow(mut rx: watch::Receiver<Services>, mut sink: impl FnMut(Services)) {
+pub async fn follow<F: std::future::Future<Output = ()>>(
+    mut rx: watch::Receiver<Services>,
+    mut sink: impl FnMut(Services) -> F,
+) {
     while rx.changed().await.is_ok() {
         let services = rx.borrow_and_update().clone();
-        sink(services);
+        sink(services).await;
     }
 }
 

@@ -169,7 +169,8 @@ async fn run(client: Client, mut sync: Sync, synced: oneshot::Sender<()>) {
         if !states.iter().all(KindState::ready) {
             continue;
         }
-        retry = !sync.reconcile(&kinds, &states);
+        // Judging and the store write block: this worker's other tasks move elsewhere.
+        retry = !tokio::task::block_in_place(|| sync.reconcile(&kinds, &states));
         if let Some(synced) = synced.take() {
             info!("kubernetes resources synced");
             let _ = synced.send(());

@@ -111,8 +111,12 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         tasks.worker(
             "kubernetes discovery",
             crate::k8s::follow(rx, move |services| {
-                if let Err(e) = desired.set_discovered(services) {
-                    warn!("discovered services rejected, keeping the last good set: {e}");
+                let desired = desired.clone();
+                async move {
+                    let stored = desired::blocking(move || desired.set_discovered(services));
+                    if let Err(e) = stored.await {
+                        warn!("discovered services rejected, keeping the last good set: {e}");
+                    }
                 }
             }),
         );
@@ -136,7 +140,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         let desired = desired.clone();
         tasks.worker(
             "config watcher",
-            source::watch(path, WATCH_INTERVAL, move |docs| accept(&desired, docs)),
+            source::watch(path, WATCH_INTERVAL, move |docs| {
+                let desired = desired.clone();
+                desired::blocking(move || accept(&desired, docs))
+            }),
         );
     }
     tasks.worker(
