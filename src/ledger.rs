@@ -15,8 +15,8 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::node::NodeInfo;
 use crate::snapshot::TypeKind;
-use crate::xds::NodeInfo;
 
 /// One type's state on one proxy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -34,6 +34,7 @@ pub mod listen;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
+pub mod node;
 pub mod rollout;
 pub mod serve;
 pub mod snapshot;

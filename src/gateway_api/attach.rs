@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::gateway::Listener;
 use super::gateway_ref;
 use super::http_route::{ParentRef, Route};
-use crate::istio::{host_candidates, FieldError, Read, Report};
+use crate::istio::{FieldError, Read, Report};
+use crate::model::host_candidates;
 use crate::model::{Destination, Kind, RouteAction, Service};
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.

@@ -37,7 +37,10 @@ use serde_json::Value;
 pub(crate) use attach::attach_routes;
 
 use crate::istio::{Read, Report};
+
+mod match_json;
 use crate::model::ResourceKey;
+pub use match_json::match_json;
 
 /// The API group of the Gateway API kinds.
 pub const API_GROUP: &str = "gateway.networking.k8s.io";

@@ -171,27 +171,13 @@ fn index_rules(
     out
 }
 
-/// The names a destination host may stand for: itself, and for a short Kubernetes
-/// name (`name`, `name.namespace`, `name.namespace.svc`) the full
-/// `name.namespace.svc.cluster.local`, the namespace defaulting to `namespace`.
-pub(crate) fn candidates(host: &str, namespace: &str) -> Vec<String> {
-    let mut out = vec![host.to_string()];
-    match host.matches('.').count() {
-        0 => out.push(format!("{host}.{namespace}.svc.cluster.local")),
-        1 => out.push(format!("{host}.svc.cluster.local")),
-        2 if host.ends_with(".svc") => out.push(format!("{host}.cluster.local")),
-        _ => {}
-    }
-    out
-}
-
 /// The full host of a known service that `host` names, if any.
 fn resolve_host(
     host: &str,
     namespace: &str,
     services: &BTreeMap<String, Service>,
 ) -> Option<String> {
-    candidates(host, namespace)
+    crate::model::host_candidates(host, namespace)
         .into_iter()
         .find(|h| services.contains_key(h))
 }
@@ -230,7 +216,7 @@ pub(super) fn resolve(
     r: &mut Report,
 ) {
     let Some(host) = resolve_host(&d.host, namespace, known.services) else {
-        let broken = candidates(&d.host, namespace)
+        let broken = crate::model::host_candidates(&d.host, namespace)
             .iter()
             .any(|h| known.broken_hosts.contains(h));
         if !broken {

@@ -26,7 +26,6 @@ mod walk;
 mod tests;
 
 pub use build::build_config;
-pub(crate) use check::candidates as host_candidates;
 pub use document::{parse_documents, Document, API_GROUP, API_VERSIONS, COALMINE_API_VERSION};
 pub use error::{Errors, FieldError, Result};
 

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::{resolve, Known};
 use super::error::{FieldError, Report};
+use crate::gateway_api::match_json;
 use crate::model::{Kind, ResourceKey, Rollout, RouteAction, VirtualService};
-use crate::rollout::traffic::http_route;
 
 /// The Rollouts that pass every check; errors for the others go to `errors`.
 pub(super) fn check_rollouts(
@@ -88,7 +88,7 @@ fn check_http_route_target(rollout: &Rollout, r: &mut Report) {
         }
     }
     for (i, m) in rollout.analysis.matches.iter().enumerate() {
-        if let Err(message) = http_route::match_json(m) {
+        if let Err(message) = match_json(m) {
             let (field, message) = message.split_once(": ").unwrap_or(("", &message));
             r.push(format!("spec.analysis.match[{i}].{field}"), message);
         }

@@ -23,8 +23,8 @@ pub use route::{
     WeightedDestination,
 };
 pub use service::{
-    ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer, OutlierDetection,
-    Resolution, Service, ServicePort, Subset, TrafficPolicy,
+    host_candidates, ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer,
+    OutlierDetection, Resolution, Service, ServicePort, Subset, TrafficPolicy,
 };
 pub use weight::Weight;
 

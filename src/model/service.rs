@@ -132,3 +132,17 @@ pub struct OutlierDetection {
     pub max_ejection_percent: Option<u32>,
     pub min_health_percent: Option<u32>,
 }
+
+/// The names a destination host may stand for: itself, and for a short Kubernetes
+/// name (`name`, `name.namespace`, `name.namespace.svc`) the full
+/// `name.namespace.svc.cluster.local`, the namespace defaulting to `namespace`.
+pub fn host_candidates(host: &str, namespace: &str) -> Vec<String> {
+    let mut out = vec![host.to_string()];
+    match host.matches('.').count() {
+        0 => out.push(format!("{host}.{namespace}.svc.cluster.local")),
+        1 => out.push(format!("{host}.svc.cluster.local")),
+        2 if host.ends_with(".svc") => out.push(format!("{host}.cluster.local")),
+        _ => {}
+    }
+    out
+}

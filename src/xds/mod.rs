@@ -15,7 +15,7 @@ pub mod delta;
 mod held;
 mod inbound;
 mod names;
-pub mod node;
+pub use crate::node;
 pub mod request;
 pub mod server;
 pub mod sotw;

@@ -23,12 +23,12 @@ use super::body;
 use super::codec::WireResponse;
 use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
 use super::inbound::Inbound;
-use super::node::NodeInfo;
 use super::sotw::{Event, Output, Response, SotwStream};
 use super::warm::ABSENT_GRACE;
 use crate::ledger::{Ledger, NackRecord, ProxyRecord};
 use crate::listen::{identity, Peer};
 use crate::metrics::Metrics;
+use crate::node::NodeInfo;
 use crate::snapshot::{Snapshot, TypeKind, View};
 
 const SOTW_PATH: &str =

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::rewrite::{self, Shape};
 use super::{weight_json, Result};
-use crate::istio::host_candidates;
+use crate::model::host_candidates;
 use crate::model::{Destination, HeaderMatch, Rollout, RouteMatch, StringMatch, Weight};
 
 /// The VirtualService format: `spec.http[]` routes, `route[]` entries with a
