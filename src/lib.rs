@@ -31,7 +31,6 @@ pub mod istio;
 pub mod k8s;
 pub mod ledger;
 pub mod listen;
-pub mod loadgen;
 pub mod metrics;
 pub mod model;
 pub mod node;

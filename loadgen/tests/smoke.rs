@@ -2,11 +2,25 @@
 //! converge to every change, in both ADS variants. A behaviour test: no timing
 //! assertions.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The `coalmine` binary next to this crate's: another package's binary has no
+/// `CARGO_BIN_EXE_`; the root's `cargo test` builds both.
+fn server_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_coalmine-loadgen")).with_file_name("coalmine");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo test` at the root",
+        bin.display()
+    );
+    bin
+}
 
 fn run_loadgen(mode: &str) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_coalmine-loadgen"))
-        .args(["--server-bin", env!("CARGO_BIN_EXE_coalmine")])
+        .arg("--server-bin")
+        .arg(server_bin())
         .args(["--streams", "20", "--services", "10", "--changes", "3"])
         .args(["--weight-changes", "1", "--rate", "20", "--mode", mode])
         .args(["--converge-timeout", "30", "--connect-timeout", "30"])

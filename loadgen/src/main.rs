@@ -4,8 +4,9 @@
 //! and the ratio to a raw loopback TCP fan-out of the same bytes.
 //!
 //! It talks to coalmine only as a user and an Envoy would (the admin API, ADS); it
-//! never reaches into the server's modules. The last line it prints is one JSON object
-//! ([`report::Report`]).
+//! never reaches into the server's modules (it borrows `coalmine::snapshot::TypeKind`
+//! for the type URLs). Progress goes to stderr; the last line of stdout is one JSON
+//! object ([`report::Report`]).
 
 mod client;
 mod delta;
@@ -22,14 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use clap::Parser;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-pub use fanout::run_sink;
-pub use report::Report;
-
 use client::Context;
 use names::NameCache;
+use report::Report;
 use tracker::{Expect, Tracker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,6 +92,35 @@ pub struct Args {
     /// Internal: run as the raw fan-out's reading end (`CONNS:BYTES`).
     #[arg(long, hide = true)]
     pub fanout_sink: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Some(spec) = &args.fanout_sink {
+        return runtime.block_on(fanout::run_sink(spec));
+    }
+    let report = runtime.block_on(run(args))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// One socket per simulated proxy (and, for the raw fan-out, two per connection): as
+/// many open files as allowed. Root may raise the hard limit too; a started server
+/// inherits the limit.
+fn raise_open_files_limit() {
+    const WANTED: u64 = 1 << 20;
+    if rlimit::setrlimit(rlimit::Resource::NOFILE, WANTED, WANTED).is_err() {
+        if let Err(e) = rlimit::increase_nofile_limit(WANTED) {
+            eprintln!("loadgen: could not raise the open-files limit: {e}");
+        }
+    }
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        eprintln!("loadgen: open-files limit {soft}");
+    }
 }
 
 /// Runs the whole benchmark; progress goes to stderr, the result is returned.

@@ -115,7 +115,7 @@ pub fn changed_v2_weight(round: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::istio::{build_config, parse_documents};
+    use coalmine::istio::{build_config, parse_documents};
 
     #[test]
     fn the_generated_documents_are_valid() {

@@ -15,10 +15,10 @@ use prost::Message;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::client::{ads_client, changes_shown, connect, node, record_acked, Context};
+use super::client::{ads_client, changes_shown, connect, node, record_acked, slot, Context};
 use super::names::{hash_of, NameCache, Names, Source};
 use super::tracker::Seen;
-use crate::snapshot::TypeKind;
+use coalmine::snapshot::TypeKind;
 
 /// Runs one Delta stream until it ends or fails.
 pub async fn run_delta(
@@ -63,7 +63,7 @@ pub async fn run_delta(
                     _ => (&mut listeners, Source::Listeners, TypeKind::Route),
                 };
                 let new = learn(&ctx.names, source, set, &resp);
-                if new.subs != set.subs || !requested[next.index()] {
+                if new.subs != set.subs || !requested[slot(next)] {
                     let (sub, unsub) = diff(&set.subs, &new.subs);
                     follow_up = Some(subscribe(next, None, &sub, &unsub));
                 }
@@ -78,15 +78,15 @@ pub async fn run_delta(
             }
         }
         tx.send(ack(kind, &resp.nonce)).await?;
-        acked[kind.index()] = true;
+        acked[slot(kind)] = true;
         record_acked(tracker, &mut seen, shown);
         if let Some(req) = follow_up {
             let next = TypeKind::from_type_url(&req.type_url).unwrap_or(kind);
-            requested[next.index()] = true;
+            requested[slot(next)] = true;
             tx.send(req).await?;
         }
-        if kind == TypeKind::Endpoint && !requested[TypeKind::Listener.index()] {
-            requested[TypeKind::Listener.index()] = true;
+        if kind == TypeKind::Endpoint && !requested[slot(TypeKind::Listener)] {
+            requested[slot(TypeKind::Listener)] = true;
             tx.send(subscribe(TypeKind::Listener, None, &[], &[]))
                 .await?;
         }

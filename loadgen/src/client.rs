@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::names::{self, hash_of, NameCache, Names, Source};
 use super::tracker::{Change, Seen, Tracker};
-use crate::snapshot::TypeKind;
+use coalmine::snapshot::TypeKind;
 
 /// What every client of one run shares.
 #[derive(Debug)]
@@ -153,7 +153,7 @@ pub async fn run_sotw(
                     _ => (&mut listeners, Source::Listeners, TypeKind::Route),
                 };
                 let new = learn(&ctx.names, source, set, &resp);
-                if new.subs != set.subs || !states[next.index()].requested {
+                if new.subs != set.subs || !states[slot(next)].requested {
                     follow_up = Some((next, new.clone()));
                 }
                 *set = new;
@@ -163,7 +163,7 @@ pub async fn run_sotw(
                 shown = changes_shown(tracker, &seen, resources);
             }
         }
-        let state = &mut states[kind.index()];
+        let state = &mut states[slot(kind)];
         state.version = resp.version_info.clone();
         state.nonce = resp.nonce.clone();
         let subs = match kind {
@@ -175,12 +175,12 @@ pub async fn run_sotw(
         state.acked = true;
         record_acked(tracker, &mut seen, shown);
         if let Some((next, set)) = follow_up {
-            let next_state = &mut states[next.index()];
+            let next_state = &mut states[slot(next)];
             next_state.requested = true;
             tx.send(request(next, None, &set.subs, next_state)).await?;
         }
-        if kind == TypeKind::Endpoint && !states[TypeKind::Listener.index()].requested {
-            let lds = &mut states[TypeKind::Listener.index()];
+        if kind == TypeKind::Endpoint && !states[slot(TypeKind::Listener)].requested {
+            let lds = &mut states[slot(TypeKind::Listener)];
             lds.requested = true;
             tx.send(request(TypeKind::Listener, None, &[], lds)).await?;
         }
@@ -217,5 +217,23 @@ fn request(
         type_url: kind.type_url().to_string(),
         response_nonce: state.nonce.clone(),
         ..Default::default()
+    }
+}
+
+/// A type's slot in a per-type array: its place in push order (what coalmine's
+/// crate-private `TypeKind::index` is).
+pub fn slot(kind: TypeKind) -> usize {
+    kind as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_push_order() {
+        for (i, kind) in TypeKind::ALL.into_iter().enumerate() {
+            assert_eq!(slot(kind), i);
+        }
     }
 }
