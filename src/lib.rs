@@ -1,23 +1,31 @@
 //! coalmine: an Envoy xDS control plane for safe releases.
 //!
-//! Data flows one way:
+//! Data flows one way, and so do imports: each layer below names only the layers
+//! under it (`tests/layers.rs` fails on an import going up or sideways; the one
+//! exception, Istio and Gateway API sharing field walking both ways, is listed there).
 //!
 //! ```text
-//!  sources                 pure core                               edges that talk
-//!  files (--config) ──► istio (parse, validate) ──► model::Config
-//!                                                     │
-//!                                  translate (per proxy class) ──► snapshot ──► xds ──► Envoy
+//!  13 cli                 the client commands, `serve`, `bootstrap`
+//!  12 serve               wiring: stores, sources, publisher, servers, supervised tasks
+//!  11 admin               REST API, dashboard, OpenAPI
+//!  10 controller          releases: decide under a lock, act after it
+//!   9 xds · k8s           ADS streams (sans-IO + tonic edge) · Kubernetes discovery/resources
+//!   8 stats               Envoy's pushed stats, for built-in analysis
+//!   7 ledger · listen · source · bootstrap
+//!                         ACK ledger · TLS, identity, limits · --config files · bootstraps
+//!   6 node · metrics      who a proxy is · Prometheus counters
+//!   5 snapshot            encoded, versioned resources shared by every stream
+//!   4 rollout · desired · translate
+//!                         release state machine · revisions · model → Envoy resources
+//!   3 istio · gateway_api documents (dialects) into the model, errors naming the field
+//!   2 yaml11 · model      YAML for Envoy · the validated domain
+//!   1 yaml · envoy_json · store
+//!                         bounded YAML reader · Envoy proto3 JSON · SQLite
 //! ```
 //!
-//! - [`model`]: the validated domain; no protobuf, no Kubernetes.
-//! - [`istio`]: Istio-style YAML documents into the model, with errors naming the field.
-//! - [`gateway_api`]: Gateway API `Gateway` / `HTTPRoute` documents into the same model.
-//! - [`k8s`]: Kubernetes discovery (Services, EndpointSlices, Pod labels) into services.
-//! - [`rollout`]: automated releases' decisions, as a pure state machine.
-//! - [`translate`]: pure, deterministic model → Envoy v3 resources.
-//! - [`snapshot`]: encoded resources with content-hash versions, shared by every stream.
-//! - [`xds`]: the ADS protocol as a sans-IO state machine, and its tonic edge.
-//! - [`serve`]: the wiring of `coalmine serve`.
+//! files (`--config`), REST applies and Kubernetes objects → `istio`/`gateway_api` →
+//! `model::Config` → `desired` (a revision) → `translate` per proxy class → `snapshot`
+//! → `xds` → Envoy; ACKs and NACKs → `ledger` → `admin`, `controller`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
