@@ -167,3 +167,66 @@ fn every_module_of_src_has_a_layer() {
         }
     }
 }
+
+/// `(dir, file stem, sibling it names through super::)` for product files under `dir`.
+fn sibling_imports(dir: &Path, out: &mut Vec<(String, String, String)>) {
+    let mut stems = Vec::new();
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            sibling_imports(&path, out);
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                stems.push(name.to_string());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            stems.push(stem.to_string());
+            files.push(path);
+        }
+    }
+    for path in files {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if matches!(stem.as_str(), "mod" | "lib" | "main") {
+            continue;
+        }
+        let Some(code) = product_code(&path) else {
+            continue;
+        };
+        for sibling in &stems {
+            let named = code.contains(&format!("super::{sibling}::"))
+                || code.contains(&format!("super::{sibling};"))
+                || code.contains(&format!("super::{{{sibling}"));
+            if named && *sibling != stem && sibling != "mod" {
+                out.push((dir.display().to_string(), stem.clone(), sibling.clone()));
+            }
+        }
+    }
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    sibling_imports(&root, &mut found);
+    assert!(
+        found.len() > 20,
+        "the scan found only {} sibling imports",
+        found.len()
+    );
+    let mut pairs = Vec::new();
+    for (dir, a, b) in &found {
+        let back = found.iter().any(|(d, x, y)| d == dir && x == b && y == a);
+        if back && a < b {
+            pairs.push(format!("{dir}: {a}.rs and {b}.rs import each other"));
+        }
+    }
+    assert!(pairs.is_empty(), "{}", pairs.join("\n"));
+}

@@ -5,6 +5,7 @@
 //! Every `/api/` route requires the bearer token when one is configured; the probes,
 //! `/metrics` and the dashboard (`/`, `/dashboard`: a page without data) stay open.
 
+mod change;
 mod dashboard;
 mod error;
 mod extract;

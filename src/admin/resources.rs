@@ -1,7 +1,6 @@
 //! Resource endpoints: apply (with dry run and wait), delete, get and list.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,32 +10,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::change::{answer, wait_of, ChangeParams};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
 use super::schemas::{ApplyAnswer, Conflict, Resources, StoredResource};
 use super::views::{ApplyResponse, DryRunResponse, EnvoyChange};
 use super::AdminState;
-use crate::desired::Outcome;
 use crate::istio::{self, Document};
 use crate::model::{Kind, ResourceKey};
 use crate::snapshot::{self, Snapshot};
 use crate::translate;
-
-/// The longest `?wait=` honoured, and the wait of `?wait=true`.
-const MAX_WAIT: Duration = Duration::from_secs(300);
-const DEFAULT_WAIT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ChangeParams {
-    /// Only report what would change (the Envoy-level diff); apply nothing.
-    #[serde(rename = "dryRun", default)]
-    pub dry_run: bool,
-    /// Return only once every connected proxy has ACKed the new revision, or one has
-    /// NACKed it, or this long has passed (`30s`, or `true` for 60s; at most 5m).
-    #[param(required = false, value_type = String, example = "30s")]
-    pub wait: Option<String>,
-}
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -224,45 +207,11 @@ fn key_of(kind: &str, namespace: String, name: String) -> Result<ResourceKey, Ap
     Ok(ResourceKey::new(kind, namespace, name))
 }
 
-pub(super) fn wait_of(params: &ChangeParams) -> Result<Option<Duration>, ApiError> {
-    match params.wait.as_deref() {
-        None | Some("false") | Some("") => Ok(None),
-        Some("true") => Ok(Some(DEFAULT_WAIT)),
-        Some(text) => humantime::parse_duration(text)
-            .map(|d| Some(d.min(MAX_WAIT)))
-            .map_err(|e| ApiError::bad_request(format!("wait: {e} (use e.g. 30s)"))),
-    }
-}
-
 /// Runs a store-touching call off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::desired::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     crate::desired::blocking(f).await.map_err(ApiError::from)
-}
-
-/// 200 with the outcome; with a wait, 409 when a proxy NACKed the revision and 504 when
-/// the wait ran out (the revision is stored either way, and the body says so).
-pub(super) async fn answer(
-    state: &AdminState,
-    outcome: Outcome,
-    wait: Option<Duration>,
-) -> Result<Response, ApiError> {
-    let status = match wait {
-        Some(timeout) => Some(super::revisions::wait_for(state, outcome.revision, timeout).await),
-        None => None,
-    };
-    let code = match &status {
-        Some(s) if !s.rejected.is_empty() => StatusCode::CONFLICT,
-        Some(s) if !s.complete() => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::OK,
-    };
-    let body = ApplyResponse {
-        revision: outcome.revision,
-        changed: outcome.changed,
-        status,
-    };
-    Ok((code, Json(body)).into_response())
 }
 
 /// The Envoy-level diff between two snapshots for every class of proxy: the classes of

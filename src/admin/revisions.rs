@@ -1,15 +1,12 @@
 //! Revision endpoints: history, restore, and where the proxies stand on a revision.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use tokio::time::Instant;
 
+use super::change::{answer, wait_of, ChangeParams};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
-use super::resources::{answer, wait_of, ChangeParams};
 use super::schemas::Conflict;
 use super::views::{rfc3339, RevisionEntry, RevisionList, RevisionStatus};
 use super::AdminState;
@@ -64,22 +61,4 @@ pub async fn status(
         )));
     }
     Ok(Json(RevisionStatus::of(revision, &state.ledger.proxies())))
-}
-
-/// Waits until every connected proxy has ACKed `revision`, one has NACKed it, or the
-/// timeout passes; returns where they stand then.
-pub async fn wait_for(state: &AdminState, revision: u64, timeout: Duration) -> RevisionStatus {
-    let deadline = Instant::now() + timeout;
-    let mut changes = state.ledger.subscribe();
-    loop {
-        changes.borrow_and_update();
-        let status = RevisionStatus::of(revision, &state.ledger.proxies());
-        if status.complete() || !status.rejected.is_empty() {
-            return status;
-        }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return status },
-            _ = tokio::time::sleep_until(deadline) => return status,
-        }
-    }
 }

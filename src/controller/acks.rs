@@ -3,7 +3,6 @@
 //! replica (their reports in the Rollout's status, see [`replica_acks`]). Every replica
 //! writes its own report; only the leader reads them.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -20,14 +19,6 @@ use crate::ledger::{Ledger, ProxyStatus};
 use crate::model::{Config, ResourceKey};
 use crate::rollout::Action;
 use crate::translate::{reaches, select_gateways};
-
-/// What this replica last reported per Rollout, and when; and the (revision, ledger
-/// generation) it was computed from, so an idle tick costs nothing.
-#[derive(Debug, Default)]
-pub(super) struct Reported {
-    inputs: Option<(u64, u64)>,
-    sent: BTreeMap<ResourceKey, (Report, Instant)>,
-}
 
 impl Controller {
     /// Reports the ACK (or NACK) of the step in flight, once every proxy that carries

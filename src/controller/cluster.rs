@@ -3,14 +3,15 @@
 //! each Rollout's `status`. ACK reports are in [`super::acks`], relayed commands in
 //! [`super::relay`].
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::acks;
 use super::release::Entry;
 use crate::desired::Desired;
+use crate::k8s::replica_acks::Report;
 use crate::k8s::{rollout_status, route_patch};
 use crate::model::{ResourceKey, Rollout};
 
@@ -22,7 +23,7 @@ pub(super) struct Cluster {
     pub(super) client: kube::Client,
     pub(super) identity: String,
     /// What this replica last reported of its proxies' ACKs.
-    pub(super) reported: Mutex<acks::Reported>,
+    pub(super) reported: Mutex<Reported>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -114,4 +115,12 @@ impl Cluster {
             }
         }
     }
+}
+
+/// What this replica last reported per Rollout, and when; and the (revision, ledger
+/// generation) it was computed from, so an idle tick costs nothing.
+#[derive(Debug, Default)]
+pub(super) struct Reported {
+    pub(super) inputs: Option<(u64, u64)>,
+    pub(super) sent: BTreeMap<ResourceKey, (Report, Instant)>,
 }

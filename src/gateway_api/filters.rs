@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::http_route::try_backend_ref;
+use super::backend_ref::try_backend_ref;
 use crate::istio::{is_header_name, Fields, Obj, Report};
 use crate::model::{Destination, HeaderOps, Headers, Redirect};
 

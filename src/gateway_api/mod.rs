@@ -21,9 +21,11 @@
 //! Nothing here knows Envoy; field walking and errors are shared with [`crate::istio`].
 
 mod attach;
+mod backend_ref;
 mod filters;
 mod gateway;
 mod http_route;
+mod match_json;
 mod matches;
 mod weights;
 
@@ -36,11 +38,10 @@ use serde_json::Value;
 
 pub(crate) use attach::attach_routes;
 
-use crate::istio::{Read, Report};
-
-mod match_json;
-use crate::model::ResourceKey;
 pub use match_json::match_json;
+
+use crate::istio::{Read, Report};
+use crate::model::ResourceKey;
 
 /// The API group of the Gateway API kinds.
 pub const API_GROUP: &str = "gateway.networking.k8s.io";

@@ -16,6 +16,7 @@ mod error;
 mod gateway;
 mod http_match;
 mod http_policy;
+mod resolve;
 mod rollout;
 mod rollout_check;
 mod service_entry;

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::check::{resolve, Known};
 use super::error::{FieldError, Report};
+use super::resolve::{resolve, Known};
 use crate::gateway_api::match_json;
 use crate::model::{Kind, ResourceKey, Rollout, RouteAction, VirtualService};
 

@@ -38,8 +38,8 @@
 use std::time::Duration;
 
 use super::analysis::{assess, MetricResult, Outcome};
+use super::phase::Phase;
 use super::state::{Action, Pending, Stage, State, StepKind, StepRecord};
-use super::status::Phase;
 use crate::model::{Rollout, Strategy, WebhookType, Weight};
 
 /// One release in progress: its Rollout and its state.
@@ -77,10 +77,6 @@ impl Machine {
 
     pub fn state(&self) -> &State {
         &self.state
-    }
-
-    pub fn status(&self) -> super::status::RolloutStatus {
-        super::status::RolloutStatus::from_machine(self)
     }
 
     /// When `tick` next has something to do, if anything (not while paused).

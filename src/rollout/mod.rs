@@ -9,6 +9,7 @@
 pub mod analysis;
 mod control;
 pub mod machine;
+mod phase;
 pub mod state;
 pub mod status;
 pub mod traffic;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{MetricCheck, MetricResult};
-use super::status::Phase;
+use super::phase::Phase;
 use crate::model::{WebhookType, Weight};
 
 /// What the IO layer must do, in order.

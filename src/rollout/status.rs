@@ -9,40 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::analysis::Verdict;
 use super::machine::Machine;
+pub use super::phase::Phase;
 use super::state::StepKind;
 use crate::model::Strategy;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Phase {
-    /// Created; gates (confirm-rollout, pre-rollout) before the first step.
-    Initializing,
-    /// Steps are being applied and checked.
-    Progressing,
-    /// Held by hand at the current weight.
-    Paused,
-    /// The switch of all traffic to the canary is being applied.
-    Promoting,
-    Succeeded,
-    Failed,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Initializing => "Initializing",
-            Phase::Progressing => "Progressing",
-            Phase::Paused => "Paused",
-            Phase::Promoting => "Promoting",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-        }
-    }
-
-    /// Succeeded or Failed: nothing more happens.
-    pub fn is_final(self) -> bool {
-        matches!(self, Phase::Succeeded | Phase::Failed)
-    }
-}
 
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,5 +129,12 @@ impl RolloutStatus {
             message: state.message.clone(),
             last_transition_time: rfc3339(state.last_transition),
         }
+    }
+}
+
+impl Machine {
+    /// The release's status as the API shows it.
+    pub fn status(&self) -> RolloutStatus {
+        RolloutStatus::from_machine(self)
     }
 }

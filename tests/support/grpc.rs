@@ -245,15 +245,34 @@ impl GrpcClient {
 /// of an ADS stream (`sotw` or `delta`) and returns how the server ended it: `CODE
 /// message`, e.g. `INVALID_ARGUMENT cannot decode a request: ...`.
 pub fn raw_ads(xds_addr: &str, protocol: &str, payload: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg(script("raw_ads.py"))
-        .args([xds_addr, protocol, payload])
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script("raw_ads.py"))
+        .args([xds_addr, protocol, payload]);
+    run_script(cmd, "raw_ads.py")
+}
+
+/// Runs a one-shot gRPC script with `grpcio` on its path; its stdout, trimmed. It is
+/// killed (and the test fails, saying so) if it has not finished within 60 s.
+fn run_script(mut cmd: Command, what: &str) -> String {
+    let mut child = cmd
         .env("PYTHONPATH", grpcio_path())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within 60 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
     assert!(
         out.status.success(),
-        "raw_ads.py failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -279,20 +298,12 @@ impl TlsClient<'_> {
 /// One ADS (`ads`) or stats (`stats`) stream over TLS claiming `node_id`; what
 /// `tls_ads.py` printed (`OK ...`, or the gRPC code and details).
 pub fn tls_ads(xds_addr: &str, client: &TlsClient, node_id: &str, mode: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg(script("tls_ads.py"))
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script("tls_ads.py"))
         .arg(xds_addr)
         .args(client.args())
-        .args([node_id, mode])
-        .env("PYTHONPATH", grpcio_path())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
-    assert!(
-        out.status.success(),
-        "tls_ads.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .args([node_id, mode]);
+    run_script(cmd, "tls_ads.py")
 }
 
 /// An ADS stream over TLS held open (until dropped), once its first response came.

@@ -7,6 +7,7 @@ usage: tls_ads.py HOST:PORT CA CERT|- KEY|- NODE_ID ads|stats|hold
   hold:  like ads, then keeps the stream open until stdin closes
 Prints `OK ...` or `CODE details` (e.g. `PERMISSION_DENIED node id ...`).
 """
+import os
 import sys
 
 import grpc
@@ -73,6 +74,8 @@ def main():
                     break
         except grpc.RpcError as e:
             print(e.code().name, e.details(), flush=True)
+    # Do not wait for grpcio's own shutdown (it can hang after a refused call).
+    os._exit(0)
 
 
 if __name__ == "__main__":
