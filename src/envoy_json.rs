@@ -61,12 +61,14 @@ pub fn any_to_json(any_bytes: &[u8]) -> Result<Value> {
 }
 
 /// Encodes any prost message of a known full type name (e.g.
-/// "envoy.config.cluster.v3.Cluster") to JSON.
+/// "envoy.config.cluster.v3.Cluster") to JSON (the golden tests' rendering).
+#[cfg(test)]
 pub fn message_to_json<M: Message>(full_name: &str, msg: &M) -> Result<Value> {
     bytes_to_json(full_name, &msg.encode_to_vec())
 }
 
 /// [`message_to_json`] for a generated type that knows its own name.
+#[cfg(test)]
 pub fn to_json<M: prost::Name>(msg: &M) -> Result<Value> {
     message_to_json(&M::full_name(), msg)
 }

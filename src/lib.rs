@@ -23,31 +23,35 @@
 //!                         bounded YAML reader · Envoy proto3 JSON · SQLite
 //! ```
 //!
+//! Modules are `pub` only where the binary, the load generator, benches, tests or fuzz
+//! targets use them; the rest are `pub(crate)`, so the compiler reports what nothing
+//! uses.
+//!
 //! files (`--config`), REST applies and Kubernetes objects → `istio`/`gateway_api` →
 //! `model::Config` → `desired` (a revision) → `translate` per proxy class → `snapshot`
 //! → `xds` → Envoy; ACKs and NACKs → `ledger` → `admin`, `controller`.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod bootstrap;
 pub mod cli;
-pub mod controller;
-pub mod desired;
-pub mod envoy_json;
+pub(crate) mod controller;
+pub(crate) mod desired;
+pub(crate) mod envoy_json;
 pub mod gateway_api;
 pub mod istio;
 pub mod k8s;
-pub mod ledger;
-pub mod listen;
-pub mod metrics;
+pub(crate) mod ledger;
+pub(crate) mod listen;
+pub(crate) mod metrics;
 pub mod model;
 pub mod node;
-pub mod rollout;
-pub mod serve;
+pub(crate) mod rollout;
+pub(crate) mod serve;
 pub mod snapshot;
-pub mod source;
+pub(crate) mod source;
 pub mod stats;
-pub mod store;
+pub(crate) mod store;
 pub mod translate;
 pub mod xds;
 pub mod yaml;

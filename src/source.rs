@@ -97,12 +97,6 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<Vec<Document>> {
     Ok(docs)
 }
 
-/// Reads and parses a config path into documents (validation of the set is the
-/// caller's: it decides what the set replaces).
-pub fn load(path: &Path) -> Result<Vec<Document>> {
-    parse(&read(path)?)
-}
-
 /// Calls `on_change` with the documents of `path` once at the start and then every
 /// time its files change (or start or stop being readable), checking every `interval`.
 pub async fn watch<F: Future<Output = ()>>(

@@ -20,8 +20,7 @@ mod status;
 pub(crate) mod views;
 
 pub use error::ApiError;
-pub use read_only::{cluster_read_only, CLUSTER_IS_SOURCE};
-pub use views::{ProxyView, RevisionStatus};
+pub use read_only::cluster_read_only;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

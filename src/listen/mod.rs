@@ -86,12 +86,6 @@ pub struct Conn {
     _slot: OwnedSemaphorePermit,
 }
 
-impl Conn {
-    pub fn peer(&self) -> &Peer {
-        &self.peer
-    }
-}
-
 enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),

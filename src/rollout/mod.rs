@@ -19,7 +19,11 @@ mod control_tests;
 #[cfg(test)]
 mod machine_tests;
 
-pub use analysis::{MetricCheck, MetricResult, Outcome, Verdict};
+pub use analysis::MetricResult;
+#[cfg(test)]
+pub use analysis::Verdict;
 pub use machine::Machine;
-pub use state::{Action, Pending, Stage, State, StepKind, StepRecord};
-pub use status::{MetricStatus, Phase, RolloutStatus, StepStatus};
+pub use state::Action;
+#[cfg(test)]
+pub use status::Phase;
+pub use status::RolloutStatus;
