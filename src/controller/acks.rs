@@ -35,7 +35,12 @@ impl Controller {
         let config = self.desired.published().config;
         let mut status = local_ack(&self.ledger, &config, &target, revision);
         if status == ProxyStatus::Acked {
-            status = self.sink.others_acked(&self.desired, &target).await;
+            let started = state.steps.first().map_or(now, |s| s.applied_at);
+            let release_age = now.saturating_sub(started);
+            status = self
+                .sink
+                .others_acked(&self.desired, &target, release_age)
+                .await;
         }
         match status {
             ProxyStatus::Acked => entry.machine.step_acked(now, revision),
@@ -68,11 +73,15 @@ fn local_ack(ledger: &Ledger, config: &Config, target: &ResourceKey, revision: u
 }
 
 impl Cluster {
-    /// What the other live replicas report of `target` as this replica holds it.
+    /// What the other live replicas report of `target` as this replica holds it. A new
+    /// release has no reports yet: until one [`HEARTBEAT`] after its first step (when
+    /// every live replica has reported it), "no other replica" is not taken for "none
+    /// that has to ACK", so a follower's proxies are waited for.
     pub(super) async fn others_acked(
         &self,
         desired: &Desired,
         target: &ResourceKey,
+        release_age: Duration,
     ) -> ProxyStatus {
         let Some(route) = route_hash(desired, target) else {
             return ProxyStatus::Pending;
@@ -81,7 +90,14 @@ impl Cluster {
             return ProxyStatus::Pending;
         };
         match rollout_status::read_status(&self.client, &rollout).await {
-            Ok(status) => replica_acks::others(&status, &self.identity, &route, Timestamp::now()),
+            Ok(status) => {
+                let now = Timestamp::now();
+                let alone = !replica_acks::any_other(&status, &self.identity, now);
+                if alone && release_age < HEARTBEAT {
+                    return ProxyStatus::Pending;
+                }
+                replica_acks::others(&status, &self.identity, &route, now)
+            }
             Err(e) => {
                 warn!(rollout = %rollout, "cannot read the other replicas' ACKs: {e}");
                 ProxyStatus::Pending

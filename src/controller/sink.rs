@@ -58,15 +58,17 @@ impl Sink {
     }
 
     /// Where the proxies of the other live replicas stand on `target` as this replica
-    /// holds it (Acked when there are none).
+    /// holds it (Acked when there are none). `release_age` is how long ago the release
+    /// applied its first step.
     pub(super) async fn others_acked(
         &self,
         desired: &Desired,
         target: &ResourceKey,
+        release_age: std::time::Duration,
     ) -> ProxyStatus {
         match self {
             Sink::Store => ProxyStatus::Acked,
-            Sink::Cluster(cluster) => cluster.others_acked(desired, target).await,
+            Sink::Cluster(cluster) => cluster.others_acked(desired, target, release_age).await,
         }
     }
 

@@ -101,11 +101,7 @@ pub fn others(status: &Value, me: &str, route: &str, now: Timestamp) -> ProxySta
         let Ok(report) = serde_json::from_value::<Report>(value.clone()) else {
             continue;
         };
-        let fresh = report
-            .at
-            .parse::<Timestamp>()
-            .is_ok_and(|at| now.duration_since(at).unsigned_abs() <= FRESH);
-        if !fresh {
+        if !fresh(&report, now) {
             continue;
         }
         if report.route != route {
@@ -120,6 +116,20 @@ pub fn others(status: &Value, me: &str, route: &str, now: Timestamp) -> ProxySta
         }
     }
     out
+}
+
+/// Whether another replica has reported on this Rollout within [`FRESH`] of `now`.
+pub fn any_other(status: &Value, me: &str, now: Timestamp) -> bool {
+    let reports = status[REPLICAS_FIELD].as_object();
+    reports.into_iter().flatten().any(|(replica, value)| {
+        replica != me
+            && serde_json::from_value::<Report>(value.clone()).is_ok_and(|r| fresh(&r, now))
+    })
+}
+
+/// Whether a report was written within [`FRESH`] of `now` (its replica is alive).
+fn fresh(report: &Report, now: Timestamp) -> bool {
+    (report.at.parse::<Timestamp>()).is_ok_and(|at| now.duration_since(at).unsigned_abs() <= FRESH)
 }
 
 fn api(client: &Client, key: &ResourceKey) -> Api<DynamicObject> {
@@ -207,6 +217,30 @@ mod tests {
             check(&rejected),
             ProxyStatus::Rejected("envoy-1: bad route (on replica c)".into())
         );
+    }
+
+    #[test]
+    fn only_fresh_reports_of_other_replicas_say_others_exist() {
+        let now: Timestamp = "2026-11-22T05:00:00Z".parse().unwrap();
+        let recent: Timestamp = "2026-11-22T04:59:58Z".parse().unwrap();
+        let gone: Timestamp = "2026-11-22T04:59:00Z".parse().unwrap();
+        let status = |reports: Value| json!({ REPLICAS_FIELD: reports });
+        assert!(!any_other(&json!({}), "a", now));
+        assert!(!any_other(
+            &status(json!({"a": report("r", true, None, recent)})),
+            "a",
+            now
+        ));
+        assert!(!any_other(
+            &status(json!({"b": report("r", true, None, gone)})),
+            "a",
+            now
+        ));
+        assert!(any_other(
+            &status(json!({"b": report("r", false, None, recent)})),
+            "a",
+            now
+        ));
     }
 
     #[test]
