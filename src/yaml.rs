@@ -11,12 +11,16 @@ use serde_json::Value;
 use serde_saphyr::options::{DuplicateKeyPolicy, NonFiniteFloatPolicy};
 use serde_saphyr::{alias_limits, budget, options, Options};
 
-/// Documents in one text (a `---` storm).
-pub const MAX_DOCUMENTS: usize = 1_000;
+/// Documents in one text (a `---` storm). Far above real sets (1,000 services are
+/// 2,000+ documents), yet bounded: the body limit bounds the text, this the work.
+pub const MAX_DOCUMENTS: usize = 10_000;
 /// Nesting of mappings and sequences.
 pub const MAX_DEPTH: usize = 64;
-/// Mappings, sequences and scalars, aliases replayed included.
-pub const MAX_NODES: usize = 250_000;
+/// Mappings, sequences and scalars, aliases replayed included (a 4 MiB body holds a
+/// few million at most; aliases are bounded on their own below).
+pub const MAX_NODES: usize = 8_000_000;
+/// Parser events in all (about two per node).
+const MAX_EVENTS: usize = 16_000_000;
 /// `*alias` references.
 pub const MAX_ALIASES: usize = 1_000;
 /// Events replayed from aliases in all (what an alias bomb multiplies).
@@ -65,6 +69,7 @@ fn reader_options() -> Options {
     options! {
         budget: budget! {
             max_documents: MAX_DOCUMENTS,
+            max_events: MAX_EVENTS,
             max_depth: MAX_DEPTH,
             max_nodes: MAX_NODES,
             max_aliases: MAX_ALIASES,

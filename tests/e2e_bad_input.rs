@@ -257,8 +257,8 @@ fn hostile_yaml_is_refused_cheaply_and_healthz_keeps_answering() {
         ),
         (
             "document storm",
-            "a: 1\n---\n".repeat(5_000),
-            "more than 1000 documents",
+            "a: 1\n---\n".repeat(12_000),
+            "more than 10000 documents",
         ),
     ];
     // Warm the allocator and the handler once, so growth below is the bodies' own.
