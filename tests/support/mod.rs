@@ -35,12 +35,40 @@ pub use envoy::Envoy;
 pub use process::Coalmine;
 pub use traffic::{send, Load};
 
-/// A port of 127.0.0.1 that was free a moment ago.
+/// A port that was free a moment ago, on 127.0.0.1 and 0.0.0.0.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`), which the kernel hands
+/// to every outgoing connection and every `bind(0)`: a port chosen there and bound a moment
+/// later by Envoy can meanwhile be the source port of some other test's connection ("cannot
+/// bind: Address already in use", seen in CI). Below it only explicit binds compete, and the
+/// counter, seeded by the process id, keeps the tests of one binary apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, span) = fixed_port_range();
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (start + n) % span) as u16;
+        let free = |host: &str| TcpListener::bind((host, port)).is_ok();
+        if free("0.0.0.0") && free("127.0.0.1") {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{}", low + span)
+}
+
+/// `(first port, count)` of the ports below the ephemeral range, from 20000 (clear of the default listener 10000).
+fn fixed_port_range() -> (u32, u32) {
+    const LOW: u32 = 20_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ephemeral_low > LOW + 1_000,
+        "ip_local_port_range starts at {ephemeral_low}: no room below it for test ports"
+    );
+    (LOW, ephemeral_low - LOW)
 }
 
 /// `prefix-<pid>-<n>`: unique across the parallel tests of this machine.
