@@ -12,8 +12,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coalmine::istio::{build_config, parse_documents};
+use coalmine::ingest::parse_documents;
 use coalmine::model::{Config, Labels, ResourceKey};
+use coalmine::resource_set::build_config;
 use coalmine::snapshot::Snapshot;
 use coalmine::translate::{select_gateways, translate};
 use criterion::{criterion_group, criterion_main, Criterion};

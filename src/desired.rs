@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::istio::{self, Document, Errors};
+use crate::ingest::{self, Document, Errors};
 use crate::model::{Config, ResourceKey};
+use crate::resource_set;
 use crate::store::{self, RevisionInfo, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -319,14 +320,14 @@ fn plan(
 
 fn build(docs: &BTreeMap<ResourceKey, Document>, discovered: &Discovered) -> Result<Arc<Config>> {
     let list: Vec<Document> = docs.values().cloned().collect();
-    istio::build_config(&list, discovered)
+    resource_set::build_config(&list, discovered)
         .map(Arc::new)
         .map_err(Error::Invalid)
 }
 
 fn to_documents(values: &[serde_json::Value]) -> Result<BTreeMap<ResourceKey, Document>> {
     let text = serde_json::to_string(values).expect("JSON values always serialize");
-    let docs = istio::parse_documents(&text).map_err(Error::Invalid)?;
+    let docs = ingest::parse_documents(&text).map_err(Error::Invalid)?;
     Ok(docs.into_iter().map(|d| (d.key.clone(), d)).collect())
 }
 
@@ -393,7 +394,7 @@ spec:
     fn discovered_endpoints_publish_without_a_revision() {
         let dir = tempfile::tempdir().unwrap();
         let desired = mk_desired(&dir);
-        let docs = istio::parse_documents(ROUTE).unwrap();
+        let docs = ingest::parse_documents(ROUTE).unwrap();
         assert_eq!(desired.apply(docs).unwrap().revision, 1);
         let svc = mk_service(&["10.0.0.1", "10.0.0.2"]);
         desired
@@ -411,7 +412,7 @@ spec:
         let dir = tempfile::tempdir().unwrap();
         let desired = mk_desired(&dir);
         desired
-            .apply(istio::parse_documents(ROUTE).unwrap())
+            .apply(ingest::parse_documents(ROUTE).unwrap())
             .unwrap();
         desired.set_discovered(Discovered::new()).unwrap();
         let config = desired.published().config;
@@ -426,7 +427,7 @@ spec:
         let desired = mk_desired(&dir);
         let bad = ROUTE.replace("web.default.svc.cluster.local", "nowhere");
         let err = desired
-            .apply(istio::parse_documents(&bad).unwrap())
+            .apply(ingest::parse_documents(&bad).unwrap())
             .unwrap_err();
         assert!(matches!(err, Error::Invalid(_)), "{err}");
         assert_eq!(desired.published().revision, 0);

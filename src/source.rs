@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::istio::{self, Document, Errors};
+use crate::ingest::{self, Document, Errors};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -88,7 +88,7 @@ pub fn fingerprint(files: &[(PathBuf, String)]) -> String {
 pub fn parse(files: &[(PathBuf, String)]) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     for (path, text) in files {
-        let parsed = istio::parse_documents(text).map_err(|errors| Error::Invalid {
+        let parsed = ingest::parse_documents(text).map_err(|errors| Error::Invalid {
             path: path.clone(),
             errors,
         })?;

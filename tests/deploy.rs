@@ -128,7 +128,7 @@ fn the_example_routes_are_valid_coalmine_documents() {
         .collect();
     assert_eq!(routes.len(), 2);
     let text = serde_json::to_string(&routes).unwrap();
-    let docs = coalmine::istio::parse_documents(&text).expect("the example parses");
+    let docs = coalmine::ingest::parse_documents(&text).expect("the example parses");
     let replicas: Vec<u64> = objects(&path)
         .iter()
         .filter(|o| o["kind"] == "Deployment")

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
-use coalmine::istio::{build_config, parse_documents};
+use coalmine::ingest::parse_documents;
+use coalmine::resource_set::build_config;
 use coalmine::model::{Config, Labels};
 use coalmine::snapshot::{Snapshot, TypeKind, View};
 use libfuzzer_sys::fuzz_target;

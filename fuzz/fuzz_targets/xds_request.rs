@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use coalmine::istio::{build_config, parse_documents};
+use coalmine::ingest::parse_documents;
+use coalmine::resource_set::build_config;
 use coalmine::snapshot::{Snapshot, TypeKind};
 use coalmine::xds::codec::WireResponse;
 use coalmine::xds::delta::{DeltaResponse, DeltaStream};

@@ -115,7 +115,8 @@ pub fn changed_v2_weight(round: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coalmine::istio::{build_config, parse_documents};
+    use coalmine::ingest::parse_documents;
+    use coalmine::resource_set::build_config;
 
     #[test]
     fn the_generated_documents_are_valid() {

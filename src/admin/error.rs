@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::desired;
-use crate::istio::{Errors, FieldError};
+use crate::ingest::{Errors, FieldError};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

@@ -16,7 +16,7 @@ use super::extract::{Path, Query};
 use super::schemas::{ApplyAnswer, Conflict, Resources, StoredResource};
 use super::views::{ApplyResponse, DryRunResponse, EnvoyChange};
 use super::AdminState;
-use crate::istio::{self, Document};
+use crate::ingest::{self, Document};
 use crate::model::{Kind, ResourceKey};
 use crate::snapshot::{self, Snapshot};
 use crate::translate;
@@ -190,7 +190,7 @@ async fn documents(body: Result<Bytes, BytesRejection>) -> Result<Vec<Document>,
     let parsed = tokio::task::spawn_blocking(move || {
         let text = std::str::from_utf8(&body)
             .map_err(|_| ApiError::bad_request("request body is not UTF-8"))?;
-        istio::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
+        ingest::parse_documents(text).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
     });
     let docs = parsed
         .await

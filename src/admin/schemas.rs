@@ -9,8 +9,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::controller::Command;
-use crate::gateway_api;
-use crate::istio::{API_GROUP, API_VERSIONS, COALMINE_API_VERSION};
+use crate::ingest::{COALMINE, GATEWAY_API, ISTIO};
 use crate::model::Kind;
 
 /// A DNS-1123 subdomain, as `metadata.name` must be.
@@ -50,12 +49,9 @@ fn any_object() -> ObjectBuilder {
 }
 
 fn api_versions() -> Vec<String> {
-    let istio = API_VERSIONS.iter().map(|v| format!("{API_GROUP}/{v}"));
-    let gateway =
-        (gateway_api::API_VERSIONS.iter()).map(|v| format!("{}/{v}", gateway_api::API_GROUP));
-    istio
-        .chain(gateway)
-        .chain([COALMINE_API_VERSION.to_string()])
+    [ISTIO, GATEWAY_API, COALMINE]
+        .into_iter()
+        .flat_map(|api| api.api_versions())
         .collect()
 }
 

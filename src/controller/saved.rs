@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::desired::Desired;
-use crate::istio::Document;
+use crate::ingest::Document;
 use crate::model::{ResourceKey, Rollout};
 
 /// Every saved release state by Rollout key: (spec fingerprint, state).

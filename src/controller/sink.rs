@@ -9,7 +9,7 @@ use super::cluster::Cluster;
 use super::release::Entry;
 use super::{saved, Command, CommandError};
 use crate::desired::Desired;
-use crate::istio::Document;
+use crate::ingest::Document;
 use crate::ledger::{Ledger, ProxyStatus};
 use crate::model::{ResourceKey, Rollout};
 use crate::rollout::{Action, RolloutStatus};

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{saved, Command, Controller};
 use crate::desired::Desired;
-use crate::istio::parse_documents;
+use crate::ingest::parse_documents;
 use crate::model::{Kind, ResourceKey};
 use crate::rollout::Phase;
 use crate::store::Store;

@@ -11,19 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::gateway::Listener;
-use super::gateway_ref;
 use super::http_route::{ParentRef, Route};
-use crate::istio::{FieldError, Read, Report};
+use super::{gateway_ref, Pending};
+use crate::ingest::{FieldError, Read, Report};
 use crate::model::host_candidates;
 use crate::model::{Destination, Kind, RouteAction, Service};
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.
 pub(crate) fn attach_routes(
     read: &mut Read,
+    mut pending: Pending,
     discovered: &BTreeMap<String, Service>,
     errors: &mut Vec<FieldError>,
 ) {
-    let mut pending = std::mem::take(&mut read.gateway_api);
     let istio: BTreeSet<String> = read
         .gateways
         .iter()

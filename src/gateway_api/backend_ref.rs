@@ -1,6 +1,6 @@
 //! A backendRef (a rule's, or a mirror filter's) read into a destination.
 
-use crate::istio::{Obj, Report};
+use crate::ingest::{Obj, Report};
 use crate::model::Destination;
 
 /// The Istio group and kind that name a ServiceEntry host directly.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::backend_ref::try_backend_ref;
-use crate::istio::{is_header_name, Fields, Obj, Report};
+use crate::ingest::{is_header_name, Fields, Obj, Report};
 use crate::model::{Destination, HeaderOps, Headers, Redirect};
 
 const FILTER: Fields = Fields {

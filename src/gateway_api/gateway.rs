@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{API_GROUP, GATEWAY_NAME_LABEL};
-use crate::istio::{check_host, Fields, Obj, Report};
+use crate::ingest::{check_host, Fields, Obj, Report};
 use crate::model::{Gateway, Labels, Protocol, ResourceKey, Server};
 
 const SPEC: Fields = Fields {

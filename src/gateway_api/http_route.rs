@@ -9,7 +9,7 @@ use super::filters::{try_filters, PathModifier};
 use super::matches::try_matches;
 use super::weights::normalize;
 use super::API_GROUP;
-use crate::istio::{check_host, Fields, Obj, Report};
+use crate::ingest::{check_host, Fields, Obj, Report};
 use crate::model::{
     Abort, Fault, HttpRoute, Mirror, ResourceKey, Rewrite, RouteAction, RouteMatch, StringMatch,
     VirtualService, WeightedDestination,

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::istio::{check_regex, is_header_name, Fields, Obj, Report};
+use crate::ingest::{check_regex, is_header_name, Fields, Obj, Report};
 use crate::model::{HeaderMatch, RouteMatch, StringMatch};
 
 const MATCH: Fields = Fields::known(&["path", "headers", "queryParams", "method"]);

@@ -1,14 +1,14 @@
-//! Kubernetes Gateway API (`gateway.networking.k8s.io/v1`, also `v1beta1`) `Gateway`
+//! Kubernetes Gateway API (`gateway.networking.k8s.io/v1`, also `v1beta1`: [`crate::ingest::GATEWAY_API`]) `Gateway`
 //! and `HTTPRoute` documents into the same validated model Istio documents become, so
 //! the translation serves both unchanged.
 //!
 //! - A `Gateway` becomes a [`model::Gateway`](crate::model::Gateway) keyed
-//!   [`Kind::KubernetesGateway`]: one server per listener (HTTP only; `hostname`
+//!   [`Kind::KubernetesGateway`](crate::model::Kind::KubernetesGateway): one server per listener (HTTP only; `hostname`
 //!   absent means `*`). It selects the proxies whose node-metadata labels carry
 //!   `gateway.networking.k8s.io/gateway-name: <metadata.name>` ([`GATEWAY_NAME_LABEL`],
 //!   the label Istio puts on the gateways it deploys for a Gateway API Gateway).
 //! - An `HTTPRoute` becomes a [`model::VirtualService`](crate::model::VirtualService)
-//!   keyed [`Kind::HttpRoute`]: parentRefs become its gateways (`namespace/name`),
+//!   keyed [`Kind::HttpRoute`](crate::model::Kind::HttpRoute): parentRefs become its gateways (`namespace/name`),
 //!   hostnames its hosts (absent means `*`), rules its HTTP routes in order.
 //!   backendRefs name a Kubernetes Service of the route's namespace or a ServiceEntry
 //!   host, and their relative weights are normalized to exactly 100 %
@@ -17,8 +17,9 @@
 //!
 //! Reading happens per document ([`read_gateway`], [`read_http_route`]); attaching
 //! routes to their parents and resolving backends needs every document and happens in
-//! [`attach_routes`], before the Istio cross-resource checks run on the result.
-//! Nothing here knows Envoy; field walking and errors are shared with [`crate::istio`].
+//! [`attach_routes`], before [`crate::resource_set`]'s cross-resource checks run on the
+//! result. Nothing here knows Envoy or Istio's kinds; field walking and errors are
+//! [`crate::ingest`]'s.
 
 mod attach;
 mod backend_ref;
@@ -40,14 +41,11 @@ pub(crate) use attach::attach_routes;
 
 pub use match_json::match_json;
 
-use crate::istio::{Read, Report};
+use crate::ingest::{Read, Report};
 use crate::model::ResourceKey;
 
-/// The API group of the Gateway API kinds.
-pub const API_GROUP: &str = "gateway.networking.k8s.io";
-
-/// Versions of [`API_GROUP`] accepted; they have the same meaning.
-pub const API_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+/// The API group of the Gateway API kinds, as references name it.
+const API_GROUP: &str = crate::ingest::GATEWAY_API.group;
 
 /// The node-metadata label whose value selects the proxies of a Gateway: its name.
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
@@ -68,25 +66,38 @@ fn gateway_ref(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-/// Reads a Gateway API Gateway's spec into `read`, or records it as broken.
-pub(crate) fn read_gateway(key: &ResourceKey, spec: &Value, r: &mut Report, read: &mut Read) {
+/// Reads a Gateway API Gateway's spec into `read` and its listeners into `pending`, or
+/// records it as broken.
+pub(crate) fn read_gateway(
+    key: &ResourceKey,
+    spec: &Value,
+    r: &mut Report,
+    read: &mut Read,
+    pending: &mut Pending,
+) {
     let name = gateway_ref(&key.namespace, &key.name);
     match gateway::try_gateway(key, spec, r).filter(|_| r.is_clean()) {
         Some((gateway, listeners)) => {
-            read.gateway_api.listeners.insert(name, listeners);
+            pending.listeners.insert(name, listeners);
             read.gateways.push(gateway);
         }
         None => {
-            read.gateway_api.broken_gateways.insert(name.clone());
+            pending.broken_gateways.insert(name.clone());
             read.broken.gateways.insert(name);
         }
     }
 }
 
-/// Reads an HTTPRoute's spec into `read` (attached later), or records it as broken.
-pub(crate) fn read_http_route(key: &ResourceKey, spec: &Value, r: &mut Report, read: &mut Read) {
+/// Reads an HTTPRoute's spec into `pending` (attached later), or records it as broken.
+pub(crate) fn read_http_route(
+    key: &ResourceKey,
+    spec: &Value,
+    r: &mut Report,
+    read: &mut Read,
+    pending: &mut Pending,
+) {
     match http_route::try_http_route(key, spec, r).filter(|_| r.is_clean()) {
-        Some(route) => read.gateway_api.routes.push(route),
+        Some(route) => pending.routes.push(route),
         None => {
             read.broken.virtual_services.insert(key.clone());
         }

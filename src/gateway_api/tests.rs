@@ -7,8 +7,9 @@ use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
 
 use super::GATEWAY_NAME_LABEL;
-use crate::istio::{build_config, parse_documents, Errors};
+use crate::ingest::{parse_documents, Errors};
 use crate::model::*;
+use crate::resource_set::build_config;
 
 const SET: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1

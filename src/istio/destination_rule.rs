@@ -1,10 +1,9 @@
-//! `DestinationRule` specs into [`model::DestinationRule`]: host, subsets and traffic
-//! policies. The host comes out as written; [`super::check`] resolves it.
+//! `DestinationRule` specs into [`model::DestinationRule`](crate::model::DestinationRule): host, subsets and traffic
+//! policies. The host comes out as written; [`crate::resource_set`] resolves it.
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::walk::{Fields, Obj};
+use crate::ingest::{Fields, Obj, Report};
 use crate::model::{
     ConnectionPool, DestinationRule, LoadBalancer, OutlierDetection, ResourceKey, Subset,
     TrafficPolicy,

@@ -1,9 +1,8 @@
-//! `Gateway` specs into [`model::Gateway`]: selector, servers, ports and TLS.
+//! `Gateway` specs into [`model::Gateway`](crate::model::Gateway): selector, servers, ports and TLS.
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::walk::{Fields, Obj};
+use crate::ingest::{Fields, Obj, Report};
 use crate::model::{Gateway, Protocol, ResourceKey, Server, ServerTls};
 
 const SPEC: Fields = Fields::known(&["selector", "servers"]);

@@ -3,9 +3,7 @@
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::http_match::{is_header_name, try_string_match};
-use super::walk::{Fields, Obj};
+use crate::ingest::{is_header_name, try_string_match, Fields, Obj, Report};
 use crate::model::{
     Abort, CorsPolicy, Delay, Fault, HeaderOps, Headers, Redirect, Retries, Rewrite,
 };

@@ -1,4 +1,4 @@
-//! `ServiceEntry` specs into one [`model::Service`] per host: ports, resolution and
+//! `ServiceEntry` specs into one [`model::Service`](crate::model::Service) per host: ports, resolution and
 //! static endpoints.
 
 use std::collections::BTreeMap;
@@ -6,9 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::virtual_service::check_host;
-use super::walk::{Fields, Obj};
+use crate::ingest::{check_host, Fields, Obj, Report};
 use crate::model::{Endpoint, EndpointHealth, Resolution, ResourceKey, Service, ServicePort};
 
 const SPEC: Fields = Fields {

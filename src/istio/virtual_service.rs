@@ -1,20 +1,18 @@
-//! `VirtualService` specs into [`model::VirtualService`]: hosts, gateways, HTTP routes
+//! `VirtualService` specs into [`model::VirtualService`](crate::model::VirtualService): hosts, gateways, HTTP routes
 //! and weighted destinations.
 //!
 //! Destinations come out unresolved: the host as written and port 0 when none was
-//! given. [`super::check`] resolves them against the known services.
+//! given. [`crate::resource_set`] resolves them against the known services.
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::http_match::try_matches;
 use super::http_policy::{
     try_cors, try_fault, try_headers, try_redirect, try_retries, try_rewrite,
 };
-use super::walk::{Fields, Obj};
+use crate::ingest::{check_host, try_destination, try_matches, Fields, Obj, Report};
 use crate::model::{
-    Destination, HttpRoute, Mirror, ResourceKey, RouteAction, VirtualService, Weight,
-    WeightedDestination, MESH_GATEWAY,
+    HttpRoute, Mirror, ResourceKey, RouteAction, VirtualService, Weight, WeightedDestination,
+    MESH_GATEWAY,
 };
 
 const SPEC: Fields = Fields {
@@ -45,8 +43,6 @@ const HTTP: Fields = Fields {
     ],
 };
 const ROUTE_DESTINATION: Fields = Fields::known(&["destination", "weight", "headers"]);
-const DESTINATION: Fields = Fields::known(&["host", "subset", "port"]);
-const PORT: Fields = Fields::known(&["number"]);
 
 /// Reads a VirtualService spec; every problem goes to `r`.
 pub(crate) fn try_virtual_service(
@@ -79,23 +75,6 @@ pub(crate) fn try_virtual_service(
         gateways,
         http,
     })
-}
-
-/// A host as a route matches it: a DNS name, `*`, or `*.suffix`.
-pub(crate) fn check_host(host: &str) -> Result<(), String> {
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let valid = host == "*"
-        || !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "{host:?} is not a valid host (a DNS name, `*` or `*.suffix`)"
-        ))
-    }
 }
 
 /// Gateways as `namespace/name` or `mesh`; a bare name takes the VirtualService's
@@ -256,31 +235,4 @@ fn try_weight(item: Obj<'_, '_>, r: &mut Report) -> Option<Weight> {
         r.push(item.at("weight"), message);
     }
     weight
-}
-
-/// A destination as written: `port` is 0 when not given, resolved later.
-pub(crate) fn try_destination(path: &str, value: &Value, r: &mut Report) -> Option<Destination> {
-    let destination = Obj::new(r, path, value, DESTINATION)?;
-    let host = destination.required_string(r, "host");
-    let subset = destination.string(r, "subset");
-    if subset.as_deref() == Some("") {
-        r.push(destination.at("subset"), "must not be empty");
-    }
-    let port = match destination.get("port") {
-        None => Some(0),
-        Some(port) => {
-            let port_path = destination.at("port");
-            let port = Obj::new(r, &port_path, port, PORT);
-            let number = port.and_then(|port| port.uint(r, "number", 1, 65535));
-            if port.is_some_and(|port| !port.has("number")) {
-                r.push(format!("{port_path}.number"), "required");
-            }
-            number
-        }
-    };
-    Some(Destination {
-        host: host?,
-        subset,
-        port: port?,
-    })
 }

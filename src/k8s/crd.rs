@@ -3,7 +3,7 @@
 //! when it is not current.
 //!
 //! The schema is written out below as Rust (the model types are read by hand from
-//! JSON in `istio::rollout`, so there is nothing to derive it from). It names every
+//! JSON in `rollout_kind`, so there is nothing to derive it from). It names every
 //! field the reader knows, and every object keeps unknown fields
 //! (`x-kubernetes-preserve-unknown-fields`): the API server must not prune a field
 //! coalmine does not support, because coalmine reports such a field in the resource's

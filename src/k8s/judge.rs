@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::Services;
-use crate::istio::{self, Document, FieldError};
+use crate::ingest::{self, Document, FieldError};
+use crate::resource_set;
 
 /// A cluster object by `apiVersion`, `kind`, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,7 +73,7 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
     let mut judged = Judged::default();
     let mut candidates: Vec<(ObjectId, Document)> = Vec::new();
     for (id, value) in objects {
-        match istio::parse_documents(&value.to_string()) {
+        match ingest::parse_documents(&value.to_string()) {
             Ok(mut docs) if docs.len() == 1 => candidates.push((id.clone(), docs.remove(0))),
             Ok(_) => {
                 let error = FieldError {
@@ -89,7 +90,7 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
     }
     while !candidates.is_empty() {
         let docs: Vec<Document> = candidates.iter().map(|(_, d)| d.clone()).collect();
-        let Err(errors) = istio::build_config(&docs, discovered) else {
+        let Err(errors) = resource_set::build_config(&docs, discovered) else {
             break;
         };
         let mut named: BTreeMap<ObjectId, Vec<FieldError>> = BTreeMap::new();
@@ -142,7 +143,7 @@ pub fn keep_last_accepted(
             .chain(kept.values())
             .cloned()
             .collect();
-        let Err(errors) = istio::build_config(&docs, discovered) else {
+        let Err(errors) = resource_set::build_config(&docs, discovered) else {
             break;
         };
         let before = kept.len();

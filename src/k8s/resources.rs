@@ -194,7 +194,7 @@ struct Sync {
     last: Option<(BTreeMap<ObjectId, Value>, Services, Judged)>,
     /// What was last served of each object: a rejected edit keeps it served (see
     /// [`keep_last_accepted`]).
-    served: BTreeMap<ObjectId, crate::istio::Document>,
+    served: BTreeMap<ObjectId, crate::ingest::Document>,
 }
 
 impl Sync {

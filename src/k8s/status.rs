@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::judge::ObjectId;
-use crate::istio::FieldError;
+use crate::ingest::FieldError;
 
 /// The condition type written.
 pub const CONDITION: &str = "Accepted";

@@ -1,7 +1,7 @@
 //! Rollouts (`coalmine.dev/v1alpha1`): an automated release that moves the traffic of
 //! one VirtualService route from a stable destination to a canary destination, with
 //! Flagger's analysis model. Only the validated shape lives here; the decisions are in
-//! [`crate::rollout`], the parsing in [`crate::istio`].
+//! [`crate::rollout`], the parsing in [`crate::rollout_kind`].
 
 use std::collections::BTreeMap;
 use std::fmt;

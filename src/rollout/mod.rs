@@ -4,7 +4,7 @@
 //!
 //! No IO here: the controller that stores revisions, waits for ACKs, measures metrics
 //! and calls webhooks drives a `Machine` with what happened and does what its
-//! [`machine::Action`]s say.
+//! [`Action`]s say.
 
 pub mod analysis;
 mod control;

@@ -13,7 +13,7 @@ use crate::model::{WebhookType, Weight};
 /// What the IO layer must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Rewrite the target route ([`super::traffic::set_weight`]), store it as one
+    /// Rewrite the target route ([`super::traffic::virtual_service::set_weight`]), store it as one
     /// revision and report it with [`super::Machine::step_applied`].
     ApplyTraffic {
         canary_weight: Weight,
@@ -24,10 +24,10 @@ pub enum Action {
     /// Call every webhook of this type; report with [`super::Machine::webhook_done`], `ok`
     /// only when all of them answered 2xx (within their timeouts and retries).
     CallWebhooks(WebhookType),
-    /// All traffic of the route to the canary's destination ([`super::traffic::finalize`]),
+    /// All traffic of the route to the canary's destination ([`super::traffic::virtual_service::finalize`]),
     /// as one revision reported with `step_applied`.
     Finalize,
-    /// All traffic back to stable ([`super::traffic::rollback`]), as one revision
+    /// All traffic back to stable ([`super::traffic::virtual_service::rollback`]), as one revision
     /// reported with `step_applied`.
     Rollback,
     /// Something to log, record and send to `event` webhooks.

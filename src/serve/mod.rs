@@ -295,7 +295,7 @@ async fn discover_kubernetes() -> anyhow::Result<watch::Receiver<crate::k8s::Ser
 
 /// Takes a freshly read config path: its documents replace the stored set as one
 /// revision; an invalid set is logged field by field and the last good set stays.
-fn accept(desired: &Desired, docs: source::Result<Vec<crate::istio::Document>>) {
+fn accept(desired: &Desired, docs: source::Result<Vec<crate::ingest::Document>>) {
     let result = match docs {
         Ok(docs) => desired.replace_all(docs, "config file change"),
         Err(source::Error::Invalid { path, errors }) => {
@@ -319,7 +319,7 @@ fn accept(desired: &Desired, docs: source::Result<Vec<crate::istio::Document>>) 
     }
 }
 
-fn log_rejected(source: &str, errors: &crate::istio::Errors) {
+fn log_rejected(source: &str, errors: &crate::ingest::Errors) {
     for e in &errors.0 {
         warn!(
             source,

@@ -54,9 +54,9 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use crate::istio;
     use crate::model::Labels;
     use crate::snapshot::{Snapshot, TypeKind, View};
+    use crate::{ingest, resource_set};
 
     const MESH: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -76,8 +76,8 @@ spec:
 
     #[test]
     fn envoys_and_grpc_clients_have_views_of_their_own() {
-        let docs = istio::parse_documents(MESH).unwrap();
-        let config = Arc::new(istio::build_config(&docs, &BTreeMap::new()).unwrap());
+        let docs = ingest::parse_documents(MESH).unwrap();
+        let config = Arc::new(resource_set::build_config(&docs, &BTreeMap::new()).unwrap());
         let snapshot = Snapshot::new(config, 1);
         let envoy = snapshot.view_for(&Labels::new());
         let grpc = snapshot.grpc_view();

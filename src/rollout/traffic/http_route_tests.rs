@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::http_route::{finalize, rollback, set_weight};
-use crate::istio::{build_config, parse_documents, Document, Errors};
+use crate::ingest::{parse_documents, Document, Errors};
 use crate::model::{Config, Kind, Rollout, RouteAction, Weight};
+use crate::resource_set::build_config;
 
 const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1

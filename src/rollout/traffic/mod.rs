@@ -1,5 +1,5 @@
 //! Pure rewriting of a release's target document (as stored: the JSON of an
-//! [`crate::istio::Document`]) for each traffic action: a VirtualService's `http[]`
+//! [`crate::ingest::Document`]) for each traffic action: a VirtualService's `http[]`
 //! routes ([`virtual_service`]) or an HTTPRoute's `rules[]` ([`http_route`]). Only the
 //! target route and the A/B route change; every other field is kept as it is.
 

@@ -1,5 +1,5 @@
 //! Rewriting of a target VirtualService document (as stored: the JSON of an
-//! [`crate::istio::Document`]) for each traffic action of a release. Only the target
+//! [`crate::ingest::Document`]) for each traffic action of a release. Only the target
 //! route's `route[]` and the A/B route change; every other field is kept as it is.
 //!
 //! The target route is chosen as [`Rollout::target_route`] chooses it on the model: the

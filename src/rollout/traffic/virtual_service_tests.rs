@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use super::virtual_service::{finalize, rollback, set_weight};
 use super::weight_json;
-use crate::istio::{build_config, parse_documents, Document};
+use crate::ingest::{parse_documents, Document};
 use crate::model::{Config, Kind, RouteAction, Weight};
+use crate::resource_set::build_config;
 
 /// A service with subsets v1 and v2 and a VirtualService that sends all to v1.
 const BASE: &str = r#"

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::*;
-use crate::istio;
 use crate::model::Labels;
 use crate::snapshot::{Snapshot, TypeKind, View};
+use crate::{ingest, resource_set};
 
 const BASE: &str = r#"
 apiVersion: networking.istio.io/v1
@@ -78,8 +78,8 @@ spec:
 "#;
 
 fn mk_config(yaml: &str) -> Arc<Config> {
-    let docs = istio::parse_documents(yaml).unwrap();
-    Arc::new(istio::build_config(&docs, &BTreeMap::new()).unwrap())
+    let docs = ingest::parse_documents(yaml).unwrap();
+    Arc::new(resource_set::build_config(&docs, &BTreeMap::new()).unwrap())
 }
 
 fn content(view: &View) -> Vec<Vec<(String, String)>> {

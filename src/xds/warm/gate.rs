@@ -89,7 +89,7 @@ impl Warmth {
         merge(wanted, kept, &mut self.holding)
     }
 
-    /// Keeps, for up to [`ABSENT_GRACE`], the endpoints of an assignment that would go
+    /// Keeps, for up to [`ABSENT_GRACE`](super::ABSENT_GRACE), the endpoints of an assignment that would go
     /// empty while routes the proxy holds use its cluster (a Kubernetes Service deleted
     /// before the route leaves it): its cluster is then as good as absent.
     fn keep_emptied(&mut self, wanted: Vec<Arc<Encoded>>, held: [&Held; 4]) -> Vec<Arc<Encoded>> {

@@ -1,19 +1,26 @@
-//! `build_config`: reads every document's spec by kind, then runs the cross-resource
-//! checks; owns the order (by key) and the duplicate check.
+//! A whole set of documents into one consistent [`Config`]: each document's spec read by
+//! its dialect ([`crate::istio`], [`crate::gateway_api`], [`crate::rollout_kind`]),
+//! HTTPRoutes attached to their Gateways, then the cross-resource checks
+//! ([`check()`]): every destination resolved, every gateway defined, no host claimed twice,
+//! Rollouts against their targets. Owns the order (by key) and the duplicate check.
+
+mod check;
+mod resolve;
+mod rollout_check;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::check::{check, Read};
-use super::destination_rule::try_destination_rule;
-use super::document::Document;
-use super::error::{Errors, Report, Result};
-use super::gateway::try_gateway;
-use super::rollout::try_rollout;
-use super::service_entry::try_service_entry;
-use super::virtual_service::try_virtual_service;
+use crate::gateway_api::{self, Pending};
+use crate::ingest::{Document, Errors, Read, Report, Result};
+use crate::istio::{try_destination_rule, try_gateway, try_service_entry, try_virtual_service};
 use crate::model::{Config, Kind, Service};
+use crate::rollout_kind::try_rollout;
+use check::check;
 
 /// Validates every document and the set as a whole, returning the consistent Config,
 /// or every error found (not just the first).
@@ -26,6 +33,7 @@ pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut errors = Vec::new();
     let mut read = Read::default();
+    let mut pending = Pending::default();
     for (i, doc) in sorted.iter().enumerate() {
         let mut r = Report::new(doc.key.to_string());
         if i > 0 && sorted[i - 1].key == doc.key {
@@ -34,11 +42,11 @@ pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -
                 "another document has the same kind, namespace and name",
             );
         } else {
-            read_document(doc, &mut r, &mut read);
+            read_document(doc, &mut r, &mut read, &mut pending);
         }
         errors.extend(r.errors);
     }
-    crate::gateway_api::attach_routes(&mut read, discovered, &mut errors);
+    gateway_api::attach_routes(&mut read, pending, discovered, &mut errors);
     let config = check(read, discovered, &mut errors);
     if errors.is_empty() {
         Ok(config)
@@ -47,9 +55,10 @@ pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -
     }
 }
 
-/// Reads one document's spec into `read`, or, when it has errors, records what it
-/// would have defined in `read.broken`.
-fn read_document(doc: &Document, r: &mut Report, read: &mut Read) {
+/// Reads one document's spec into `read` (Gateway API kinds into `pending` until they
+/// are attached), or, when it has errors, records what it would have defined in
+/// `read.broken`.
+fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut Pending) {
     let Some(spec) = doc.value.get("spec") else {
         r.push("spec", "required");
         return;
@@ -88,8 +97,8 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read) {
                 read.broken.hosts.extend(hosts.map(str::to_string));
             }
         },
-        Kind::KubernetesGateway => crate::gateway_api::read_gateway(key, spec, r, read),
-        Kind::HttpRoute => crate::gateway_api::read_http_route(key, spec, r, read),
+        Kind::KubernetesGateway => gateway_api::read_gateway(key, spec, r, read, pending),
+        Kind::HttpRoute => gateway_api::read_http_route(key, spec, r, read, pending),
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);

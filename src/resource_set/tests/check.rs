@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::{mk_config, mk_errors};
-use crate::istio::{build_config, parse_documents};
+use crate::ingest::parse_documents;
 use crate::model::*;
+use crate::resource_set::build_config;
 
 /// Services `reviews` (one port) and `ratings` (two ports), a rule with subset v1
 /// for reviews, and gateways `gw` and `other` on port 80 for overlapping proxies.

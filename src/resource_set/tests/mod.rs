@@ -1,9 +1,10 @@
-//! End-to-end tests of the istio module: text in, Config or field errors out.
+//! End-to-end tests of reading a set: text in (every dialect), Config or field errors out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::ingest::*;
 use crate::model::*;
 
 mod check;

@@ -1,18 +1,17 @@
-//! `Rollout` specs (`coalmine.dev/v1alpha1`) into [`model::Rollout`], with Flagger's
-//! analysis field names and every default filled in.
+//! The Rollout dialect: `coalmine.dev/v1alpha1` `Rollout` specs into [`model::Rollout`](crate::model::Rollout),
+//! with Flagger's analysis field names and every default filled in. Its stable and
+//! canary destinations and A/B matches are written in the syntax Istio's routes use
+//! ([`crate::ingest`] holds it for both).
 //!
 //! Destinations come out unresolved (as for VirtualService destinations) and the
-//! target is not looked up: [`super::rollout_check`] does both.
+//! target is not looked up: [`crate::resource_set`] does both.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::Report;
-use super::http_match::try_matches;
-use super::virtual_service::try_destination;
-use super::walk::{Fields, Obj};
+use crate::ingest::{try_destination, try_matches, Fields, Obj, Report};
 use crate::model::{
     Analysis, BuiltinMetric, Kind, Metric, MetricSource, ResourceKey, Rollout, Strategy,
     ThresholdRange, Webhook, WebhookType, Weight,

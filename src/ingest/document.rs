@@ -3,19 +3,10 @@
 
 use serde_json::Value;
 
+use super::api::{Api, GATEWAY_API};
 use super::error::{Errors, FieldError, Report, Result};
 use super::walk::{Fields, Obj};
-use crate::gateway_api;
 use crate::model::{Kind, ResourceKey};
-
-/// The API group every Istio networking kind lives in.
-pub const API_GROUP: &str = "networking.istio.io";
-
-/// Versions of [`API_GROUP`] accepted; they have the same meaning.
-pub const API_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
-
-/// The one apiVersion of coalmine's own kinds (`Rollout`).
-pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
 /// A Kubernetes-shaped document as stored: its key and the whole document as JSON.
 ///
@@ -204,10 +195,10 @@ fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
 }
 
 /// The kind a document's `kind` names: `Gateway` is the Gateway API's when its
-/// apiVersion is in [`gateway_api::API_GROUP`], else Istio's.
+/// apiVersion is in [`GATEWAY_API`]'s group, else Istio's.
 fn try_kind(kind: &str, api_version: Option<&str>, r: &mut Report) -> Option<Kind> {
     let group = api_version.and_then(|v| v.split_once('/')).map(|(g, _)| g);
-    if kind == Kind::KubernetesGateway.document_kind() && group == Some(gateway_api::API_GROUP) {
+    if kind == Kind::KubernetesGateway.document_kind() && group == Some(GATEWAY_API.group) {
         return Some(Kind::KubernetesGateway);
     }
     let mut names: Vec<&str> = Vec::new();
@@ -267,48 +258,19 @@ fn check_name(r: &mut Report, field: &str, name: &str, rule: NameRule) -> bool {
     valid
 }
 
-/// Istio kinds take any of [`API_VERSIONS`] of [`API_GROUP`]; coalmine's own kinds
-/// take [`COALMINE_API_VERSION`]; Gateway API kinds any of
-/// [`gateway_api::API_VERSIONS`] of [`gateway_api::API_GROUP`].
+/// Each kind takes the versions of its group ([`Api::of`]); without a kind, Istio's.
 fn try_api_version(envelope: Obj<'_, '_>, kind: Option<Kind>, r: &mut Report) -> Option<String> {
     let api_version = envelope.required_string(r, "apiVersion")?;
-    if matches!(kind, Some(Kind::KubernetesGateway | Kind::HttpRoute)) {
-        let (group, versions) = (gateway_api::API_GROUP, gateway_api::API_VERSIONS);
-        let version = api_version
-            .strip_prefix(group)
-            .and_then(|rest| rest.strip_prefix('/'));
-        if version.is_some_and(|v| versions.contains(&v)) {
-            return Some(api_version);
-        }
-        r.push(
-            "apiVersion",
-            format!("unsupported apiVersion {api_version:?} (expected {group}/v1 or v1beta1)"),
-        );
-        return None;
+    let api = kind.map_or(super::api::ISTIO, Api::of);
+    if api.accepts(&api_version) {
+        return Some(api_version);
     }
-    if kind == Some(Kind::Rollout) {
-        if api_version == COALMINE_API_VERSION {
-            return Some(api_version);
-        }
-        r.push(
-            "apiVersion",
-            format!("unsupported apiVersion {api_version:?} (expected {COALMINE_API_VERSION})"),
-        );
-        return None;
-    }
-    let version = api_version
-        .strip_prefix(API_GROUP)
-        .and_then(|rest| rest.strip_prefix('/'));
-    if version.is_some_and(|v| API_VERSIONS.contains(&v)) {
-        Some(api_version)
-    } else {
-        r.push(
-            "apiVersion",
-            format!(
-                "unsupported apiVersion {api_version:?} (expected {API_GROUP}/v1, \
-                 v1beta1 or v1alpha3)"
-            ),
-        );
-        None
-    }
+    r.push(
+        "apiVersion",
+        format!(
+            "unsupported apiVersion {api_version:?} (expected {})",
+            api.expected()
+        ),
+    );
+    None
 }

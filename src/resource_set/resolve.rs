@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::error::Report;
+use crate::ingest::Report;
 use crate::model::{Destination, DestinationRule, Service};
 
 /// The full host of a known service that `host` names, if any.

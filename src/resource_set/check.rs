@@ -5,42 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::error::{FieldError, Report};
 use super::resolve::{resolve, resolve_host, Known};
 use super::rollout_check::check_rollouts;
+use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
-    Config, DestinationRule, Gateway, Kind, Labels, ResourceKey, Rollout, RouteAction, Service,
+    Config, DestinationRule, Gateway, Kind, Labels, ResourceKey, RouteAction, Service,
     VirtualService, MESH_GATEWAY,
 };
-
-/// Resources that read cleanly, each kind sorted by key, and what the broken ones
-/// would have defined.
-#[derive(Debug, Default)]
-pub(crate) struct Read {
-    pub gateways: Vec<Gateway>,
-    pub virtual_services: Vec<VirtualService>,
-    pub destination_rules: Vec<DestinationRule>,
-    /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
-    pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
-    pub rollouts: Vec<Rollout>,
-    pub broken: Broken,
-    /// Gateway API listeners and HTTPRoutes until their parentRefs are attached.
-    pub gateway_api: crate::gateway_api::Pending,
-}
-
-/// Names that documents with errors declare. References to them are not reported
-/// again: the document's own errors already say what to fix.
-#[derive(Debug, Default)]
-pub(crate) struct Broken {
-    /// `namespace/name` of Gateways.
-    pub gateways: BTreeSet<String>,
-    /// Hosts of ServiceEntries.
-    pub hosts: BTreeSet<String>,
-    /// Hosts of DestinationRules, with the namespace they were written in.
-    pub rule_hosts: Vec<(String, String)>,
-    /// VirtualServices (a Rollout's target may be one).
-    pub virtual_services: BTreeSet<ResourceKey>,
-}
 
 /// Runs every cross-resource check, adding errors to `errors`, and assembles the Config.
 pub(crate) fn check(

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::error::{FieldError, Report};
 use super::resolve::{resolve, Known};
 use crate::gateway_api::match_json;
+use crate::ingest::{FieldError, Report};
 use crate::model::{Kind, ResourceKey, Rollout, RouteAction, VirtualService};
 
 /// The Rollouts that pass every check; errors for the others go to `errors`.

@@ -1,0 +1,94 @@
+//! The API group and versions each kind of document is accepted in.
+
+use crate::model::Kind;
+
+/// An API group and the versions of it accepted, which all have the same meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Api {
+    pub group: &'static str,
+    pub versions: &'static [&'static str],
+}
+
+/// Istio's networking kinds: Gateway, VirtualService, DestinationRule, ServiceEntry.
+pub const ISTIO: Api = Api {
+    group: "networking.istio.io",
+    versions: &["v1", "v1beta1", "v1alpha3"],
+};
+
+/// The Kubernetes Gateway API kinds: Gateway, HTTPRoute.
+pub const GATEWAY_API: Api = Api {
+    group: "gateway.networking.k8s.io",
+    versions: &["v1", "v1beta1"],
+};
+
+/// coalmine's own kinds (`Rollout`).
+pub const COALMINE: Api = Api {
+    group: "coalmine.dev",
+    versions: &["v1alpha1"],
+};
+
+/// The one apiVersion of coalmine's own kinds.
+pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
+
+impl Api {
+    /// The group a kind's documents are written in.
+    pub fn of(kind: Kind) -> Api {
+        match kind {
+            Kind::Gateway | Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => {
+                ISTIO
+            }
+            Kind::KubernetesGateway | Kind::HttpRoute => GATEWAY_API,
+            Kind::Rollout => COALMINE,
+        }
+    }
+
+    /// Every `group/version` accepted, in order.
+    pub fn api_versions(self) -> impl Iterator<Item = String> {
+        self.versions
+            .iter()
+            .map(move |v| format!("{}/{v}", self.group))
+    }
+
+    /// Whether `api_version` is `group/version` with an accepted version.
+    pub fn accepts(self, api_version: &str) -> bool {
+        let version = api_version
+            .strip_prefix(self.group)
+            .and_then(|rest| rest.strip_prefix('/'));
+        version.is_some_and(|v| self.versions.contains(&v))
+    }
+
+    /// `group/v1, v1beta1 or v1alpha3`: what an error says is expected.
+    pub fn expected(self) -> String {
+        let (last, rest) = self.versions.split_last().expect("an API has a version");
+        match rest {
+            [] => format!("{}/{last}", self.group),
+            _ => format!("{}/{} or {last}", self.group, rest.join(", ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_versions_read_as_a_list() {
+        assert_eq!(
+            ISTIO.expected(),
+            "networking.istio.io/v1, v1beta1 or v1alpha3"
+        );
+        assert_eq!(
+            GATEWAY_API.expected(),
+            "gateway.networking.k8s.io/v1 or v1beta1"
+        );
+        assert_eq!(COALMINE.expected(), COALMINE_API_VERSION);
+    }
+
+    #[test]
+    fn accepts_only_listed_versions_of_its_group() {
+        assert!(ISTIO.accepts("networking.istio.io/v1alpha3"));
+        assert!(!ISTIO.accepts("networking.istio.io/v2"));
+        assert!(!ISTIO.accepts("networking.istio.iov1"));
+        assert!(!GATEWAY_API.accepts("networking.istio.io/v1"));
+    }
+}
