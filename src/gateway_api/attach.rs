@@ -1,21 +1,30 @@
 //! Attaching HTTPRoutes to their parent Gateways and resolving their backends, once
-//! every document is read; the Istio cross-resource checks then run on the result.
+//! every document is read; `resource_set`'s cross-resource checks then run on the result.
 //!
 //! A parentRef attaches the route to the Gateway's listeners it picks (all, or those of
 //! its `sectionName` / `port`, among those whose `allowedRoutes` admit the route's
-//! namespace). The model binds a route to a whole Gateway, so the route's hosts are
-//! narrowed to the hostnames of the picked listeners, and picking listeners on only
-//! some of the Gateway's ports is an error. A Gateway API Gateway with the namespace and
-//! name of an Istio Gateway is an error too: routes name gateways by `namespace/name`.
+//! namespace). Each picked listener whose hostname meets one of the route's becomes an
+//! [`AttachedListener`] with the route's hostnames on it, so a route on
+//! `*.example.com` never serves the names of a `*.foo.example.com` listener beside it.
+//! A Gateway API Gateway with the namespace and name of an Istio Gateway is an error:
+//! routes name gateways by `namespace/name`.
+//!
+//! A backend that cannot be resolved (no such Service, an unsupported kind, another
+//! namespace without a ReferenceGrant) does not reject the route: its share of the
+//! rule's requests answers 500 and it is reported as an [`UnresolvedRef`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::backend_ref::Unresolved;
 use super::gateway::Listener;
-use super::http_route::{ParentRef, Route};
-use super::{gateway_ref, Pending};
+use super::http_route::{abort_500, BackendSlot, ParentRef, Route};
+use super::reference_grant::{permitted, Grant, Target};
+use super::{gateway_ref, Pending, API_GROUP};
 use crate::ingest::{FieldError, Read, Report};
-use crate::model::host_candidates;
-use crate::model::{Destination, Kind, RouteAction, Service};
+use crate::model::{
+    host_candidates, AttachedListener, Destination, HttpRoute, Kind, RouteAction, Service,
+    UnresolvedRef, Weight,
+};
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.
 pub(crate) fn attach_routes(
@@ -60,8 +69,14 @@ pub(crate) fn attach_routes(
             &pending.broken_gateways,
             &mut r,
         );
-        resolve_backends(&mut route, &services, &read.broken.hosts, &mut r);
+        let known = Known {
+            services: &services,
+            broken_hosts: &read.broken.hosts,
+            grants: &pending.grants,
+        };
+        let unresolved = resolve_backends(&mut route, &known, &mut r);
         if r.is_clean() && !broken_parent {
+            read.unresolved.extend(unresolved);
             read.virtual_services.push(route.vs);
         } else {
             read.broken.virtual_services.insert(route.vs.key.clone());
@@ -70,8 +85,8 @@ pub(crate) fn attach_routes(
     }
 }
 
-/// Fills in the route's gateways and narrows its hosts; true when a parent is a
-/// Gateway with errors of its own (nothing more is reported about it).
+/// Fills in the route's gateways and attached listeners and narrows its hosts; true
+/// when a parent is a Gateway with errors of its own (nothing more is reported about it).
 fn attach(
     route: &mut Route,
     listeners: &BTreeMap<String, Vec<Listener>>,
@@ -81,6 +96,7 @@ fn attach(
     let namespace = route.vs.key.namespace.clone();
     let mut hosts: Vec<String> = Vec::new();
     let mut gateways: Vec<String> = Vec::new();
+    let mut attached: Vec<AttachedListener> = Vec::new();
     let mut broken_parent = false;
     for (i, parent) in route.parents.iter().enumerate() {
         let path = format!("spec.parentRefs[{i}]");
@@ -97,37 +113,51 @@ fn attach(
         let Some(picked) = pick(parent, all, &namespace, &path, r) else {
             continue;
         };
-        let mut narrowed: Vec<String> = Vec::new();
-        for listener in &picked {
+        let mut matched = false;
+        for listener in picked {
+            let mut on_listener: Vec<String> = Vec::new();
             for host in &route.vs.hosts {
                 if let Some(host) = intersect(&listener.hostname, host) {
-                    if !narrowed.contains(&host) {
-                        narrowed.push(host);
+                    if !on_listener.contains(&host) {
+                        on_listener.push(host);
                     }
                 }
             }
+            if on_listener.is_empty() {
+                continue;
+            }
+            matched = true;
+            for host in &on_listener {
+                if !hosts.contains(host) {
+                    hosts.push(host.clone());
+                }
+            }
+            let binding = AttachedListener {
+                gateway: name.clone(),
+                port: listener.port,
+                hostnames: on_listener,
+            };
+            if !attached.contains(&binding) {
+                attached.push(binding);
+            }
         }
-        if narrowed.is_empty() {
+        if !matched {
             let message = format!("no hostname of the route matches a listener hostname of {name}");
             r.push(path, message);
             continue;
         }
-        hosts.extend(
-            narrowed
-                .into_iter()
-                .filter(|h| !hosts.contains(h))
-                .collect::<Vec<_>>(),
-        );
         if !gateways.contains(&name) {
             gateways.push(name);
         }
     }
     route.vs.hosts = hosts;
     route.vs.gateways = gateways;
+    route.vs.listeners = attached;
     broken_parent
 }
 
-/// The listeners of `all` a parentRef attaches to, or why it attaches to none.
+/// The listeners of `all` a parentRef attaches to (`sectionName` and `port` narrow them),
+/// or why it attaches to none.
 fn pick<'l>(
     parent: &ParentRef,
     all: &'l [Listener],
@@ -162,17 +192,6 @@ fn pick<'l>(
         r.push(path, message);
         return None;
     }
-    let ports =
-        |ls: &mut dyn Iterator<Item = &Listener>| ls.map(|l| l.port).collect::<BTreeSet<_>>();
-    let (every, mine) = (ports(&mut all.iter()), ports(&mut picked.iter().copied()));
-    if every != mine {
-        let message = format!(
-            "attaching to listeners on only some of the Gateway's ports ({mine:?} of {every:?}) \
-             is not supported: coalmine binds a route to every port of its Gateway"
-        );
-        r.push(path, message);
-        return None;
-    }
     Some(picked)
 }
 
@@ -197,48 +216,123 @@ fn covers(wide: &str, narrow: &str) -> bool {
             .is_some_and(|suffix| narrow.len() > suffix.len() && narrow.ends_with(suffix))
 }
 
-/// Resolves every backend to the full host of a known service and one of its ports.
-fn resolve_backends(
-    route: &mut Route,
-    services: &BTreeMap<&str, &Service>,
-    broken_hosts: &BTreeSet<String>,
-    r: &mut Report,
-) {
-    let namespace = route.vs.key.namespace.clone();
-    for ((rule, slot), path) in &route.backend_paths {
-        let Some(http) = route.vs.http.get_mut(*rule) else {
+/// What backends resolve against.
+struct Known<'a> {
+    services: &'a BTreeMap<&'a str, &'a Service>,
+    /// Hosts of ServiceEntries with errors: a backend naming one reports nothing more.
+    broken_hosts: &'a BTreeSet<String>,
+    grants: &'a [Grant],
+}
+
+/// Resolves every backend to the full host of a known service and one of its ports. A
+/// backend that cannot be resolved leaves its rule: the share of requests meant for it
+/// answers 500 (all of them when no backend is left), and it is returned to report.
+fn resolve_backends(route: &mut Route, known: &Known<'_>, r: &mut Report) -> Vec<UnresolvedRef> {
+    let key = route.vs.key.clone();
+    let mut out = Vec::new();
+    let mut dropped: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for slot in &route.backends {
+        let Some(http) = route.vs.http.get_mut(slot.rule) else {
             continue;
         };
-        let destination = match (slot, &mut http.action, &mut http.mirror) {
+        let destination = match (slot.slot, &mut http.action, &mut http.mirror) {
             (None, _, Some(mirror)) => &mut mirror.destination,
-            (Some(j), RouteAction::Route(destinations), _) => match destinations.get_mut(*j) {
+            (Some(j), RouteAction::Route(destinations), _) => match destinations.get_mut(j) {
                 Some(weighted) => &mut weighted.destination,
                 None => continue,
             },
             _ => continue,
         };
-        resolve(destination, path, &namespace, services, broken_hosts, r);
+        let Err((reason, message)) = resolve(destination, slot, &key.namespace, known, r) else {
+            continue;
+        };
+        match slot.slot {
+            None => http.mirror = None,
+            Some(j) => dropped.entry(slot.rule).or_default().push(j),
+        }
+        if let Some(message) = message {
+            out.push(UnresolvedRef {
+                resource: key.clone(),
+                field: slot.path.clone(),
+                reason: reason.reason(),
+                message,
+            });
+        }
+    }
+    for (rule, slots) in dropped {
+        drop_backends(&mut route.vs.http[rule], &slots);
+    }
+    out
+}
+
+/// Takes the destinations at `slots` out of a rule, their weight going to the share
+/// that answers 500; with none left, every request does.
+fn drop_backends(http: &mut HttpRoute, slots: &[usize]) {
+    let RouteAction::Route(destinations) = &mut http.action else {
+        return;
+    };
+    let mut kept = Vec::new();
+    let mut lost = Weight::ZERO;
+    for (j, d) in std::mem::take(destinations).into_iter().enumerate() {
+        if slots.contains(&j) {
+            lost = Weight::from_units(lost.units() + d.weight.units());
+        } else {
+            kept.push(d);
+        }
+    }
+    if kept.is_empty() {
+        http.action = RouteAction::None;
+        http.fault = Some(abort_500());
+        http.unresolved = Weight::ZERO;
+    } else {
+        *destinations = kept;
+        http.unresolved = lost;
     }
 }
 
+/// Resolves one backend in place, or says why it cannot be (with no message for a
+/// ServiceEntry host whose document has errors of its own). A port that is no port of
+/// the Service is a field error.
 fn resolve(
     d: &mut Destination,
-    path: &str,
+    slot: &BackendSlot,
     namespace: &str,
-    services: &BTreeMap<&str, &Service>,
-    broken_hosts: &BTreeSet<String>,
+    known: &Known<'_>,
     r: &mut Report,
-) {
-    let candidates = host_candidates(&d.host, namespace);
-    let Some(service) = candidates.iter().find_map(|h| services.get(h.as_str())) else {
-        if !candidates.iter().any(|h| broken_hosts.contains(h)) {
+) -> Result<(), (Unresolved, Option<String>)> {
+    let backend = &slot.backend;
+    if let Some(message) = &backend.invalid_kind {
+        return Err((Unresolved::InvalidKind, Some(message.clone())));
+    }
+    if backend.service {
+        let target = Target {
+            group: "",
+            kind: "Service",
+            namespace: &backend.namespace,
+            name: &d.host,
+        };
+        if !permitted(known.grants, (API_GROUP, "HTTPRoute"), namespace, &target) {
             let message = format!(
-                "backend {:?} is not a Service of namespace {namespace:?} nor a ServiceEntry host",
-                d.host
+                "Service {}/{} is in another namespace and no ReferenceGrant there allows \
+                 HTTPRoutes of {namespace:?} to refer to it",
+                backend.namespace, d.host
             );
-            r.push(format!("{path}.name"), message);
+            return Err((Unresolved::RefNotPermitted, Some(message)));
         }
-        return;
+    }
+    let candidates = host_candidates(&d.host, &backend.namespace);
+    let Some(service) = candidates
+        .iter()
+        .find_map(|h| known.services.get(h.as_str()))
+    else {
+        if candidates.iter().any(|h| known.broken_hosts.contains(h)) {
+            return Err((Unresolved::BackendNotFound, None));
+        }
+        let message = format!(
+            "backend {:?} is not a Service of namespace {:?} nor a ServiceEntry host",
+            d.host, backend.namespace
+        );
+        return Err((Unresolved::BackendNotFound, Some(message)));
     };
     d.host = service.host.clone();
     let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
@@ -250,15 +344,16 @@ fn resolve(
                 d.host,
                 ports.join(", ")
             );
-            r.push(format!("{path}.port"), message);
+            return Err((Unresolved::BackendNotFound, Some(message)));
         }
-        return;
+        return Ok(());
     }
     match service.ports.as_slice() {
         [only] => d.port = only.number,
         _ => {
             let message = format!("required: {:?} has ports {}", d.host, ports.join(", "));
-            r.push(format!("{path}.port"), message);
+            r.push(format!("{}.port", slot.path), message);
         }
     }
+    Ok(())
 }

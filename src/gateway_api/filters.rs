@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use super::backend_ref::try_backend_ref;
+use super::backend_ref::{try_backend_ref, Backend};
 use crate::ingest::{is_header_name, Fields, Obj, Report};
-use crate::model::{Destination, HeaderOps, Headers, Redirect};
+use crate::model::{HeaderOps, Headers, Redirect};
 
 const FILTER: Fields = Fields {
     known: &[
@@ -51,7 +51,7 @@ pub(super) struct Filters {
     pub rewrite_host: Option<String>,
     pub rewrite_path: Option<(String, PathModifier)>,
     /// The mirror's backend, unresolved, with its path, and the share mirrored.
-    pub mirror: Option<(String, Destination, Option<f64>)>,
+    pub mirror: Option<(String, Backend, Option<f64>)>,
     /// The redirect's path field, and the redirect.
     pub redirect: Option<(String, Redirect)>,
 }
@@ -214,7 +214,7 @@ fn try_mirror(
     value: &Value,
     namespace: &str,
     r: &mut Report,
-) -> Option<(String, Destination, Option<f64>)> {
+) -> Option<(String, Backend, Option<f64>)> {
     let mirror = Obj::new(r, path, value, MIRROR)?;
     let percent = mirror.uint(r, "percent", 0, 100).map(f64::from);
     let fraction_path = mirror.at("fraction");
@@ -245,8 +245,8 @@ fn try_mirror(
         return None;
     };
     let backend = Obj::new(r, &backend_path, backend, MIRROR_BACKEND)?;
-    let destination = try_backend_ref(backend, namespace, r)?;
-    Some((backend_path, destination, percent.or(fraction)))
+    let backend = try_backend_ref(backend, namespace, r)?;
+    Some((backend_path, backend, percent.or(fraction)))
 }
 
 /// A redirect: status 302 unless `statusCode` says 301 (the Gateway API's two codes).

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::backend_ref::try_backend_ref;
+use super::backend_ref::{try_backend_ref, Backend};
 use super::filters::{try_filters, PathModifier};
 use super::matches::try_matches;
 use super::weights::normalize;
@@ -12,7 +12,7 @@ use super::API_GROUP;
 use crate::ingest::{check_host, Fields, Obj, Report};
 use crate::model::{
     Abort, Fault, HttpRoute, Mirror, ResourceKey, Rewrite, RouteAction, RouteMatch, StringMatch,
-    VirtualService, WeightedDestination,
+    VirtualService, Weight, WeightedDestination,
 };
 
 const SPEC: Fields = Fields::known(&["parentRefs", "hostnames", "rules"]);
@@ -51,13 +51,29 @@ pub(super) struct ParentRef {
 pub(super) struct Route {
     pub vs: VirtualService,
     pub parents: Vec<ParentRef>,
-    /// The field path of each backend: `(rule, None)` for its mirror, else
-    /// `(rule, Some(backendRef index))`.
-    pub backend_paths: Vec<((usize, Option<usize>), String)>,
+    /// Every backend of the route, to resolve once every document is read.
+    pub backends: Vec<BackendSlot>,
+}
+
+/// Where a backend sits in the route, and the backend as written.
+#[derive(Debug, Clone)]
+pub(super) struct BackendSlot {
+    /// The index of the rule in `vs.http`.
+    pub rule: usize,
+    /// The backendRef's index in the rule's destinations; `None` for its mirror.
+    pub slot: Option<usize>,
+    /// The backendRef's field path.
+    pub path: String,
+    pub backend: Backend,
 }
 
 /// Reads an HTTPRoute spec; every problem goes to `r`.
-pub(super) fn try_http_route(key: &ResourceKey, spec: &Value, r: &mut Report) -> Option<Route> {
+pub(super) fn try_http_route(
+    key: &ResourceKey,
+    spec: &Value,
+    created: Option<String>,
+    r: &mut Report,
+) -> Option<Route> {
     let spec = Obj::new(r, "spec", spec, SPEC)?;
     let mut parents = Vec::new();
     let refs = spec.list(r, "parentRefs");
@@ -77,17 +93,20 @@ pub(super) fn try_http_route(key: &ResourceKey, spec: &Value, r: &mut Report) ->
     if hosts.is_empty() {
         hosts.push("*".into());
     }
-    let mut backend_paths = Vec::new();
+    let mut backends = Vec::new();
     let mut http = Vec::new();
     let rules = spec.list(r, "rules");
     let no_rules = rules.is_empty();
-    for (i, (path, value)) in rules.into_iter().enumerate() {
+    for (path, value) in rules {
         let Some(rule) = Obj::new(r, &path, value, RULE) else {
             continue;
         };
         let namespace = &key.namespace;
-        if let Some(route) = try_rule(rule, namespace, i, &mut backend_paths, r) {
+        let index = http.len();
+        let mut slots = Vec::new();
+        if let Some(route) = try_rule(rule, namespace, index, &mut slots, r) {
             http.push(route);
+            backends.extend(slots);
         }
     }
     if no_rules {
@@ -99,11 +118,13 @@ pub(super) fn try_http_route(key: &ResourceKey, spec: &Value, r: &mut Report) ->
         hosts,
         gateways: Vec::new(),
         http,
+        listeners: Vec::new(),
+        created,
     };
     Some(Route {
         vs,
         parents,
-        backend_paths,
+        backends,
     })
 }
 
@@ -132,7 +153,7 @@ fn try_parent_ref(path: &str, value: &Value, namespace: &str, r: &mut Report) ->
     })
 }
 
-fn abort_500() -> Fault {
+pub(super) fn abort_500() -> Fault {
     let abort = Abort {
         http_status: 500,
         percent: None,
@@ -155,6 +176,7 @@ fn mk_route(matches: Vec<RouteMatch>, action: RouteAction, fault: Option<Fault>)
         mirror: None,
         cors: None,
         headers: Default::default(),
+        unresolved: Weight::ZERO,
     }
 }
 
@@ -163,7 +185,7 @@ fn try_rule(
     rule: Obj<'_, '_>,
     namespace: &str,
     index: usize,
-    backend_paths: &mut Vec<((usize, Option<usize>), String)>,
+    slots: &mut Vec<BackendSlot>,
     r: &mut Report,
 ) -> Option<HttpRoute> {
     let mut matches = try_matches(rule, r);
@@ -171,21 +193,25 @@ fn try_rule(
     let mut weights = Vec::new();
     let mut destinations = Vec::new();
     let refs = rule.list(r, "backendRefs");
-    for (j, (path, value)) in refs.iter().enumerate() {
+    for (path, value) in &refs {
         let Some(backend) = Obj::new(r, path, value, BACKEND_REF) else {
             continue;
         };
         let weight = backend.uint(r, "weight", 0, 1_000_000).unwrap_or(1);
         let headers = try_filters(backend, namespace, true, r).headers;
-        if let Some(destination) = try_backend_ref(backend, namespace, r) {
-            backend_paths.push(((index, Some(j)), path.clone()));
-            weights.push(weight);
-            let weight = Default::default();
+        if let Some(backend) = try_backend_ref(backend, namespace, r) {
             destinations.push(WeightedDestination {
-                destination,
-                weight,
+                destination: backend.destination.clone(),
+                weight: Weight::ZERO,
                 headers,
             });
+            slots.push(BackendSlot {
+                rule: index,
+                slot: Some(destinations.len() - 1),
+                path: path.clone(),
+                backend,
+            });
+            weights.push(weight);
         }
     }
     let clean = destinations.len() == refs.len();
@@ -215,8 +241,14 @@ fn try_rule(
         uri: rewrite_path,
         authority: filters.rewrite_host,
     });
-    let mirror = filters.mirror.map(|(path, destination, percent)| {
-        backend_paths.push(((index, None), path));
+    let mirror = filters.mirror.map(|(path, backend, percent)| {
+        let destination = backend.destination.clone();
+        slots.push(BackendSlot {
+            rule: index,
+            slot: None,
+            path,
+            backend,
+        });
         Mirror {
             destination,
             percent,
@@ -256,9 +288,12 @@ fn try_rewrite_path(
     };
     match modifier {
         PathModifier::Prefix(replacement) => {
-            let prefixes = matches
-                .iter()
-                .all(|m| matches!(m.uri, Some(StringMatch::Prefix(_))));
+            let prefixes = matches.iter().all(|m| {
+                matches!(
+                    m.uri,
+                    Some(StringMatch::Prefix(_) | StringMatch::PathPrefix(_))
+                )
+            });
             if !prefixes {
                 let message = "ReplacePrefixMatch needs every match of the rule to be a PathPrefix";
                 r.push(format!("{path}.type"), message);
@@ -277,7 +312,8 @@ fn try_rewrite_path(
         }
         PathModifier::Full(replacement) => {
             for m in matches.iter_mut() {
-                if let Some(StringMatch::Prefix(prefix)) = &m.uri {
+                if let Some(StringMatch::Prefix(prefix) | StringMatch::PathPrefix(prefix)) = &m.uri
+                {
                     let stem = regex::escape(prefix.trim_end_matches('/'));
                     m.uri = Some(StringMatch::Regex(format!("{stem}(/.*)?")));
                 }

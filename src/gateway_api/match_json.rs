@@ -20,7 +20,7 @@ pub fn match_json(m: &RouteMatch) -> std::result::Result<Value, String> {
     if let Some(uri) = &m.uri {
         let (kind, value) = match uri {
             StringMatch::Exact(s) => ("Exact", s),
-            StringMatch::Prefix(s) => ("PathPrefix", s),
+            StringMatch::Prefix(s) | StringMatch::PathPrefix(s) => ("PathPrefix", s),
             StringMatch::Regex(s) => ("RegularExpression", s),
         };
         out.insert("path".into(), json!({ "type": kind, "value": value }));
@@ -64,6 +64,6 @@ fn named(s: &StringMatch) -> Option<(&'static str, &str)> {
     match s {
         StringMatch::Exact(v) => Some(("Exact", v)),
         StringMatch::Regex(v) => Some(("RegularExpression", v)),
-        StringMatch::Prefix(_) => None,
+        StringMatch::Prefix(_) | StringMatch::PathPrefix(_) => None,
     }
 }

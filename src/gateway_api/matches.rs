@@ -1,10 +1,10 @@
 //! The `matches[]` of an HTTPRoute rule into [`RouteMatch`]es: path, headers, query
 //! parameters and method.
 //!
-//! `PathPrefix` becomes a plain prefix match with any trailing `/` removed, so `/api`
-//! and `/api/` both match `/api` and `/api/pets`, but also `/apis` (the Gateway API
-//! matches whole path segments; the model has no such match). Of several header or
-//! query conditions with one name only the first counts, as the Gateway API requires.
+//! `PathPrefix` becomes a [`StringMatch::PathPrefix`] of whole path elements with any
+//! trailing `/` removed, so `/api` and `/api/` both match `/api` and `/api/pets` but
+//! not `/apis`; `/` is every path. Of several header or query conditions with one name
+//! only the first counts, as the Gateway API requires.
 
 use serde_json::Value;
 
@@ -68,8 +68,10 @@ fn try_path(path: &str, value: &Value, r: &mut Report) -> Option<StringMatch> {
         "Exact" => Some(StringMatch::Exact(value)),
         "PathPrefix" => {
             let trimmed = value.trim_end_matches('/');
-            let prefix = if trimmed.is_empty() { "/" } else { trimmed };
-            Some(StringMatch::Prefix(prefix.to_string()))
+            Some(match trimmed {
+                "" => StringMatch::Prefix("/".into()),
+                _ => StringMatch::PathPrefix(trimmed.to_string()),
+            })
         }
         "RegularExpression" => {
             check_regex(&p.at("value"), &value, r).then_some(StringMatch::Regex(value))
@@ -154,7 +156,7 @@ mod tests {
             HeaderMatch::Value(StringMatch::Regex("a.*".into()))
         );
         assert_eq!(m.query_params["v"], StringMatch::Exact("2".into()));
-        assert_eq!(matches[1].uri, Some(StringMatch::Prefix("/api".into())));
+        assert_eq!(matches[1].uri, Some(StringMatch::PathPrefix("/api".into())));
         assert_eq!(matches[2].uri, Some(StringMatch::Prefix("/".into())));
     }
 

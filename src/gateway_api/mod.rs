@@ -28,6 +28,7 @@ mod gateway;
 mod http_route;
 mod match_json;
 mod matches;
+mod reference_grant;
 mod weights;
 
 #[cfg(test)]
@@ -59,6 +60,8 @@ pub(crate) struct Pending {
     /// `namespace/name` of Gateways with errors: routes to them report nothing more.
     broken_gateways: BTreeSet<String>,
     routes: Vec<http_route::Route>,
+    /// ReferenceGrants that read cleanly.
+    grants: Vec<reference_grant::Grant>,
 }
 
 /// `namespace/name`, as a VirtualService names its gateways.
@@ -92,14 +95,28 @@ pub(crate) fn read_gateway(
 pub(crate) fn read_http_route(
     key: &ResourceKey,
     spec: &Value,
+    created: Option<String>,
     r: &mut Report,
     read: &mut Read,
     pending: &mut Pending,
 ) {
-    match http_route::try_http_route(key, spec, r).filter(|_| r.is_clean()) {
+    match http_route::try_http_route(key, spec, created, r).filter(|_| r.is_clean()) {
         Some(route) => pending.routes.push(route),
         None => {
             read.broken.virtual_services.insert(key.clone());
         }
+    }
+}
+
+/// Reads a ReferenceGrant's spec into `pending`. A broken grant allows nothing.
+pub(crate) fn read_reference_grant(
+    key: &ResourceKey,
+    spec: &Value,
+    r: &mut Report,
+    pending: &mut Pending,
+) {
+    if let Some(grant) = reference_grant::try_reference_grant(key, spec, r).filter(|_| r.is_clean())
+    {
+        pending.grants.push(grant);
     }
 }

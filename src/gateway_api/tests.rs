@@ -235,7 +235,6 @@ fn errors_name_the_resource_and_field() {
         vec![
             "HTTPRoute default/web: spec.parentRefs[0].sectionName: the Gateway has no listener named \"https\"",
             "HTTPRoute default/web: spec.parentRefs[1].name: Gateway.gateway.networking.k8s.io default/nope is not defined",
-            "HTTPRoute default/web: spec.rules[0].backendRefs[0].name: backend \"petstore-v3\" is not a Service of namespace \"default\" nor a ServiceEntry host",
         ]
     );
 }
@@ -322,18 +321,90 @@ fn gateway_kinds_do_not_mix() {
 }
 
 #[test]
+fn an_unresolved_backend_fails_only_its_share_of_its_rule() {
+    // petstore-v3 is no Service: the canary rule (its only backend) answers 500 and the
+    // split rule sends its quarter meant for a Deployment kind to a 500; the rest serve.
+    let text = SET
+        .replace(
+            "[{name: petstore-v2, port: 80}]",
+            "[{name: petstore-v3, port: 80}]",
+        )
+        .replace(
+            "{name: petstore-v1, port: 80, weight: 1}",
+            "{name: petstore-v1, port: 80, weight: 1, group: apps, kind: Deployment}",
+        );
+    let config = build(&text).expect("the route is accepted");
+    let http = &config.virtual_services[0].http;
+    assert_eq!(http[0].action, RouteAction::None);
+    let abort = http[0].fault.as_ref().and_then(|f| f.abort.as_ref());
+    assert_eq!(abort.map(|a| a.http_status), Some(500));
+    let RouteAction::Route(split) = &http[3].action else {
+        panic!("the split rule still routes: {:?}", http[3].action)
+    };
+    assert_eq!(split.len(), 1);
+    assert_eq!(split[0].destination, dest("petstore-v2"));
+    assert_eq!(split[0].weight, Weight::from_units(750_000));
+    assert_eq!(http[3].unresolved, Weight::from_units(250_000));
+    let reasons: Vec<(&str, &str)> = config
+        .unresolved
+        .iter()
+        .map(|u| (u.field.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("spec.rules[0].backendRefs[0]", "BackendNotFound"),
+            ("spec.rules[3].backendRefs[0]", "InvalidKind"),
+        ]
+    );
+}
+
+#[test]
+fn another_namespace_needs_a_reference_grant() {
+    let text = SET.replace(
+        "[{name: petstore-v2, port: 80}]",
+        "[{name: petstore-v2, namespace: shop, port: 80}]",
+    );
+    let config = build(&text).unwrap();
+    assert_eq!(config.unresolved.len(), 1);
+    assert_eq!(config.unresolved[0].reason, "RefNotPermitted");
+    assert_eq!(config.virtual_services[0].http[0].action, RouteAction::None);
+    // A grant in the backend's namespace lets the route's namespace refer to it (the
+    // ServiceEntry host petstore-v2 is found from any namespace).
+    let grant = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n\
+                 metadata: {name: from-default, namespace: shop}\n\
+                 spec: {from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}],\n\
+                 to: [{group: '', kind: Service}]}\n";
+    let config = build(&(text.clone() + grant)).unwrap();
+    assert_eq!(config.unresolved, []);
+    let RouteAction::Route(canary) = &config.virtual_services[0].http[0].action else {
+        panic!("the canary rule routes")
+    };
+    assert_eq!(canary[0].destination, dest("petstore-v2"));
+    // A grant from another namespace allows nothing here.
+    let elsewhere = grant.replace("namespace: default}", "namespace: other}");
+    let config = build(&(text.clone() + &elsewhere)).unwrap();
+    assert_eq!(config.unresolved[0].reason, "RefNotPermitted");
+    let bad_grant = grant.replace("kind: HTTPRoute,", "");
+    let errors = build(&(text + &bad_grant)).unwrap_err();
+    assert_eq!(errors.0[0].resource, "ReferenceGrant shop/from-default");
+    assert_eq!(errors.0[0].field, "spec.from[0].kind");
+}
+
+#[test]
 fn routes_attach_only_where_listeners_allow() {
+    // A parentRef picks listeners on some of the Gateway's ports: the route is on those.
     let two_ports = SET.replace(
         "    - {name: http, port: 8080, protocol: HTTP}\n",
         "    - {name: http, port: 8080, protocol: HTTP}\n    - {name: alt, port: 9090, protocol: HTTP}\n",
     );
-    assert_eq!(
-        fields(&two_ports),
-        vec![(
-            "HTTPRoute default/web".to_string(),
-            "spec.parentRefs[0]".to_string()
-        )]
-    );
+    let config = build(&two_ports).unwrap();
+    let ports: Vec<u32> = config.virtual_services[0]
+        .listeners
+        .iter()
+        .map(|l| l.port)
+        .collect();
+    assert_eq!(ports, [8080]);
     let other_ns = SET
         .replace(
             "metadata: {name: web}",

@@ -15,7 +15,7 @@ pub const ISTIO: Api = Api {
     versions: &["v1", "v1beta1", "v1alpha3"],
 };
 
-/// The Kubernetes Gateway API kinds: Gateway, HTTPRoute.
+/// The Kubernetes Gateway API kinds: Gateway, HTTPRoute, ReferenceGrant.
 pub const GATEWAY_API: Api = Api {
     group: "gateway.networking.k8s.io",
     versions: &["v1", "v1beta1"],
@@ -37,7 +37,7 @@ impl Api {
             Kind::Gateway | Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => {
                 ISTIO
             }
-            Kind::KubernetesGateway | Kind::HttpRoute => GATEWAY_API,
+            Kind::KubernetesGateway | Kind::HttpRoute | Kind::ReferenceGrant => GATEWAY_API,
             Kind::Rollout => COALMINE,
         }
     }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{DestinationRule, Gateway, ResourceKey, Rollout, Service, VirtualService};
+use crate::model::{
+    DestinationRule, Gateway, ResourceKey, Rollout, Service, UnresolvedRef, VirtualService,
+};
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
 /// would have defined.
@@ -15,6 +17,8 @@ pub(crate) struct Read {
     /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
     pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
     pub rollouts: Vec<Rollout>,
+    /// References of accepted resources that could not be resolved.
+    pub unresolved: Vec<UnresolvedRef>,
     pub broken: Broken,
 }
 

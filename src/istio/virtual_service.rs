@@ -74,6 +74,8 @@ pub(crate) fn try_virtual_service(
         hosts,
         gateways,
         http,
+        listeners: Vec::new(),
+        created: None,
     })
 }
 
@@ -141,6 +143,7 @@ fn try_http_route(path: &str, value: &Value, r: &mut Report) -> Option<HttpRoute
         mirror,
         cors,
         headers,
+        unresolved: Weight::ZERO,
     })
 }
 

@@ -73,6 +73,7 @@ pub fn watched() -> Vec<ApiResource> {
         mk(istio, "v1", "ServiceEntry", "serviceentries"),
         mk(gateway_api, "v1", "Gateway", "gateways"),
         mk(gateway_api, "v1", "HTTPRoute", "httproutes"),
+        mk(gateway_api, "v1beta1", "ReferenceGrant", "referencegrants"),
         mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
     ]
 }
@@ -87,6 +88,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::ServiceEntry => ("networking.istio.io/v1", "ServiceEntry"),
         Kind::KubernetesGateway => ("gateway.networking.k8s.io/v1", "Gateway"),
         Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
     };
     watched()
@@ -397,6 +399,7 @@ mod tests {
                 "networking.istio.io/v1/serviceentries",
                 "gateway.networking.k8s.io/v1/gateways",
                 "gateway.networking.k8s.io/v1/httproutes",
+                "gateway.networking.k8s.io/v1beta1/referencegrants",
                 "coalmine.dev/v1alpha1/rollouts",
             ]
         );

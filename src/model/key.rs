@@ -15,6 +15,8 @@ pub enum Kind {
     KubernetesGateway,
     /// Gateway API `HTTPRoute`.
     HttpRoute,
+    /// Gateway API `ReferenceGrant`: lets routes of other namespaces name Services here.
+    ReferenceGrant,
 }
 
 impl Kind {
@@ -27,12 +29,13 @@ impl Kind {
             Kind::Rollout => "Rollout",
             Kind::KubernetesGateway => "Gateway.gateway.networking.k8s.io",
             Kind::HttpRoute => "HTTPRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -40,6 +43,7 @@ impl Kind {
         Kind::Rollout,
         Kind::KubernetesGateway,
         Kind::HttpRoute,
+        Kind::ReferenceGrant,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the
@@ -64,6 +68,7 @@ impl Kind {
             "se" => Some(Kind::ServiceEntry),
             "ro" => Some(Kind::Rollout),
             "gtw" | "gateways.gateway.networking.k8s.io" => Some(Kind::KubernetesGateway),
+            "refgrant" => Some(Kind::ReferenceGrant),
             _ => None,
         };
         short.or_else(|| {

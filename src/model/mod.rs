@@ -18,9 +18,9 @@ pub use rollout::{
     WebhookType,
 };
 pub use route::{
-    Abort, CorsPolicy, Delay, Destination, Fault, HeaderMatch, HeaderOps, Headers, HttpRoute,
-    Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch, StringMatch, VirtualService,
-    WeightedDestination,
+    Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, HeaderMatch, HeaderOps,
+    Headers, HttpRoute, Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch, StringMatch,
+    UnresolvedRef, VirtualService, WeightedDestination,
 };
 pub use service::{
     host_candidates, ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer,
@@ -46,6 +46,8 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// Automated releases; each targets a distinct VirtualService of this Config.
     pub rollouts: Vec<Rollout>,
+    /// References that could not be resolved, of resources that serve anyway.
+    pub unresolved: Vec<UnresolvedRef>,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.

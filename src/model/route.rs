@@ -13,8 +13,39 @@ pub struct VirtualService {
     /// Gateways as `namespace/name` (the parser fills the namespace in), or
     /// [`super::MESH_GATEWAY`]. Never empty: an omitted field means `mesh`.
     pub gateways: Vec<String>,
-    /// Matched in order; the first route whose match holds wins.
+    /// A VirtualService's are matched in order, the first route whose match holds
+    /// winning; an HTTPRoute's merge with the other HTTPRoutes of each hostname by the
+    /// Gateway API's precedence (see `translate::select`).
     pub http: Vec<HttpRoute>,
+    /// An HTTPRoute's Gateway listeners, each with the route's hostnames on it; empty
+    /// for a VirtualService, which binds every server of its gateways.
+    pub listeners: Vec<AttachedListener>,
+    /// `metadata.creationTimestamp` (RFC 3339) when the document has one: the Gateway
+    /// API orders equally specific matches of two routes by age.
+    pub created: Option<String>,
+}
+
+/// A reference of an accepted resource that could not be resolved (the Gateway API's
+/// `ResolvedRefs: False`): the resource serves, and what the reference would have
+/// served answers 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedRef {
+    pub resource: ResourceKey,
+    /// The field path of the reference, e.g. `spec.rules[0].backendRefs[1]`.
+    pub field: String,
+    /// The Gateway API reason: `BackendNotFound`, `InvalidKind`, `RefNotPermitted`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// One Gateway listener an HTTPRoute attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedListener {
+    /// The Gateway as `namespace/name`.
+    pub gateway: String,
+    pub port: u32,
+    /// The route's hostnames intersected with the listener's (`*` for neither).
+    pub hostnames: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +61,11 @@ pub struct HttpRoute {
     pub mirror: Option<Mirror>,
     pub cors: Option<CorsPolicy>,
     pub headers: Headers,
+    /// The share of requests meant for backends that could not be resolved (an
+    /// HTTPRoute backendRef to a missing Service, an unknown kind, another namespace
+    /// without a ReferenceGrant): they answer 500, as the Gateway API says. The
+    /// weights of `action` and this add up to [`Weight::FULL`]; zero when all resolved.
+    pub unresolved: Weight,
 }
 
 /// Every condition present must hold.
@@ -50,6 +86,9 @@ pub struct RouteMatch {
 pub enum StringMatch {
     Exact(String),
     Prefix(String),
+    /// A prefix of whole path elements (the Gateway API's `PathPrefix`: `/foo` matches
+    /// `/foo` and `/foo/bar`, not `/foobar`); a trailing `/` is ignored. Paths only.
+    PathPrefix(String),
     /// RE2 syntax, matched against the whole value.
     Regex(String),
 }

@@ -88,6 +88,7 @@ pub(crate) fn check(
         destination_rules,
         services,
         rollouts,
+        unresolved: read.unresolved,
     }
 }
 
@@ -169,8 +170,13 @@ struct Claim {
 }
 
 impl Claim {
+    /// Two routes serving one host on one listener, unless both are HTTPRoutes (the
+    /// Gateway API merges their rules by its precedence).
     fn collides(&self, other: &Claim) -> bool {
-        self.host == other.host
+        let both_http_routes =
+            self.owner.kind == Kind::HttpRoute && other.owner.kind == Kind::HttpRoute;
+        !both_http_routes
+            && self.host == other.host
             && match (&self.listener, &other.listener) {
                 (None, None) => true,
                 (Some((port, a)), Some((other_port, b))) => port == other_port && overlap(a, b),
@@ -215,9 +221,23 @@ fn claim_hosts(
                     None => "on the mesh".to_string(),
                     Some((port, _)) => format!("on gateway port {port}"),
                 };
+                let field = match vs.key.kind {
+                    Kind::HttpRoute => "spec.hostnames".to_string(),
+                    _ => format!("spec.hosts[{k}]"),
+                };
+                let mixed = if (vs.key.kind == Kind::HttpRoute)
+                    != (other.owner.kind == Kind::HttpRoute)
+                {
+                    " (a VirtualService's in-order rules and HTTPRoutes' precedence cannot share a host)"
+                } else {
+                    ""
+                };
                 r.push(
-                    format!("spec.hosts[{k}]"),
-                    format!("host {host:?} is already served {place} by {}", other.owner),
+                    field,
+                    format!(
+                        "host {host:?} is already served {place} by {}{mixed}",
+                        other.owner
+                    ),
                 );
                 break;
             }

@@ -98,7 +98,12 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
             }
         },
         Kind::KubernetesGateway => gateway_api::read_gateway(key, spec, r, read, pending),
-        Kind::HttpRoute => gateway_api::read_http_route(key, spec, r, read, pending),
+        Kind::HttpRoute => {
+            let created = doc.value.pointer("/metadata/creationTimestamp");
+            let created = created.and_then(Value::as_str).map(str::to_string);
+            gateway_api::read_http_route(key, spec, created, r, read, pending)
+        }
+        Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);

@@ -17,6 +17,8 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use prost::Message;
 
+use crate::translate::UNRESOLVED_CLUSTER;
+
 /// The clusters a route configuration sends requests to, sorted, without repeats.
 pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
     let mut out = Vec::new();
@@ -40,7 +42,7 @@ pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
     }
     out.sort();
     out.dedup();
-    out.retain(|n| !n.is_empty());
+    out.retain(|n| !n.is_empty() && n != UNRESOLVED_CLUSTER);
     out.into_boxed_slice()
 }
 

@@ -107,6 +107,7 @@ pub(super) fn mk_route(
         mirror: None,
         cors: None,
         headers: Headers::default(),
+        unresolved: Weight::ZERO,
     }
 }
 
@@ -121,6 +122,8 @@ pub(super) fn mk_vs(
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         gateways: gateways.iter().map(|g| g.to_string()).collect(),
         http,
+        listeners: Vec::new(),
+        created: None,
     }
 }
 

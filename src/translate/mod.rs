@@ -26,6 +26,8 @@ mod select;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod gateway_api_tests;
+#[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
 mod render;
@@ -109,7 +111,7 @@ pub fn translate_routes(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Ro
         let features = route::filters_used(plan);
         let listener = listener::to_listener(plan.port, plan.tls, features);
         for vhost in &plan.virtual_hosts {
-            destinations.extend(select::destinations(vhost.virtual_service));
+            destinations.extend(vhost.http_routes().flat_map(select::route_destinations));
         }
         out.routes.insert(routes.name.clone(), routes);
         out.listeners.insert(listener.name.clone(), listener);
@@ -147,6 +149,12 @@ fn with_sibling_subsets(config: &Config, routed: BTreeSet<Destination>) -> BTree
     }
     all
 }
+
+/// The cluster the share of an unresolved backend is sent to. It is never defined, and a
+/// route naming it says "cluster not found" is a 500, so those requests answer 500 (the
+/// Gateway API's rule for invalid backendRefs) while the rest of the rule is served.
+/// Make-before-break waits for no such cluster (`snapshot::uses`).
+pub const UNRESOLVED_CLUSTER: &str = "coalmine|unresolved-backend";
 
 /// The Envoy cluster name for a destination: Istio's `outbound|PORT|SUBSET|HOST`
 /// (SUBSET empty when none).

@@ -47,6 +47,11 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
                 .values()
                 .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
         }
+        // A grant can change what any HTTPRoute of the class resolves to.
+        Kind::ReferenceGrant => config
+            .virtual_services
+            .iter()
+            .any(|vs| vs.key.kind == Kind::HttpRoute && bound(&vs.gateways)),
         // A Rollout shapes what its target VirtualService serves.
         Kind::Rollout => config.rollouts.iter().any(|ro| {
             &ro.key == key

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier},
     retry_policy::{self, RetryHostPredicate},
     route::Action,
-    route_action::{ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy},
+    route_action::{self, ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy},
     weighted_cluster::ClusterWeight,
     DirectResponseAction, RedirectAction, RetryPolicy, Route, RouteAction as EnvoyRouteAction,
     RouteConfiguration, VirtualHost, WeightedCluster,
@@ -23,7 +23,7 @@ use envoy_types::util::pack_any;
 use super::route_filter::{self, CORS_FILTER, FAULT_FILTER};
 use super::route_match::{match_all, to_route_match};
 use super::select::{ListenerPlan, VirtualHostPlan};
-use super::{cluster_name, to_duration, to_fractional_percent};
+use super::{cluster_name, to_duration, to_fractional_percent, UNRESOLVED_CLUSTER};
 use crate::model::{
     HeaderOps, Headers, HttpRoute, Redirect, Retries, RouteAction, RouteMatch, StringMatch,
     WeightedDestination,
@@ -45,11 +45,7 @@ pub(super) fn route_config_name(port: u32) -> String {
 }
 
 pub(super) fn filters_used(plan: &ListenerPlan<'_>) -> FiltersUsed {
-    let routes = || {
-        plan.virtual_hosts
-            .iter()
-            .flat_map(|v| &v.virtual_service.http)
-    };
+    let routes = || plan.virtual_hosts.iter().flat_map(|v| v.http_routes());
     FiltersUsed {
         fault: routes().any(|r| r.fault.is_some()),
         cors: routes().any(|r| r.cors.is_some()),
@@ -65,25 +61,15 @@ pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfigurat
 }
 
 pub(super) fn to_virtual_host(plan: &VirtualHostPlan<'_>) -> VirtualHost {
-    let vs = plan.virtual_service;
     VirtualHost {
-        name: format!("{}/{}", vs.key.namespace, vs.key.name),
+        name: plan.name.clone(),
         domains: plan.domains.clone(),
-        routes: vs.http.iter().flat_map(to_routes).collect(),
-        ..Default::default()
-    }
-}
-
-/// One Envoy route per match, in order (a route without matches matches everything).
-fn to_routes(route: &HttpRoute) -> Vec<Route> {
-    if route.matches.is_empty() {
-        vec![to_route(route, None)]
-    } else {
-        route
-            .matches
+        routes: plan
+            .routes
             .iter()
-            .map(|m| to_route(route, Some(m)))
-            .collect()
+            .map(|p| to_route(p.route, p.matched))
+            .collect(),
+        ..Default::default()
     }
 }
 
@@ -155,18 +141,29 @@ fn to_route_action(
     } else {
         nonzero
     };
+    let unresolved = route.unresolved.units();
     let cluster_specifier = match live.as_slice() {
-        [only] if cluster_fault.is_none() => {
+        [only] if cluster_fault.is_none() && unresolved == 0 => {
             add_headers(out, &only.headers);
             ClusterSpecifier::Cluster(cluster_name(&only.destination))
         }
-        _ => ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters: live
+        _ => {
+            let mut clusters: Vec<ClusterWeight> = live
                 .iter()
                 .map(|d| to_cluster_weight(d, cluster_fault.clone()))
-                .collect(),
-            ..Default::default()
-        }),
+                .collect();
+            if unresolved > 0 {
+                clusters.push(ClusterWeight {
+                    name: UNRESOLVED_CLUSTER.into(),
+                    weight: Some(UInt32Value { value: unresolved }),
+                    ..Default::default()
+                });
+            }
+            ClusterSpecifier::WeightedClusters(WeightedCluster {
+                clusters,
+                ..Default::default()
+            })
+        }
     };
     let rewrite = route.rewrite.as_ref();
     let mut action = EnvoyRouteAction {
@@ -191,6 +188,10 @@ fn to_route_action(
             .collect(),
         ..Default::default()
     };
+    if unresolved > 0 {
+        action.cluster_not_found_response_code =
+            route_action::ClusterNotFoundResponseCode::InternalServerError as i32;
+    }
     if let Some(uri) = rewrite.and_then(|r| r.uri.as_ref()) {
         if matches!(m.and_then(|m| m.uri.as_ref()), Some(StringMatch::Regex(_))) {
             // A regex match has no prefix to swap: the whole path is replaced.

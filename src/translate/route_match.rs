@@ -20,12 +20,22 @@ pub(super) fn match_all() -> EnvoyRouteMatch {
     }
 }
 
+/// A prefix of whole path elements: Envoy's `path_separated_prefix`, which takes no
+/// trailing `/` (`/` itself is every path).
+fn path_elements(prefix: &str) -> PathSpecifier {
+    match prefix.trim_end_matches('/') {
+        "" => PathSpecifier::Prefix("/".into()),
+        trimmed => PathSpecifier::PathSeparatedPrefix(trimmed.to_string()),
+    }
+}
+
 /// One Envoy match for one model match; all of its conditions must hold.
 pub(super) fn to_route_match(m: &RouteMatch) -> EnvoyRouteMatch {
     let path_specifier = match &m.uri {
         None => PathSpecifier::Prefix("/".into()),
         Some(StringMatch::Exact(path)) => PathSpecifier::Path(path.clone()),
         Some(StringMatch::Prefix(prefix)) => PathSpecifier::Prefix(prefix.clone()),
+        Some(StringMatch::PathPrefix(prefix)) => path_elements(prefix),
         Some(StringMatch::Regex(regex)) => PathSpecifier::SafeRegex(to_regex_matcher(regex)),
     };
     let mut headers = Vec::new();
@@ -85,7 +95,7 @@ pub(super) fn to_header_matcher(name: &str, m: &HeaderMatch, invert: bool) -> He
 pub(super) fn to_string_matcher(m: &StringMatch) -> StringMatcher {
     let pattern = match m {
         StringMatch::Exact(s) => MatchPattern::Exact(s.clone()),
-        StringMatch::Prefix(s) => MatchPattern::Prefix(s.clone()),
+        StringMatch::Prefix(s) | StringMatch::PathPrefix(s) => MatchPattern::Prefix(s.clone()),
         StringMatch::Regex(s) => MatchPattern::SafeRegex(to_regex_matcher(s)),
     };
     StringMatcher {

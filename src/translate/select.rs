@@ -1,11 +1,20 @@
 //! Which Gateways select a proxy, which listeners a proxy class gets, and which virtual
-//! services (with which domains) each listener serves. Builds no protobuf.
+//! hosts (domains and routes, in the order Envoy tries them) each listener serves.
+//! Builds no protobuf.
+//!
+//! A VirtualService is one virtual host, its routes in order (Istio). HTTPRoutes merge:
+//! every HTTPRoute hostname on a listener is one virtual host holding the rules of all
+//! routes with that hostname, ordered by the Gateway API's precedence ([`precedence`]).
+//! A more specific hostname wins over a wildcard by Envoy's own domain matching, which
+//! is the Gateway API's order too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::cmp::Reverse;
+
 use crate::model::{
-    Config, Destination, Gateway, Labels, Protocol, ResourceKey, RouteAction, ServerTls,
-    VirtualService, DEFAULT_LISTENER_PORT, MESH_GATEWAY,
+    Config, Destination, Gateway, HttpRoute, Kind, Labels, Protocol, ResourceKey, RouteAction,
+    RouteMatch, ServerTls, StringMatch, VirtualService, DEFAULT_LISTENER_PORT, MESH_GATEWAY,
 };
 
 /// The Gateways that select a proxy with these node-metadata labels (selector ⊆
@@ -31,9 +40,54 @@ pub(super) struct ListenerPlan<'a> {
 
 #[derive(Debug)]
 pub(super) struct VirtualHostPlan<'a> {
-    pub virtual_service: &'a VirtualService,
+    /// `namespace/name` of a VirtualService; `hostname` for merged HTTPRoutes.
+    pub name: String,
     /// Envoy domains, unique across the whole route configuration; never empty.
     pub domains: Vec<String>,
+    /// In the order Envoy tries them: one per match of each rule (a rule without
+    /// matches is one entry matching every request).
+    pub routes: Vec<RoutePlan<'a>>,
+}
+
+/// One Envoy route: a model route and the one match it stands for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoutePlan<'a> {
+    pub route: &'a HttpRoute,
+    pub matched: Option<&'a RouteMatch>,
+}
+
+impl<'a> VirtualHostPlan<'a> {
+    /// A VirtualService's virtual host: its routes in order.
+    pub(super) fn in_order(vs: &'a VirtualService, domains: Vec<String>) -> Self {
+        VirtualHostPlan {
+            name: format!("{}/{}", vs.key.namespace, vs.key.name),
+            domains,
+            routes: vs.http.iter().flat_map(route_plans).collect(),
+        }
+    }
+
+    /// The model route of each entry (a route with several matches repeats).
+    pub(super) fn http_routes(&self) -> impl Iterator<Item = &'a HttpRoute> + '_ {
+        self.routes.iter().map(|p| p.route)
+    }
+}
+
+/// One entry per match, in order; a route without matches matches everything.
+fn route_plans(route: &HttpRoute) -> Vec<RoutePlan<'_>> {
+    if route.matches.is_empty() {
+        return vec![RoutePlan {
+            route,
+            matched: None,
+        }];
+    }
+    route
+        .matches
+        .iter()
+        .map(|m| RoutePlan {
+            route,
+            matched: Some(m),
+        })
+        .collect()
 }
 
 /// The listeners a proxy class gets: the default one for a class no Gateway selects,
@@ -84,9 +138,24 @@ pub(super) fn plan_listeners<'a>(
 }
 
 /// The hosts a virtual service serves on `port`: its hosts intersected with the hosts
-/// of every server on that port of the selected gateways it binds to. In VS order.
+/// of every server on that port of the selected gateways it binds to (an HTTPRoute:
+/// the hostnames of the listeners it attached to on that port). In VS order.
 fn hosts_on_port(vs: &VirtualService, selected: &[&Gateway], port: u32) -> Vec<String> {
     let mut hosts = Vec::new();
+    if vs.key.kind == Kind::HttpRoute {
+        for gateway in selected {
+            let name = format!("{}/{}", gateway.key.namespace, gateway.key.name);
+            let attached = vs.listeners.iter().filter(|l| l.gateway == name);
+            for listener in attached.filter(|l| l.port == port) {
+                for host in &listener.hostnames {
+                    if !hosts.contains(host) {
+                        hosts.push(host.clone());
+                    }
+                }
+            }
+        }
+        return hosts;
+    }
     for gateway in selected {
         let name = format!("{}/{}", gateway.key.namespace, gateway.key.name);
         if !vs.gateways.contains(&name) {
@@ -101,27 +170,113 @@ fn hosts_on_port(vs: &VirtualService, selected: &[&Gateway], port: u32) -> Vec<S
     hosts
 }
 
-/// Virtual hosts with unique domains: a domain an earlier virtual service (by key)
-/// already claims is skipped, as is a virtual service left with none.
+/// Virtual hosts with unique domains: VirtualServices first (by key), a domain an
+/// earlier one already claims skipped, as is a VirtualService left with none; then one
+/// virtual host per HTTPRoute hostname not claimed yet, merging the routes that have it.
 fn to_virtual_hosts<'a>(
     bound: impl Iterator<Item = (&'a VirtualService, Vec<String>)>,
 ) -> Vec<VirtualHostPlan<'a>> {
     let mut claimed = BTreeSet::new();
     let mut out = Vec::new();
+    let mut by_hostname: BTreeMap<String, Vec<&'a VirtualService>> = BTreeMap::new();
     for (virtual_service, hosts) in bound {
+        if virtual_service.key.kind == Kind::HttpRoute {
+            for host in hosts {
+                by_hostname
+                    .entry(host.to_ascii_lowercase())
+                    .or_default()
+                    .push(virtual_service);
+            }
+            continue;
+        }
         let domains: Vec<String> = hosts
             .iter()
             .flat_map(|h| to_domains(h))
             .filter(|d| claimed.insert(d.clone()))
             .collect();
         if !domains.is_empty() {
+            out.push(VirtualHostPlan::in_order(virtual_service, domains));
+        }
+    }
+    for (hostname, routes) in by_hostname {
+        let domains: Vec<String> = to_domains(&hostname)
+            .into_iter()
+            .filter(|d| claimed.insert(d.clone()))
+            .collect();
+        if !domains.is_empty() {
             out.push(VirtualHostPlan {
-                virtual_service,
+                name: hostname,
                 domains,
+                routes: precedence(&routes),
             });
         }
     }
     out
+}
+
+/// The rules of HTTPRoutes sharing a hostname, one entry per match, in the Gateway API's
+/// order: an exact path first, then a regular expression, then the longest prefix;
+/// then a method match; then the most header matches, then the most query matches;
+/// then the oldest route (by `creationTimestamp`), then `namespace/name`; then the
+/// order of rules and matches in the route. (The specification leaves regular
+/// expressions to implementations; coalmine puts them after exact paths and before
+/// prefixes, as Envoy Gateway does.)
+fn precedence<'a>(routes: &[&'a VirtualService]) -> Vec<RoutePlan<'a>> {
+    let mut entries: Vec<(Rank<'a>, RoutePlan<'a>)> = Vec::new();
+    for vs in routes {
+        for (rule, route) in vs.http.iter().enumerate() {
+            for (index, plan) in route_plans(route).into_iter().enumerate() {
+                entries.push((rank(vs, rule, index, plan.matched), plan));
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.into_iter().map(|(_, plan)| plan).collect()
+}
+
+/// What orders one match among the others of a hostname; smaller goes first.
+type Rank<'a> = (
+    u8,
+    Reverse<usize>,
+    bool,
+    Reverse<usize>,
+    Reverse<usize>,
+    (bool, Option<&'a str>),
+    &'a str,
+    &'a str,
+    usize,
+    usize,
+);
+
+fn rank<'a>(
+    vs: &'a VirtualService,
+    rule: usize,
+    index: usize,
+    m: Option<&'a RouteMatch>,
+) -> Rank<'a> {
+    let (kind, length) = match m.and_then(|m| m.uri.as_ref()) {
+        Some(StringMatch::Exact(path)) => (0, path.len()),
+        Some(StringMatch::Regex(regex)) => (1, regex.len()),
+        Some(StringMatch::Prefix(prefix) | StringMatch::PathPrefix(prefix)) => (2, prefix.len()),
+        None => (2, 1),
+    };
+    let method = m.is_some_and(|m| m.method.is_some());
+    let headers = m.map_or(0, |m| m.headers.len());
+    let queries = m.map_or(0, |m| m.query_params.len());
+    // Routes without a creation time sort after those with one.
+    let created = (vs.created.is_none(), vs.created.as_deref());
+    (
+        kind,
+        Reverse(length),
+        !method,
+        Reverse(headers),
+        Reverse(queries),
+        created,
+        vs.key.namespace.as_str(),
+        vs.key.name.as_str(),
+        rule,
+        index,
+    )
 }
 
 /// A host and its `host:*` variant (any port in the Host header); a wildcard host
@@ -164,17 +319,19 @@ fn covers(wide: &str, narrow: &str) -> bool {
 /// Every destination a virtual service's routes send to or mirror to, including
 /// zero-weight ones (so a canary's cluster is warm before traffic shifts to it).
 pub(super) fn destinations(vs: &VirtualService) -> impl Iterator<Item = Destination> + '_ {
-    vs.http.iter().flat_map(|route| {
-        let routed = match &route.action {
-            RouteAction::Route(weighted) => {
-                weighted.iter().map(|w| w.destination.clone()).collect()
-            }
-            RouteAction::Redirect(_) | RouteAction::None => Vec::new(),
-        };
-        routed
-            .into_iter()
-            .chain(route.mirror.iter().map(|m| m.destination.clone()))
-    })
+    vs.http.iter().flat_map(route_destinations)
+}
+
+/// Every destination one route sends to or mirrors to, zero-weight ones included.
+pub(super) fn route_destinations(route: &HttpRoute) -> Vec<Destination> {
+    let routed = match &route.action {
+        RouteAction::Route(weighted) => weighted.iter().map(|w| w.destination.clone()).collect(),
+        RouteAction::Redirect(_) | RouteAction::None => Vec::new(),
+    };
+    routed
+        .into_iter()
+        .chain(route.mirror.iter().map(|m| m.destination.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -209,6 +366,8 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             gateways: gateways.iter().map(|g| g.to_string()).collect(),
             http: Vec::new(),
+            listeners: Vec::new(),
+            created: None,
         }
     }
 
@@ -287,13 +446,13 @@ mod tests {
         let vhosts: Vec<_> = plans[0]
             .virtual_hosts
             .iter()
-            .map(|v| (v.virtual_service.key.name.as_str(), v.domains.clone()))
+            .map(|v| (v.name.as_str(), v.domains.clone()))
             .collect();
         assert_eq!(
             vhosts,
             [
-                ("a", vec!["*".to_string()]),
-                ("b", vec!["b.local".into(), "b.local:*".into()])
+                ("default/a", vec!["*".to_string()]),
+                ("default/b", vec!["b.local".into(), "b.local:*".into()])
             ]
         );
     }
@@ -327,14 +486,17 @@ mod tests {
         let on_80: Vec<_> = plans[0]
             .virtual_hosts
             .iter()
-            .map(|v| (v.virtual_service.key.name.as_str(), v.domains.clone()))
+            .map(|v| (v.name.as_str(), v.domains.clone()))
             .collect();
         assert_eq!(
             on_80,
             [
-                ("api", vec!["api.test".to_string(), "api.test:*".into()]),
                 (
-                    "web",
+                    "default/api",
+                    vec!["api.test".to_string(), "api.test:*".into()]
+                ),
+                (
+                    "default/web",
                     vec!["www.example.com".into(), "www.example.com:*".into()]
                 ),
             ]

@@ -165,7 +165,7 @@ fn match_json(m: &RouteMatch) -> Value {
 fn string_match_json(m: &StringMatch) -> Value {
     match m {
         StringMatch::Exact(s) => json!({ "exact": s }),
-        StringMatch::Prefix(s) => json!({ "prefix": s }),
+        StringMatch::Prefix(s) | StringMatch::PathPrefix(s) => json!({ "prefix": s }),
         StringMatch::Regex(s) => json!({ "regex": s }),
     }
 }
