@@ -3,7 +3,8 @@
 //! (Fetch and Stream) what each proxy was served. Its listener, route, clusters and
 //! endpoints are SYNCED at the versions Envoy itself reports, with the config served;
 //! a route Envoy NACKs is ERROR with Envoy's text; `node_matchers` select proxies; a
-//! call without the token (or with a wrong one) is UNAUTHENTICATED.
+//! call without the token (or with a wrong one) is UNAUTHENTICATED. Without a token, on
+//! loopback, CSDS is open, and a route held back by make-before-break is NOT_SENT.
 
 mod support;
 
@@ -21,7 +22,7 @@ use envoy_types::pb::envoy::service::status::v3::{
 };
 use envoy_types::pb::google::protobuf::value::Kind;
 use prost::Message;
-use support::config::weighted_virtual_service;
+use support::config::{service_entry, weighted_virtual_service};
 use support::scenario::{expect_code, stderr, Petstore};
 use support::traffic::wait_for_outcomes;
 use support::{dump, grpc, poll_until, process, Coalmine, GatewaySpec};
@@ -334,27 +335,70 @@ fn csds_shows_what_envoy_holds_nacks_filters_and_refuses_without_the_token() {
     drop(other_envoy);
 }
 
+/// Every proxy's ClientConfig, without a token.
+fn fetch_open(coalmine: &Coalmine) -> Vec<ClientConfig> {
+    let answers = grpc::csds(&coalmine.xds_addr(), "fetch", None, &[mk_request(vec![])])
+        .unwrap_or_else(|e| panic!("CSDS without a token on loopback: {e}"));
+    ClientStatusResponse::decode(answers[0].as_slice())
+        .expect("a response")
+        .config
+}
+
 #[test]
-fn without_a_token_csds_is_open_on_a_loopback_xds_port() {
+fn without_a_token_csds_is_open_on_loopback_and_shows_a_held_route_as_not_sent() {
     let p = Petstore::new("csds-open");
     let coalmine = Coalmine::start_bare(&[]);
     expect_code(
-        &coalmine.cli(&[
-            "apply",
-            "-f",
-            &p.write("split.yaml", &p.yaml(&[("v1", 100)])),
-        ]),
+        &coalmine.cli(&["apply", "-f", &p.write("v1.yaml", &p.yaml(&[("v1", 100)]))]),
         0,
         "apply",
     );
-    let _envoy = support::start_envoy_for(&coalmine, &p.gw, false);
+    let envoy = support::start_envoy_for(&coalmine, &p.gw, false);
     let synced = poll_until(WAIT, || {
-        let answers = grpc::csds(&coalmine.xds_addr(), "fetch", None, &[mk_request(vec![])])
-            .unwrap_or_else(|e| panic!("CSDS without a token on loopback: {e}"));
-        let configs = ClientStatusResponse::decode(answers[0].as_slice())
-            .expect("a response")
-            .config;
+        let configs = fetch_open(&coalmine);
         configs.len() == 1 && all_synced(&configs[0])
     });
     assert!(synced, "the Envoy never showed SYNCED");
+    let good_rds = dump::version_info(&envoy, "rds");
+
+    // A route to a new host with no endpoint yet is held back (make-before-break: the
+    // proxy keeps the route it has while the new cluster could take no traffic, up to
+    // a grace of 5 s): NOT_SENT, the proxy still on the route it ACKed.
+    let ghost = p.yaml(&[("v1", 100)]).replace(
+        "{host: \"petstore\", subset: \"v1\"}",
+        "{host: \"ghost.test\"}",
+    );
+    let no_endpoints =
+        service_entry("ghost", "ghost.test", &[]).replace("  endpoints:\n", "  endpoints: []\n");
+    let ghost = format!("{ghost}---\n{no_endpoints}");
+    assert!(ghost.contains("ghost.test"), "{ghost}");
+    expect_code(
+        &coalmine.cli(&["apply", "-f", &p.write("ghost.yaml", &ghost)]),
+        0,
+        "apply a route to an absent host",
+    );
+    let mut seen = None;
+    let held = poll_until(Duration::from_secs(4), || {
+        let configs = fetch_open(&coalmine);
+        let route = of_type(&configs[0], TYPES[3].1)[0].clone();
+        let not_sent = status(&route) == ConfigStatus::NotSent;
+        seen = Some(route);
+        not_sent
+    });
+    let route = seen.expect("polled");
+    assert!(held, "the held route was never NOT_SENT: {route:?}");
+    assert_eq!(
+        route.client_status,
+        envoy_types::pb::envoy::admin::v3::ClientResourceStatus::Acked as i32,
+        "Envoy holds the route it ACKed"
+    );
+    let waiting = RouteConfiguration::decode(route.xds_config.as_ref().unwrap().value.as_slice())
+        .expect("a RouteConfiguration");
+    assert!(format!("{waiting:?}").contains("ghost.test"), "{waiting:?}");
+    assert_eq!(dump::version_info(&envoy, "rds"), good_rds, "not sent yet");
+
+    // After the grace it goes, and Envoy takes it.
+    let synced = poll_until(WAIT, || all_synced(&fetch_open(&coalmine)[0]));
+    assert!(synced, "the route never went after the grace");
+    assert_ne!(dump::version_info(&envoy, "rds"), good_rds);
 }
