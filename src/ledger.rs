@@ -10,13 +10,17 @@
 //! stream that received the response it rejects (each stream checks its own nonces).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
 use crate::node::NodeInfo;
-use crate::snapshot::TypeKind;
+use crate::snapshot::{Encoded, TypeKind};
+
+/// Resources of one type sorted by name, shared with the stream and the snapshot (a
+/// pointer each).
+pub type ResourceList = Arc<Vec<Arc<Encoded>>>;
 
 /// One type's state on one proxy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +31,10 @@ pub struct TypeRecord {
     pub served_revision: u64,
     pub acked: Option<String>,
     pub nack: Option<NackRecord>,
+    /// What the proxy holds or is being sent (the set whose version is `served`).
+    pub resources: ResourceList,
+    /// What the proxy held when it last ACKed (the set whose version is `acked`).
+    pub acked_resources: ResourceList,
 }
 
 impl TypeRecord {

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::value::Kind;
+use prost::Message;
 
 use crate::model::Labels;
 use crate::snapshot::{Snapshot, View};
@@ -45,6 +47,9 @@ pub struct NodeInfo {
     /// `user_agent_name` and version as the node sent them (`envoy 1.40.0`,
     /// `gRPC Python 1.85.1`, ...).
     pub user_agent: String,
+    /// The node as the client reported it (id, cluster, metadata, locality, user
+    /// agent; not the long extension and feature lists), encoded, for CSDS.
+    pub reported: Bytes,
 }
 
 impl NodeInfo {
@@ -77,6 +82,20 @@ impl NodeInfo {
             labels,
             client: classify(node),
             user_agent: user_agent(node),
+            reported: Bytes::from(reported(node).encode_to_vec()),
+        }
+    }
+
+    /// The node as the client reported it (see [`NodeInfo::reported`]); a node from
+    /// a fixture without one is its id and cluster.
+    pub fn to_reported(&self) -> Node {
+        match Node::decode(self.reported.as_ref()) {
+            Ok(node) if !self.reported.is_empty() => node,
+            _ => Node {
+                id: self.id.clone(),
+                cluster: self.cluster.clone(),
+                ..Default::default()
+            },
         }
     }
 
@@ -125,6 +144,21 @@ fn classify(node: &Node) -> Client {
         Client::Grpc
     } else {
         Client::Envoy
+    }
+}
+
+/// What CSDS answers of a node: all it said but the extension and feature lists
+/// (hundreds of entries from every Envoy, and not configuration).
+fn reported(node: &Node) -> Node {
+    Node {
+        id: node.id.clone(),
+        cluster: node.cluster.clone(),
+        metadata: node.metadata.clone(),
+        dynamic_parameters: node.dynamic_parameters.clone(),
+        locality: node.locality.clone(),
+        user_agent_name: node.user_agent_name.clone(),
+        user_agent_version_type: node.user_agent_version_type.clone(),
+        ..Default::default()
     }
 }
 

@@ -6,6 +6,7 @@
 //! once (and counted), and TLS handshakes run in their own tasks under the handshake
 //! timeout, so a thousand silent sockets cost a thousand small tasks, then nothing.
 
+pub mod bearer;
 pub mod guard;
 pub mod http;
 pub mod identity;

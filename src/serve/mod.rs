@@ -33,8 +33,10 @@ use crate::store::Store;
 use tasks::Tasks;
 
 mod tasks;
+use crate::xds::csds::service::{Access, CsdsService};
 use crate::xds::{AdsService, XdsState};
 use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::MetricsServiceServer;
+use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_server::ClientStatusDiscoveryServiceServer;
 
 /// How long streams get to close on shutdown before the process exits anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -167,6 +169,16 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     info!(addr = %admin_listener.local_addr()?, "admin listening");
 
     let mutual_tls = opts.listen.mutual_tls();
+    let csds = CsdsService::new(
+        snapshot_rx.clone(),
+        ledger.clone(),
+        shutdown_rx.clone(),
+        Access::of(
+            opts.admin_token.as_deref().map(Arc::from),
+            opts.xds_addr.ip().is_loopback(),
+            mutual_tls,
+        ),
+    );
     let ads = AdsService::new(XdsState {
         snapshots: snapshot_rx.clone(),
         shutdown: shutdown_rx.clone(),
@@ -199,6 +211,7 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
                 metrics.clone(),
                 mutual_tls,
             )))
+            .add_service(ClientStatusDiscoveryServiceServer::new(csds))
             .serve_with_incoming_shutdown(xds_incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             }),

@@ -29,6 +29,9 @@ use crate::snapshot::{Encoded, ResourceMap, TypeKind, View};
 /// the stream grow without bound.
 const MAX_OUTSTANDING: usize = 64;
 
+/// Resources of one type sorted by name, shared.
+type Items = Arc<Vec<Arc<Encoded>>>;
+
 /// A response to write on a Delta stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaResponse {
@@ -49,10 +52,13 @@ struct TypeState {
     names: Names,
     /// What the client holds (or is being sent).
     held: Held,
-    /// Responses not yet ACKed or NACKed: nonce → system version.
-    outstanding: BTreeMap<u64, String>,
+    /// Responses not yet ACKed or NACKed: nonce → system version, and the set the
+    /// client holds once it applies that response.
+    outstanding: BTreeMap<u64, (String, Items)>,
     served: Option<String>,
     acked: Option<String>,
+    /// The set whose version is `acked`.
+    acked_items: Arc<Vec<Arc<Encoded>>>,
 }
 
 /// Everything one Delta ADS stream knows.
@@ -138,6 +144,16 @@ impl DeltaStream {
         self.types[kind.index()].served.as_deref()
     }
 
+    /// What the client holds (or is being sent) of a type, sorted by name.
+    pub fn holds(&self, kind: TypeKind) -> &Arc<Vec<Arc<Encoded>>> {
+        self.types[kind.index()].held.list()
+    }
+
+    /// What the client held of a type when it last ACKed.
+    pub fn acked_holds(&self, kind: TypeKind) -> &Arc<Vec<Arc<Encoded>>> {
+        &self.types[kind.index()].acked_items
+    }
+
     /// Handles one request; responses come back in [`DeltaOutput::responses`].
     pub fn handle_request(&mut self, req: &DeltaDiscoveryRequest) -> DeltaOutput {
         let mut out = self.take_request(req);
@@ -159,7 +175,7 @@ impl DeltaStream {
         let state = &mut self.types[kind.index()];
         if !req.response_nonce.is_empty() {
             let nonce = req.response_nonce.parse::<u64>().ok();
-            if let Some(version) = nonce.and_then(|n| state.outstanding.remove(&n)) {
+            if let Some((version, items)) = nonce.and_then(|n| state.outstanding.remove(&n)) {
                 match &req.error_detail {
                     Some(status) => {
                         self.warmth.answered(kind, false);
@@ -171,6 +187,7 @@ impl DeltaStream {
                     }
                     None => {
                         state.acked = Some(version.clone());
+                        state.acked_items = items;
                         self.warmth.answered(kind, state.outstanding.is_empty());
                         out.events.push(Event::Ack { kind, version });
                     }
@@ -429,7 +446,10 @@ impl DeltaStream {
         let nonce = self.nonces;
         let state = &mut self.types[kind.index()];
         let system_version = state.held.version();
-        state.outstanding.insert(nonce, system_version.clone());
+        let items = state.held.list().clone();
+        state
+            .outstanding
+            .insert(nonce, (system_version.clone(), items));
         if state.outstanding.len() > MAX_OUTSTANDING {
             state.outstanding.pop_first();
         }

@@ -107,6 +107,11 @@ impl Held {
         &self.items
     }
 
+    /// The list itself, to share (with the ledger, or as what a response carried).
+    pub fn list(&self) -> &Arc<Vec<Arc<Encoded>>> {
+        &self.items
+    }
+
     /// The set digest (see [`crate::snapshot::digest_of`]).
     pub fn digest(&self) -> u128 {
         self.digest

@@ -7,10 +7,12 @@
 //! snapshots, and writes what the state machine returns. `warm` decides, for both
 //! protocols and per proxy, what may be sent now (make-before-break). [`codec`] writes
 //! responses from the shared, already-encoded resource bytes; [`request`] reads SotW
-//! requests without an allocation per resource name.
+//! requests without an allocation per resource name. [`csds`] answers the Client Status
+//! Discovery Service from the ledger, per proxy and resource.
 
 mod body;
 pub mod codec;
+pub mod csds;
 pub mod delta;
 mod held;
 mod inbound;

@@ -25,7 +25,7 @@ use super::delta::{DeltaOutput, DeltaResponse, DeltaStream};
 use super::inbound::Inbound;
 use super::sotw::{Event, Output, Response, SotwStream};
 use super::warm::ABSENT_GRACE;
-use crate::ledger::{Ledger, NackRecord, ProxyRecord};
+use crate::ledger::{Ledger, NackRecord, ProxyRecord, ResourceList};
 use crate::listen::{identity, Peer};
 use crate::metrics::Metrics;
 use crate::node::NodeInfo;
@@ -107,6 +107,10 @@ pub trait StreamProtocol: Send + 'static {
     fn handle_view(&mut self, view: Arc<View>) -> Output<Self::Response>;
     fn sent(&self, kind: TypeKind) -> Option<&str>;
     fn acked(&self, kind: TypeKind) -> Option<&str>;
+    /// What the proxy holds (or is being sent) of a type, and what it held at its last
+    /// ACK: the per-resource truth CSDS answers from.
+    fn holds(&self, kind: TypeKind) -> &ResourceList;
+    fn acked_holds(&self, kind: TypeKind) -> &ResourceList;
     fn kind_of(resp: &Self::Response) -> TypeKind;
     /// Whether everything of the view was sent (nothing held back for warming).
     fn converged(&self) -> bool;
@@ -140,6 +144,12 @@ impl StreamProtocol for SotwStream {
     }
     fn acked(&self, kind: TypeKind) -> Option<&str> {
         SotwStream::acked(self, kind)
+    }
+    fn holds(&self, kind: TypeKind) -> &ResourceList {
+        SotwStream::holds(self, kind)
+    }
+    fn acked_holds(&self, kind: TypeKind) -> &ResourceList {
+        SotwStream::acked_holds(self, kind)
     }
     fn kind_of(resp: &Response) -> TypeKind {
         resp.kind
@@ -179,6 +189,12 @@ impl StreamProtocol for DeltaStream {
     }
     fn acked(&self, kind: TypeKind) -> Option<&str> {
         DeltaStream::acked(self, kind)
+    }
+    fn holds(&self, kind: TypeKind) -> &ResourceList {
+        DeltaStream::holds(self, kind)
+    }
+    fn acked_holds(&self, kind: TypeKind) -> &ResourceList {
+        DeltaStream::acked_holds(self, kind)
     }
     fn kind_of(resp: &DeltaResponse) -> TypeKind {
         resp.kind
@@ -369,6 +385,13 @@ fn record<P: StreamProtocol>(
             if t.acked.as_deref() != stream.acked(kind) {
                 t.acked = stream.acked(kind).map(str::to_string);
                 changed = true;
+            }
+            // Lists only: they change with the versions above, which notify.
+            if !Arc::ptr_eq(&t.resources, stream.holds(kind)) {
+                t.resources = stream.holds(kind).clone();
+            }
+            if !Arc::ptr_eq(&t.acked_resources, stream.acked_holds(kind)) {
+                t.acked_resources = stream.acked_holds(kind).clone();
             }
         }
         for event in &out.events {

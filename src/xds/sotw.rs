@@ -77,6 +77,8 @@ struct Sent {
     version: String,
     /// Empty when nothing was written because the proxy already held this version.
     nonce: String,
+    /// The set the proxy holds once it applies this response.
+    items: Arc<Vec<Arc<Encoded>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,6 +88,8 @@ struct TypeState {
     held: Held,
     sent: Option<Sent>,
     acked: Option<String>,
+    /// The set whose version is `acked`.
+    acked_items: Arc<Vec<Arc<Encoded>>>,
     nack: Option<(String, String)>,
 }
 
@@ -171,6 +175,16 @@ impl SotwStream {
         self.types[kind.index()].acked.as_deref()
     }
 
+    /// What the proxy holds (or is being sent) of a type, sorted by name.
+    pub fn holds(&self, kind: TypeKind) -> &Arc<Vec<Arc<Encoded>>> {
+        self.types[kind.index()].held.list()
+    }
+
+    /// What the proxy held of a type when it last ACKed.
+    pub fn acked_holds(&self, kind: TypeKind) -> &Arc<Vec<Arc<Encoded>>> {
+        &self.types[kind.index()].acked_items
+    }
+
     /// The version last sent (or found already held) for a type, if any.
     pub fn sent(&self, kind: TypeKind) -> Option<&str> {
         self.types[kind.index()]
@@ -233,8 +247,10 @@ impl SotwStream {
                 state.sent = Some(Sent {
                     version: version.clone(),
                     nonce: String::new(),
+                    items: state.held.list().clone(),
                 });
                 state.acked = Some(version.clone());
+                state.acked_items = state.held.list().clone();
                 self.warmth.answered(kind, true);
                 out.events.push(Event::Ack { kind, version });
             } else {
@@ -262,6 +278,7 @@ impl SotwStream {
             }
             None => {
                 state.acked = Some(req.version_info.clone());
+                state.acked_items = sent.items.clone();
                 self.warmth.answered(kind, true);
                 out.events.push(Event::Ack {
                     kind,
@@ -471,6 +488,7 @@ impl SotwStream {
         state.sent = Some(Sent {
             version: version.clone(),
             nonce: nonce.clone(),
+            items: state.held.list().clone(),
         });
         Response {
             kind,

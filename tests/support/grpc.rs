@@ -251,6 +251,34 @@ pub fn raw_ads(xds_addr: &str, protocol: &str, payload: &str) -> String {
     run_script(cmd, "raw_ads.py")
 }
 
+/// Calls CSDS on `xds_addr` (`fetch`: FetchClientStatus with the first request;
+/// `stream`: StreamClientStatus with all of them) with `token` as bearer (`None`: no
+/// metadata); the encoded responses, or the gRPC code and details of the failure.
+pub fn csds(
+    xds_addr: &str,
+    mode: &str,
+    token: Option<&str>,
+    requests: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, String> {
+    let payloads: Vec<String> = requests.iter().map(hex::encode).collect();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script("csds.py"))
+        .args([xds_addr, mode, token.unwrap_or("-"), &payloads.join(",")]);
+    let out = run_script(cmd, "csds.py");
+    let mut answers = Vec::new();
+    for line in out.lines() {
+        // An empty answer (no proxy selected) is `OK` alone.
+        match line
+            .strip_prefix("OK")
+            .filter(|b| b.is_empty() || b.starts_with(' '))
+        {
+            Some(body) => answers.push(hex::decode(body.trim()).expect("hex from csds.py")),
+            None => return Err(line.to_string()),
+        }
+    }
+    Ok(answers)
+}
+
 /// Runs a one-shot gRPC script with `grpcio` on its path; its stdout, trimmed. It is
 /// killed (and the test fails, saying so) if it has not finished within 60 s.
 fn run_script(mut cmd: Command, what: &str) -> String {
