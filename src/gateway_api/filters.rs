@@ -249,7 +249,8 @@ fn try_mirror(
     Some((backend_path, backend, percent.or(fraction)))
 }
 
-/// A redirect: status 302 unless `statusCode` says 301 (the Gateway API's two codes).
+/// A redirect: status 302 unless `statusCode` says another of 301, 303, 307 and 308;
+/// the path replaced whole or by prefix (checked against the rule's matches later).
 fn try_redirect(path: &str, value: &Value, r: &mut Report) -> Option<Redirect> {
     let redirect = Obj::new(r, path, value, REDIRECT)?;
     let scheme = redirect.string(r, "scheme");
@@ -261,26 +262,27 @@ fn try_redirect(path: &str, value: &Value, r: &mut Report) -> Option<Redirect> {
     }
     let status = match redirect.uint(r, "statusCode", 0, 999) {
         None => 302,
-        Some(code @ (301 | 302)) => code,
+        Some(code @ (301 | 302 | 303 | 307 | 308)) => code,
         Some(_) => {
-            r.push(redirect.at("statusCode"), "must be 301 or 302");
+            r.push(
+                redirect.at("statusCode"),
+                "must be 301, 302, 303, 307 or 308",
+            );
             302
         }
     };
-    let uri = match try_path_modifier(redirect, r) {
-        Some((_, PathModifier::Full(path))) => Some(path),
-        Some((at, PathModifier::Prefix(_))) => {
-            let message = "ReplacePrefixMatch is not supported in a redirect (use ReplaceFullPath)";
-            r.push(format!("{at}.type"), message);
-            None
-        }
-        None => None,
+    let (uri, prefix) = match try_path_modifier(redirect, r) {
+        Some((_, PathModifier::Full(path))) => (Some(path), None),
+        Some((_, PathModifier::Prefix(prefix))) => (None, Some(prefix)),
+        None => (None, None),
     };
     Some(Redirect {
         uri,
+        prefix,
         authority: redirect.string(r, "hostname"),
         scheme,
         port: redirect.uint(r, "port", 1, 65535),
         status,
+        port_follows_scheme: true,
     })
 }

@@ -22,10 +22,7 @@ const RULE: Fields = Fields {
     known: &["name", "matches", "filters", "backendRefs", "timeouts"],
     unsupported: &["retry", "sessionPersistence"],
 };
-const TIMEOUTS: Fields = Fields {
-    known: &["request"],
-    unsupported: &["backendRequest"],
-};
+const TIMEOUTS: Fields = Fields::known(&["request", "backendRequest"]);
 const BACKEND_REF: Fields = Fields::known(&[
     "group",
     "kind",
@@ -220,7 +217,15 @@ fn try_rule(
             r.push(path, "a RequestRedirect rule takes no backendRefs");
             return None;
         }
-        (Some((_, redirect)), _) => (RouteAction::Redirect(redirect.clone()), None),
+        (Some((path, redirect)), _) => {
+            let mut redirect = redirect.clone();
+            if let Some(prefix) = redirect.prefix.take() {
+                let modifier = PathModifier::Prefix(prefix);
+                let at = format!("{path}.path");
+                redirect.prefix = try_rewrite_path(&at, modifier, &mut matches, r);
+            }
+            (RouteAction::Redirect(redirect), None)
+        }
         (None, Some(shares)) => {
             for (destination, share) in destinations.iter_mut().zip(shares) {
                 destination.weight = share;
@@ -258,7 +263,22 @@ fn try_rule(
     let timeouts = rule
         .get("timeouts")
         .and_then(|value| Obj::new(r, &timeouts_path, value, TIMEOUTS));
-    let timeout = timeouts.and_then(|t| t.duration(r, "request"));
+    let request = timeouts.and_then(|t| t.duration(r, "request"));
+    let backend_request = timeouts.and_then(|t| t.duration(r, "backendRequest"));
+    if let (Some(request), Some(backend)) = (request, backend_request) {
+        if !request.is_zero() && backend > request {
+            let message = "must not be longer than timeouts.request";
+            r.push(format!("{timeouts_path}.backendRequest"), message);
+        }
+    }
+    // `request` bounds the whole exchange and `backendRequest` each attempt to a
+    // backend (0 = no limit). A rule makes one attempt (`retry` is not supported), so
+    // Envoy's route timeout is the shorter of the two.
+    let timeout = match (request, backend_request) {
+        (Some(a), Some(b)) if !a.is_zero() && !b.is_zero() => Some(a.min(b)),
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let mut route = mk_route(matches, action, fault);
     route.name = rule.string(r, "name");
     route.rewrite = rewrite;

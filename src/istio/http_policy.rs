@@ -82,10 +82,12 @@ pub(crate) fn try_redirect(path: &str, value: &Value, r: &mut Report) -> Option<
     };
     Some(Redirect {
         uri: redirect.string(r, "uri"),
+        prefix: None,
         authority: redirect.string(r, "authority"),
         scheme,
         port: redirect.uint(r, "port", 1, 65535),
         status,
+        port_follows_scheme: false,
     })
 }
 

@@ -135,10 +135,17 @@ pub struct Rewrite {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {
+    /// The whole path replaced with this.
     pub uri: Option<String>,
+    /// The matched prefix replaced with this (the Gateway API's `ReplacePrefixMatch`).
+    pub prefix: Option<String>,
     pub authority: Option<String>,
     pub scheme: Option<String>,
     pub port: Option<u32>,
+    /// The Gateway API's port rule: with no `port`, the redirect goes to the scheme's
+    /// well-known port, or without a scheme to the listener's port; a scheme's default
+    /// port is left out of `Location`. (Istio keeps the request's port.)
+    pub port_follows_scheme: bool,
     /// 301 unless given: 301, 302, 303, 307 or 308.
     pub status: u32,
 }

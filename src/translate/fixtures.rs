@@ -248,10 +248,12 @@ pub(super) fn mk_feature_config() -> Config {
     );
     redirect.action = RouteAction::Redirect(Redirect {
         uri: Some("/new".into()),
+        prefix: None,
         authority: None,
         scheme: Some("https".into()),
         port: None,
         status: 308,
+        port_follows_scheme: false,
     });
     let mut broken = mk_route(
         "broken",

@@ -55,25 +55,31 @@ pub(super) fn filters_used(plan: &ListenerPlan<'_>) -> FiltersUsed {
 pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfiguration {
     RouteConfiguration {
         name: route_config_name(plan.port),
-        virtual_hosts: plan.virtual_hosts.iter().map(to_virtual_host).collect(),
+        virtual_hosts: plan
+            .virtual_hosts
+            .iter()
+            .map(|v| to_virtual_host(v, plan.port))
+            .collect(),
         ..Default::default()
     }
 }
 
-pub(super) fn to_virtual_host(plan: &VirtualHostPlan<'_>) -> VirtualHost {
+/// `port` is the listener's (0 for a proxyless client): Gateway API redirects default
+/// to it.
+pub(super) fn to_virtual_host(plan: &VirtualHostPlan<'_>, port: u32) -> VirtualHost {
     VirtualHost {
         name: plan.name.clone(),
         domains: plan.domains.clone(),
         routes: plan
             .routes
             .iter()
-            .map(|p| to_route(p.route, p.matched))
+            .map(|p| to_route(p.route, p.matched, port))
             .collect(),
         ..Default::default()
     }
 }
 
-fn to_route(route: &HttpRoute, m: Option<&RouteMatch>) -> Route {
+fn to_route(route: &HttpRoute, m: Option<&RouteMatch>, port: u32) -> Route {
     let name = [route.name.as_deref(), m.and_then(|m| m.name.as_deref())]
         .into_iter()
         .flatten()
@@ -101,7 +107,7 @@ fn to_route(route: &HttpRoute, m: Option<&RouteMatch>) -> Route {
                 &mut out,
             ))
         }
-        RouteAction::Redirect(redirect) => Action::Redirect(to_redirect_action(redirect)),
+        RouteAction::Redirect(redirect) => Action::Redirect(to_redirect_action(redirect, port)),
         RouteAction::None => Action::DirectResponse(DirectResponseAction {
             status: route
                 .fault
@@ -258,7 +264,7 @@ fn to_retry_policy(retries: &Retries) -> Option<RetryPolicy> {
     })
 }
 
-fn to_redirect_action(redirect: &Redirect) -> RedirectAction {
+fn to_redirect_action(redirect: &Redirect, listener_port: u32) -> RedirectAction {
     let response_code = match redirect.status {
         302 => RedirectResponseCode::Found,
         303 => RedirectResponseCode::SeeOther,
@@ -266,15 +272,27 @@ fn to_redirect_action(redirect: &Redirect) -> RedirectAction {
         308 => RedirectResponseCode::PermanentRedirect,
         _ => RedirectResponseCode::MovedPermanently,
     };
+    let path = match (&redirect.uri, &redirect.prefix) {
+        (Some(uri), _) => Some(PathRewriteSpecifier::PathRedirect(uri.clone())),
+        (None, Some(prefix)) => Some(PathRewriteSpecifier::PrefixRewrite(prefix.clone())),
+        (None, None) => None,
+    };
+    let port = match (redirect.port, redirect.scheme.as_deref()) {
+        (Some(port), _) => port,
+        (None, _) if !redirect.port_follows_scheme => 0,
+        (None, Some("https")) => 443,
+        (None, Some(_)) => 80,
+        (None, None) => listener_port,
+    };
     RedirectAction {
         host_redirect: redirect.authority.clone().unwrap_or_default(),
-        port_redirect: redirect.port.unwrap_or(0),
+        port_redirect: port,
         response_code: response_code as i32,
         scheme_rewrite_specifier: redirect
             .scheme
             .clone()
             .map(SchemeRewriteSpecifier::SchemeRedirect),
-        path_rewrite_specifier: redirect.uri.clone().map(PathRewriteSpecifier::PathRedirect),
+        path_rewrite_specifier: path,
         ..Default::default()
     }
 }

@@ -110,7 +110,8 @@ fn to_route_configuration(target: &Target<'_>) -> RouteConfiguration {
     let domains = vec![target.host.clone(), name.clone()];
     let virtual_host = match target.virtual_service {
         Some(virtual_service) => {
-            let mut vhost = to_virtual_host(&VirtualHostPlan::in_order(virtual_service, domains));
+            let mut vhost =
+                to_virtual_host(&VirtualHostPlan::in_order(virtual_service, domains), 0);
             vhost.routes.iter_mut().for_each(to_grpc_route);
             vhost
         }
