@@ -2,7 +2,8 @@
 //! against the in-process fake API server, a real Envoy 1.40, and pods that are test
 //! backends on distinct loopback addresses (127.x.y.z) sharing one port, as pods do.
 //! Replica ratios and scaling, readiness and draining without failed requests, a
-//! watch that expires (410) and a Service deleted and re-added, subsets by pod label.
+//! watch that expires (410) and a Service deleted and re-added, subsets by pod label,
+//! and one address on two ports (hand-written slices of a selector-less Service).
 
 mod support;
 
@@ -364,4 +365,39 @@ fn subsets_select_pods_by_label() {
         (0.05..=0.15).contains(&v2),
         "90/10 by pod label: {v2} on v2"
     );
+}
+
+#[test]
+fn one_address_on_two_ports_in_hand_written_slices_serves_both() {
+    // A selector-less Service whose slices are written by hand, listing 127.0.0.1
+    // with a different port each (as hostNetwork pods, or a named targetPort
+    // resolving differently per slice, would): two endpoints, not one.
+    let cluster = Cluster::new();
+    cluster.api.apply(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+    }));
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let backends = [
+        Backend::start_on_addr(ip, support::free_port(), "v1"),
+        Backend::start_on_addr(ip, support::free_port(), "v2"),
+    ];
+    for (name, backend) in ["web-manual-a", "web-manual-b"].iter().zip(&backends) {
+        let endpoint = json!({"addresses": [ip.to_string()], "conditions": {"ready": true}});
+        cluster
+            .api
+            .apply(endpoint_slice(name, "web", backend.port(), vec![endpoint]));
+    }
+    let coalmine = cluster.coalmine();
+    let gw = GatewaySpec::new("k8s-two-ports");
+    let envoy = route(&cluster, &coalmine, &gw, &vs_to_web(&gw));
+    wait_members(&envoy, CLUSTER, 2, 2);
+    let counts = send(400, gw.port, "web", &[]);
+    let v2 = share(&counts, "v2", 400);
+    assert!(
+        (0.3..=0.7).contains(&v2),
+        "both ports of 127.0.0.1 serve: {counts:?}"
+    );
+    assert!(backends.iter().all(|b| b.hits() > 0), "{counts:?}");
 }

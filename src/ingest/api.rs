@@ -30,6 +30,9 @@ pub const COALMINE: Api = Api {
 /// The one apiVersion of coalmine's own kinds.
 pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
+/// Every group coalmine reads, in the order errors list them.
+pub const ALL: [Api; 3] = [ISTIO, GATEWAY_API, COALMINE];
+
 impl Api {
     /// The group a kind's documents are written in.
     pub fn of(kind: Kind) -> Api {
@@ -40,6 +43,21 @@ impl Api {
             Kind::KubernetesGateway | Kind::HttpRoute | Kind::ReferenceGrant => GATEWAY_API,
             Kind::Rollout => COALMINE,
         }
+    }
+
+    /// The known group that `api_version` (`group/version`) names, whatever its version.
+    pub fn named_by(api_version: &str) -> Option<Api> {
+        let (group, _) = api_version.split_once('/')?;
+        ALL.into_iter().find(|api| api.group == group)
+    }
+
+    /// The kinds of this group as documents write them (`kind: ...`).
+    pub fn kinds(self) -> Vec<&'static str> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| Api::of(*k) == self)
+            .map(Kind::document_kind)
+            .collect()
     }
 
     /// Every `group/version` accepted, in order.
@@ -90,5 +108,27 @@ mod tests {
         assert!(!ISTIO.accepts("networking.istio.io/v2"));
         assert!(!ISTIO.accepts("networking.istio.iov1"));
         assert!(!GATEWAY_API.accepts("networking.istio.io/v1"));
+    }
+
+    #[test]
+    fn groups_are_found_by_api_version_whatever_the_version() {
+        assert_eq!(
+            Api::named_by("gateway.networking.k8s.io/v9"),
+            Some(GATEWAY_API)
+        );
+        assert_eq!(Api::named_by("coalmine.dev/v1alpha1"), Some(COALMINE));
+        assert_eq!(Api::named_by("networking.istio.io"), None);
+        assert_eq!(Api::named_by("apps/v1"), None);
+        assert_eq!(GATEWAY_API.kinds(), ["Gateway", "HTTPRoute"]);
+        assert_eq!(
+            ISTIO.kinds(),
+            [
+                "Gateway",
+                "VirtualService",
+                "DestinationRule",
+                "ServiceEntry"
+            ]
+        );
+        assert_eq!(COALMINE.kinds(), ["Rollout"]);
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::api::{Api, GATEWAY_API};
+use super::api::{self, Api};
 use super::error::{Errors, FieldError, Report, Result};
 use super::walk::{Fields, Obj};
 use crate::model::{Kind, ResourceKey};
@@ -130,14 +130,13 @@ const ENVELOPE: Fields = Fields::known(&["apiVersion", "kind", "metadata", "spec
 /// Checks the envelope of one document, naming it by its key once kind and name read.
 fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -> Option<Document> {
     let mut key_report = Report::new("");
-    let key = try_key(&value, &mut key_report);
+    let (kind, key) = try_key(&value, &mut key_report);
     let mut report = match &key {
         Some(key) => Report::new(key.to_string()),
         None => Report::new(format!("document {number}")),
     };
     let envelope = Obj::new(&mut report, "", &value, ENVELOPE);
     report.adopt(key_report);
-    let kind = key.as_ref().map(|key| key.kind);
     let api_version = envelope.and_then(|envelope| try_api_version(envelope, kind, &mut report));
     if let Some(envelope) = envelope {
         match envelope.get("spec") {
@@ -164,9 +163,13 @@ fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -
     })
 }
 
-/// The document's key; errors here carry no resource yet (the caller names it).
-fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
-    let envelope = Obj::any(value)?;
+/// The document's kind and key (the kind even when the name is wrong, so that the
+/// apiVersion is checked against its group); errors here carry no resource yet (the
+/// caller names it).
+fn try_key(value: &Value, r: &mut Report) -> (Option<Kind>, Option<ResourceKey>) {
+    let Some(envelope) = Obj::any(value) else {
+        return (None, None);
+    };
     let api_version = envelope.get("apiVersion").and_then(Value::as_str);
     let kind = envelope
         .required_string(r, "kind")
@@ -175,13 +178,13 @@ fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
     let metadata = match envelope.get("metadata") {
         None => {
             r.push("metadata", "required");
-            return None;
+            return (kind, None);
         }
         Some(metadata) => Obj::any(metadata).map(|m| m.with_path("metadata")),
     };
     let Some(metadata) = metadata else {
         r.push("metadata", "must be an object");
-        return None;
+        return (kind, None);
     };
     let name = metadata
         .required_string(r, "name")
@@ -191,34 +194,49 @@ fn try_key(value: &Value, r: &mut Report) -> Option<ResourceKey> {
         Some(ns) if ns.is_empty() => Some("default".to_string()),
         Some(ns) => Some(ns).filter(|ns| check_name(r, "metadata.namespace", ns, NameRule::Label)),
     };
-    Some(ResourceKey::new(kind?, namespace?, name?))
+    let key = match (kind, namespace, name) {
+        (Some(kind), Some(namespace), Some(name)) => Some(ResourceKey::new(kind, namespace, name)),
+        _ => None,
+    };
+    (kind, key)
 }
 
-/// The kind a document's `kind` names: `Gateway` is the Gateway API's when its
-/// apiVersion is in [`GATEWAY_API`]'s group, else Istio's.
+/// The kind a document's `kind` names: first among the kinds of the group its
+/// apiVersion names (so `Gateway` is the Gateway API's in that group), else any kind
+/// of that name (Istio's `Gateway`), whose group [`try_api_version`] then checks.
+///
+/// A kind coalmine does not read is reported as such, with the kinds of the group the
+/// apiVersion names when it names a known one; the apiVersion is not blamed for it.
 fn try_kind(kind: &str, api_version: Option<&str>, r: &mut Report) -> Option<Kind> {
-    let group = api_version.and_then(|v| v.split_once('/')).map(|(g, _)| g);
-    if kind == Kind::KubernetesGateway.document_kind() && group == Some(GATEWAY_API.group) {
-        return Some(Kind::KubernetesGateway);
+    let group = api_version.and_then(Api::named_by);
+    let in_group = |k: &Kind| group.is_some_and(|api| Api::of(*k) == api);
+    let found = Kind::ALL
+        .into_iter()
+        .filter(|k| k.document_kind() == kind)
+        .max_by_key(|k| (in_group(k), *k != Kind::KubernetesGateway));
+    if found.is_some() {
+        return found;
     }
-    let mut names: Vec<&str> = Vec::new();
-    for k in Kind::ALL {
-        if k == Kind::KubernetesGateway {
-            continue;
-        }
-        if k.document_kind() == kind {
-            return Some(k);
-        }
-        names.push(k.document_kind());
-    }
-    let (last, rest) = names.split_last().expect("kinds are listed");
-    r.push(
-        "kind",
-        format!(
-            "unsupported kind {kind:?} (expected {} or {last})",
-            rest.join(", ")
+    let message = match group {
+        Some(api) => format!(
+            "unsupported kind {kind:?} of {} (supported: {})",
+            api.group,
+            api.kinds().join(", ")
         ),
-    );
+        None => {
+            let mut names: Vec<&str> = Kind::ALL
+                .into_iter()
+                .filter(|k| *k != Kind::KubernetesGateway)
+                .map(Kind::document_kind)
+                .collect();
+            let last = names.pop().expect("kinds are listed");
+            format!(
+                "unsupported kind {kind:?} (expected {} or {last})",
+                names.join(", ")
+            )
+        }
+    };
+    r.push("kind", message);
     None
 }
 
@@ -258,19 +276,120 @@ fn check_name(r: &mut Report, field: &str, name: &str, rule: NameRule) -> bool {
     valid
 }
 
-/// Each kind takes the versions of its group ([`Api::of`]); without a kind, Istio's.
+/// Each kind takes the versions of its group ([`Api::of`]). Without a kind (missing,
+/// or one coalmine does not read, which `kind` reports), the apiVersion is only wrong
+/// when it names no known group or a version that group does not have.
 fn try_api_version(envelope: Obj<'_, '_>, kind: Option<Kind>, r: &mut Report) -> Option<String> {
     let api_version = envelope.required_string(r, "apiVersion")?;
-    let api = kind.map_or(super::api::ISTIO, Api::of);
-    if api.accepts(&api_version) {
-        return Some(api_version);
-    }
+    let api = kind.map(Api::of).or_else(|| Api::named_by(&api_version));
+    let expected = match api {
+        Some(api) if api.accepts(&api_version) => return Some(api_version),
+        Some(api) => api.expected(),
+        None => {
+            let groups: Vec<&str> = api::ALL.iter().map(|api| api.group).collect();
+            let (last, rest) = groups.split_last().expect("groups are listed");
+            format!("a version of {} or {last}", rest.join(", "))
+        }
+    };
     r.push(
         "apiVersion",
-        format!(
-            "unsupported apiVersion {api_version:?} (expected {})",
-            api.expected()
-        ),
+        format!("unsupported apiVersion {api_version:?} (expected {expected})"),
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(field, message)` of each error of one document.
+    fn errors_of(api_version: &str, kind: &str, name: &str) -> Vec<(String, String)> {
+        let text = format!(
+            "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {{}}\n"
+        );
+        let errors = parse_documents(&text).unwrap_err();
+        errors.0.into_iter().map(|e| (e.field, e.message)).collect()
+    }
+
+    fn kind_error(message: &str) -> Vec<(String, String)> {
+        vec![("kind".into(), message.into())]
+    }
+
+    #[test]
+    fn an_unknown_kind_of_a_known_group_names_only_the_kind() {
+        assert_eq!(
+            errors_of("gateway.networking.k8s.io/v1", "GRPCRoute", "a"),
+            kind_error(
+                "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
+                 (supported: Gateway, HTTPRoute)"
+            )
+        );
+        assert_eq!(
+            errors_of("networking.istio.io/v1", "Foo", "a"),
+            kind_error(
+                "unsupported kind \"Foo\" of networking.istio.io \
+                 (supported: Gateway, VirtualService, DestinationRule, ServiceEntry)"
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_with_a_wrong_api_version_names_both() {
+        let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
+                         DestinationRule, ServiceEntry, Rollout or HTTPRoute)";
+        let any_group = "(expected a version of networking.istio.io, \
+                         gateway.networking.k8s.io or coalmine.dev)";
+        assert_eq!(
+            errors_of("apps/v1", "Deployment", "a"),
+            vec![
+                ("kind".into(), all_kinds.into()),
+                (
+                    "apiVersion".into(),
+                    format!("unsupported apiVersion \"apps/v1\" {any_group}")
+                ),
+            ]
+        );
+        assert_eq!(
+            errors_of("v1", "Deployment", "a")[1].1,
+            format!("unsupported apiVersion \"v1\" {any_group}")
+        );
+        // A known group with a version it does not have.
+        assert_eq!(
+            errors_of("gateway.networking.k8s.io/v9", "GRPCRoute", "a")[1].1,
+            "unsupported apiVersion \"gateway.networking.k8s.io/v9\" \
+             (expected gateway.networking.k8s.io/v1 or v1beta1)"
+        );
+    }
+
+    #[test]
+    fn a_known_kind_in_another_group_blames_the_api_version() {
+        assert_eq!(
+            errors_of("networking.istio.io/v1", "HTTPRoute", "a"),
+            vec![(
+                "apiVersion".into(),
+                "unsupported apiVersion \"networking.istio.io/v1\" \
+                 (expected gateway.networking.k8s.io/v1 or v1beta1)"
+                    .into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_bad_name_does_not_make_the_api_version_wrong() {
+        let errors = errors_of("gateway.networking.k8s.io/v1", "HTTPRoute", "Bad_Name");
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["metadata.name"]);
+    }
+
+    #[test]
+    fn gateway_is_told_apart_by_its_group() {
+        let doc = |api_version: &str| {
+            let text = format!(
+                "apiVersion: {api_version}\nkind: Gateway\nmetadata: {{name: a}}\nspec: {{}}\n"
+            );
+            parse_documents(&text).unwrap()[0].key.kind
+        };
+        assert_eq!(doc("gateway.networking.k8s.io/v1"), Kind::KubernetesGateway);
+        assert_eq!(doc("networking.istio.io/v1beta1"), Kind::Gateway);
+    }
 }

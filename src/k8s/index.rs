@@ -8,10 +8,16 @@
 //!
 //! - Ports come from the Service (UDP and SCTP ports are left out); a slice's port
 //!   names match the Service's port names and its numbers are the ports the pods
-//!   listen on, so they go into each endpoint's `ports` by name.
+//!   listen on, so they go into each endpoint's `ports` by name. A slice's ports apply
+//!   to all of its endpoints; a named `targetPort` may resolve to different numbers in
+//!   different slices.
 //! - Endpoints come from the slices labelled `kubernetes.io/service-name`: each address
-//!   of each endpoint (IPv4 and IPv6 slices; FQDN slices are ignored), once even when
-//!   several slices list it, with the labels of the Pod its `targetRef` names.
+//!   of each endpoint (IPv4 and IPv6 slices; FQDN slices are ignored), with the labels
+//!   of the Pod its `targetRef` names. An endpoint is its address *and* its slice's
+//!   ports: the same address with other ports in another slice (hostNetwork pods,
+//!   hand-written slices) is another endpoint; the same address with the same ports is
+//!   listed once however many slices hold it. Translation then merges, per Service
+//!   port, entries that end up on the same (address, port).
 //! - Health: see [`to_health`]: ready → Healthy, terminating but serving → Draining,
 //!   anything else is left out.
 //! - ExternalName Services are not discovered.
@@ -88,7 +94,7 @@ impl Index {
         }
     }
 
-    /// Every Service, by host, with its endpoints sorted by address.
+    /// Every Service, by host, with its endpoints sorted by address, then ports.
     pub fn services(&self) -> BTreeMap<String, Service> {
         let mut by_service: BTreeMap<(&str, &str), Vec<&Slice>> = BTreeMap::new();
         for ((ns, _), slice) in &self.slices {
@@ -115,10 +121,11 @@ impl Index {
             .collect()
     }
 
-    /// One endpoint per address: when slices disagree (a pod moving between slices),
-    /// the healthiest entry wins and the ports are merged.
+    /// One endpoint per (address, ports): when slices list it with different health
+    /// (a pod moving between slices), the healthiest entry wins. Sorted by address,
+    /// then ports.
     fn to_endpoints(&self, ns: &str, slices: &[&Slice]) -> Vec<Endpoint> {
-        let mut by_address: BTreeMap<&str, Endpoint> = BTreeMap::new();
+        let mut by_identity: BTreeMap<(&str, &BTreeMap<String, u32>), Endpoint> = BTreeMap::new();
         for slice in slices {
             for e in &slice.endpoints {
                 let labels = e
@@ -127,37 +134,27 @@ impl Index {
                     .and_then(|pod| self.pods.get(&(ns.to_string(), pod.clone())))
                     .cloned()
                     .unwrap_or_default();
-                let entry = by_address.entry(&e.address).or_insert_with(|| Endpoint {
+                let identity = (e.address.as_str(), &slice.ports);
+                let entry = by_identity.entry(identity).or_insert_with(|| Endpoint {
                     address: e.address.clone(),
-                    ports: BTreeMap::new(),
+                    ports: slice.ports.clone(),
                     labels: labels.clone(),
                     health: e.health,
                     weight: 1,
                 });
-                if rank(e.health) < rank(entry.health) {
+                if e.health.rank() < entry.health.rank() {
                     entry.health = e.health;
                     entry.labels = labels;
                 }
-                for (name, port) in &slice.ports {
-                    entry.ports.entry(name.clone()).or_insert(*port);
-                }
             }
         }
-        by_address.into_values().collect()
+        by_identity.into_values().collect()
     }
 }
 
 /// `name.namespace.svc.cluster.local`.
 pub fn host(namespace: &str, name: &str) -> String {
     format!("{name}.{namespace}.{CLUSTER_DOMAIN_SUFFIX}")
-}
-
-fn rank(h: EndpointHealth) -> u8 {
-    match h {
-        EndpointHealth::Healthy => 0,
-        EndpointHealth::Draining => 1,
-        EndpointHealth::Unhealthy => 2,
-    }
 }
 
 fn key_of(meta: &ObjectMeta) -> Key {

@@ -15,6 +15,12 @@ pub struct Service {
     pub source: ResourceKey,
     pub ports: Vec<ServicePort>,
     pub resolution: Resolution,
+    /// An endpoint is identified, per service port, by its address and the port it
+    /// serves that port on ([`Endpoint::port_for`]): one address may be listed several
+    /// times with different ports (Kubernetes hostNetwork pods, a named `targetPort`
+    /// resolving to different numbers, hand-written slices or ServiceEntry endpoints),
+    /// and each is its own Envoy endpoint. The same (address, port) listed twice is one
+    /// endpoint, the healthiest entry winning ([`EndpointHealth::rank`]).
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -72,6 +78,17 @@ pub enum EndpointHealth {
     /// Terminating but still serving: no new requests, in-flight ones finish.
     Draining,
     Unhealthy,
+}
+
+impl EndpointHealth {
+    /// 0 for the healthiest: when one endpoint is listed twice, the lower rank wins.
+    pub fn rank(self) -> u8 {
+        match self {
+            EndpointHealth::Healthy => 0,
+            EndpointHealth::Draining => 1,
+            EndpointHealth::Unhealthy => 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,10 @@ use crate::model::{Config, Destination, EndpointHealth, Resolution, ServicePort}
 /// One locality with every endpoint of the destination's service whose labels include
 /// its subset's, sorted by (address, port). Emitted even when empty. A DNS service
 /// without endpoints resolves its own host name.
+///
+/// An endpoint is its (address, port): the same address on two ports is two Envoy
+/// endpoints; the same (address, port) listed twice is one, the healthiest entry
+/// winning, else the first listed.
 pub(super) fn to_cluster_load_assignment(
     config: &Config,
     d: &Destination,
@@ -35,7 +39,10 @@ pub(super) fn to_cluster_load_assignment(
             .filter(|e| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
             .map(|e| (e.address.clone(), e.port_for(port), e))
             .collect();
-        endpoints.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // Stable: among entries of the same (address, port) and health, the first stays.
+        endpoints
+            .sort_by(|a, b| (&a.0, a.1, a.2.health.rank()).cmp(&(&b.0, b.1, b.2.health.rank())));
+        endpoints.dedup_by(|later, kept| (&later.0, later.1) == (&kept.0, kept.1));
         lb_endpoints = endpoints
             .into_iter()
             .map(|(address, port, e)| to_lb_endpoint(&address, port, e.health, e.weight))
@@ -75,5 +82,92 @@ fn to_lb_endpoint(address: &str, port: u32, health: EndpointHealth, weight: u32)
             value: weight.max(1),
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::{
+        address::Address::SocketAddress, socket_address::PortSpecifier::PortValue,
+    };
+
+    use super::super::fixtures::{mk_endpoint, mk_service};
+    use super::*;
+    use crate::model::Endpoint;
+
+    fn mk_on(address: &str, port: Option<u32>, health: EndpointHealth) -> Endpoint {
+        let mut e = mk_endpoint(address, "v1");
+        e.ports.extend(port.map(|p| ("http".to_string(), p)));
+        e.health = health;
+        e
+    }
+
+    /// `(address:port, health)` of each LbEndpoint of `petstore:8080`.
+    fn served(endpoints: Vec<Endpoint>) -> Vec<(String, i32)> {
+        let mut config = Config::default();
+        let service = mk_service("petstore", 8080, Resolution::Static, endpoints);
+        config.services.insert("petstore".into(), service);
+        let d = Destination {
+            host: "petstore".into(),
+            subset: None,
+            port: 8080,
+        };
+        let cla = to_cluster_load_assignment(&config, &d);
+        cla.endpoints[0]
+            .lb_endpoints
+            .iter()
+            .map(|lb| {
+                let Some(HostIdentifier::Endpoint(e)) = &lb.host_identifier else {
+                    panic!("an endpoint");
+                };
+                let address = e.address.as_ref().unwrap();
+                let Some(SocketAddress(s)) = &address.address else {
+                    panic!("a socket address");
+                };
+                let Some(PortValue(port)) = s.port_specifier else {
+                    panic!("a port");
+                };
+                (format!("{}:{port}", s.address), lb.health_status)
+            })
+            .collect()
+    }
+
+    const HEALTHY: i32 = HealthStatus::Healthy as i32;
+    const DRAINING: i32 = HealthStatus::Draining as i32;
+
+    #[test]
+    fn one_address_on_two_ports_is_two_endpoints() {
+        let endpoints = vec![
+            mk_on("127.0.0.1", Some(9002), EndpointHealth::Healthy),
+            mk_on("127.0.0.1", Some(9001), EndpointHealth::Draining),
+            // Falls back to the service port.
+            mk_on("127.0.0.1", None, EndpointHealth::Healthy),
+        ];
+        assert_eq!(
+            served(endpoints),
+            vec![
+                ("127.0.0.1:8080".into(), HEALTHY),
+                ("127.0.0.1:9001".into(), DRAINING),
+                ("127.0.0.1:9002".into(), HEALTHY),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_address_and_port_listed_twice_is_one_endpoint_the_healthiest() {
+        let endpoints = vec![
+            mk_on("10.0.0.1", Some(9001), EndpointHealth::Draining),
+            mk_on("10.0.0.1", Some(9001), EndpointHealth::Healthy),
+            // Resolves to 8080 like the service port fallback below.
+            mk_on("10.0.0.2", Some(8080), EndpointHealth::Healthy),
+            mk_on("10.0.0.2", None, EndpointHealth::Draining),
+        ];
+        assert_eq!(
+            served(endpoints),
+            vec![
+                ("10.0.0.1:9001".into(), HEALTHY),
+                ("10.0.0.2:8080".into(), HEALTHY),
+            ]
+        );
     }
 }

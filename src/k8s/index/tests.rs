@@ -19,6 +19,11 @@ fn mk_service(port_name: &str) -> K8sService {
 
 /// A slice of `web` with one port `http` (8080) and endpoints `(address, pod, ready)`.
 fn mk_slice(name: &str, endpoints: &[(&str, &str, bool)]) -> EndpointSlice {
+    mk_slice_on(name, 8080, endpoints)
+}
+
+/// A slice of `web` whose port `http` is `port`.
+fn mk_slice_on(name: &str, port: u16, endpoints: &[(&str, &str, bool)]) -> EndpointSlice {
     let endpoints: Vec<Value> = endpoints
         .iter()
         .map(|(address, pod, ready)| {
@@ -33,7 +38,7 @@ fn mk_slice(name: &str, endpoints: &[(&str, &str, bool)]) -> EndpointSlice {
         "metadata": {"name": name, "namespace": "default",
                      "labels": {SERVICE_NAME_LABEL: "web"}},
         "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
         "endpoints": endpoints
     }))
 }
@@ -239,4 +244,66 @@ fn slices_of_other_services_fqdn_and_external_name_are_ignored() {
     }));
     index.apply(&external);
     assert_eq!(index.services().len(), 1);
+}
+
+/// `(address, port)` of each endpoint for the Service's first port.
+fn served(index: &Index) -> Vec<(String, u32)> {
+    let services = index.services();
+    let web = &services[HOST];
+    let endpoints = web.endpoints.iter();
+    endpoints
+        .map(|e| (e.address.clone(), e.port_for(&web.ports[0])))
+        .collect()
+}
+
+#[test]
+fn one_address_on_two_ports_in_two_slices_is_two_endpoints() {
+    // hostNetwork pods, or a selector-less Service with hand-written slices.
+    let mut index = Index::default();
+    index.apply(&mk_service("http"));
+    index.apply(&mk_slice_on("web-a", 9001, &[("10.0.0.1", "p1", true)]));
+    index.apply(&mk_slice_on("web-b", 9002, &[("10.0.0.1", "p2", true)]));
+    assert_eq!(
+        served(&index),
+        vec![("10.0.0.1".into(), 9001), ("10.0.0.1".into(), 9002)]
+    );
+    index.delete(&mk_slice("web-a", &[]));
+    assert_eq!(served(&index), vec![("10.0.0.1".into(), 9002)]);
+}
+
+#[test]
+fn a_named_target_port_resolves_per_slice() {
+    // `targetPort: web` is 8080 in one pod and 9090 in another: the controller puts
+    // them in different slices, each slice's ports applying to its endpoints.
+    let mut index = Index::default();
+    index.apply(&mk_service("http"));
+    index.apply(&mk_slice_on(
+        "web-a",
+        8080,
+        &[("10.0.0.1", "p1", true), ("10.0.0.2", "p2", true)],
+    ));
+    index.apply(&mk_slice_on("web-b", 9090, &[("10.0.0.3", "p3", true)]));
+    assert_eq!(
+        served(&index),
+        vec![
+            ("10.0.0.1".into(), 8080),
+            ("10.0.0.2".into(), 8080),
+            ("10.0.0.3".into(), 9090)
+        ]
+    );
+}
+
+#[test]
+fn health_is_kept_per_address_and_port() {
+    let mut index = Index::default();
+    index.apply(&mk_service("http"));
+    let mut draining = mk_slice_on("web-a", 9001, &[("10.0.0.1", "p1", false)]);
+    let conditions = draining.endpoints[0].conditions.as_mut().unwrap();
+    conditions.serving = Some(true);
+    conditions.terminating = Some(true);
+    index.apply(&draining);
+    index.apply(&mk_slice_on("web-b", 9002, &[("10.0.0.1", "p2", true)]));
+    let services = index.services();
+    let health: Vec<EndpointHealth> = services[HOST].endpoints.iter().map(|e| e.health).collect();
+    assert_eq!(health, [EndpointHealth::Draining, EndpointHealth::Healthy]);
 }

@@ -236,3 +236,20 @@ fn service_entry_resolution() {
         ResourceKey::new(Kind::ServiceEntry, "default", "x")
     );
 }
+
+#[test]
+fn service_entry_endpoints_on_one_address_and_two_ports_are_both_kept() {
+    let text = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: web}\n\
+                spec:\n  hosts: [web.example.com]\n  ports: [{number: 80, name: http}]\n\
+                \x20 resolution: STATIC\n  endpoints:\n\
+                \x20 - {address: 127.0.0.1, ports: {http: 9001}}\n\
+                \x20 - {address: 127.0.0.1, ports: {http: 9002}}\n";
+    let config = mk_config(text).unwrap();
+    let web = &config.services["web.example.com"];
+    let ports: Vec<(&str, u32)> = web
+        .endpoints
+        .iter()
+        .map(|e| (e.address.as_str(), e.port_for(&web.ports[0])))
+        .collect();
+    assert_eq!(ports, [("127.0.0.1", 9001), ("127.0.0.1", 9002)]);
+}

@@ -284,6 +284,35 @@ fn names_envelope_errors_by_document_until_named() {
 }
 
 #[test]
+fn an_unsupported_kind_of_a_known_group_is_no_api_version_error() {
+    // Real-world YAML: a GRPCRoute next to what coalmine reads.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n\
+                metadata: {name: grpc}\nspec: {parentRefs: [{name: edge}]}\n\
+                ---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+                metadata: {name: default}\nspec: {}\n";
+    let found = mk_errors(text);
+    assert_eq!(
+        found,
+        vec![
+            (
+                "document 1".to_string(),
+                "kind".to_string(),
+                "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
+                 (supported: Gateway, HTTPRoute)"
+                    .to_string()
+            ),
+            (
+                "document 2".to_string(),
+                "kind".to_string(),
+                "unsupported kind \"Sidecar\" of networking.istio.io (supported: Gateway, \
+                 VirtualService, DestinationRule, ServiceEntry)"
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
 fn reports_syntax_errors() {
     let errors = parse_documents("kind: [unclosed\n").unwrap_err();
     assert_eq!(errors.0[0].resource, "document 1");
