@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(Api::named_by("coalmine.dev/v1alpha1"), Some(COALMINE));
         assert_eq!(Api::named_by("networking.istio.io"), None);
         assert_eq!(Api::named_by("apps/v1"), None);
-        assert_eq!(GATEWAY_API.kinds(), ["Gateway", "HTTPRoute"]);
+        assert_eq!(
+            GATEWAY_API.kinds(),
+            ["Gateway", "HTTPRoute", "ReferenceGrant"]
+        );
         assert_eq!(
             ISTIO.kinds(),
             [

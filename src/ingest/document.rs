@@ -321,7 +321,7 @@ mod tests {
             errors_of("gateway.networking.k8s.io/v1", "GRPCRoute", "a"),
             kind_error(
                 "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
-                 (supported: Gateway, HTTPRoute)"
+                 (supported: Gateway, HTTPRoute, ReferenceGrant)"
             )
         );
         assert_eq!(

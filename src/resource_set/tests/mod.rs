@@ -298,7 +298,7 @@ fn an_unsupported_kind_of_a_known_group_is_no_api_version_error() {
                 "document 1".to_string(),
                 "kind".to_string(),
                 "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
-                 (supported: Gateway, HTTPRoute)"
+                 (supported: Gateway, HTTPRoute, ReferenceGrant)"
                     .to_string()
             ),
             (
