@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
-                         DestinationRule, ServiceEntry, Rollout or HTTPRoute)";
+                         DestinationRule, ServiceEntry, Rollout, HTTPRoute or ReferenceGrant)";
         let any_group = "(expected a version of networking.istio.io, \
                          gateway.networking.k8s.io or coalmine.dev)";
         assert_eq!(
