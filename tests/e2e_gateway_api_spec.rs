@@ -131,6 +131,33 @@ fn routes(gw: &str) -> Vec<String> {
                 parent("empty")
             ),
         ),
+        // CORS: a preflight from an allowed origin is answered by Envoy.
+        route(
+            "cors",
+            "default",
+            &format!(
+                "{}  hostnames: [cors.test]\n  rules:\n  \
+                 - filters:\n    \
+                 - {{type: CORS, cors: {{allowOrigins: [\"https://*.example.com\"], allowMethods: [GET, PUT], maxAge: 60}}}}\n    \
+                 backendRefs: [{{name: v1, port: 80}}]\n",
+                parent("empty")
+            ),
+        ),
+        // Redirects: the port rule, prefix replacement and status codes.
+        route(
+            "redirects",
+            "default",
+            &format!(
+                "{}  hostnames: [redirect.test]\n  rules:\n  \
+                 - matches: [{{path: {{type: PathPrefix, value: /hostname}}}}]\n    filters:\n    \
+                 - {{type: RequestRedirect, requestRedirect: {{hostname: example.org}}}}\n  \
+                 - matches: [{{path: {{type: PathPrefix, value: /scheme}}}}]\n    filters:\n    \
+                 - {{type: RequestRedirect, requestRedirect: {{scheme: https, statusCode: 301}}}}\n  \
+                 - matches: [{{path: {{type: PathPrefix, value: /prefix}}}}]\n    filters:\n    \
+                 - {{type: RequestRedirect, requestRedirect: {{statusCode: 307, path: {{type: ReplacePrefixMatch, replacePrefixMatch: /replacement}}}}}}\n",
+                parent("empty")
+            ),
+        ),
         "apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
 metadata: {name: web-to-v1, namespace: default}
@@ -243,6 +270,52 @@ fn gateway_api_cases_through_envoy() {
     // Cross-namespace: granted v1 serves; ungranted v2 answers 500.
     assert_eq!(get(&w, "grant.test", "/", &[]), ok("v1"));
     assert_eq!(get(&w, "grant.test", "/ungranted", &[]).0, 500);
+
+    // Redirects: no scheme and no port keeps the listener's port; a scheme without a
+    // port goes to its well-known port, left out of Location.
+    let redirect = |path: &str| {
+        let host = format!("redirect.test:{}", w.port);
+        let r = traffic::get(w.port, &host, path, &[]).expect("get");
+        (
+            r.status,
+            r.header("location").unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(
+        redirect("/hostname/a"),
+        (302, format!("http://example.org:{}/hostname/a", w.port))
+    );
+    assert_eq!(
+        redirect("/scheme"),
+        (301, "https://redirect.test/scheme".to_string())
+    );
+    assert_eq!(
+        redirect("/prefix/one?x=1"),
+        (
+            307,
+            format!("http://redirect.test:{}/replacement/one?x=1", w.port)
+        )
+    );
+
+    // CORS preflight from an allowed origin, and none for another.
+    let preflight = |origin: &str| {
+        let headers = [("origin", origin), ("access-control-request-method", "PUT")];
+        let r =
+            traffic::request(w.port, "OPTIONS", "cors.test", "/", &headers, b"").expect("options");
+        let allowed = r.header("access-control-allow-origin").map(str::to_string);
+        (
+            allowed,
+            r.header("access-control-allow-methods").map(str::to_string),
+        )
+    };
+    assert_eq!(
+        preflight("https://www.example.com"),
+        (
+            Some("https://www.example.com".into()),
+            Some("GET,PUT".into())
+        )
+    );
+    assert_eq!(preflight("https://evil.test").0, None);
 
     // Under load, the split host never fails.
     let counts = send(300, w.port, "split.test", &[]);

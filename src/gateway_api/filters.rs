@@ -1,12 +1,12 @@
 //! HTTPRoute `filters[]` (of a rule, or of one backendRef): header modifiers, URL
-//! rewrite, request mirror and redirect. `ExtensionRef`, `CORS` and `ExternalAuth` are
+//! rewrite, request mirror, redirect and CORS. `ExtensionRef` and `ExternalAuth` are
 //! "not supported" errors naming the field.
 
 use serde_json::Value;
 
 use super::backend_ref::{try_backend_ref, Backend};
 use crate::ingest::{is_header_name, Fields, Obj, Report};
-use crate::model::{HeaderOps, Headers, Redirect};
+use crate::model::{CorsPolicy, HeaderOps, Headers, Redirect, StringMatch};
 
 const FILTER: Fields = Fields {
     known: &[
@@ -16,9 +16,18 @@ const FILTER: Fields = Fields {
         "requestMirror",
         "requestRedirect",
         "urlRewrite",
+        "cors",
     ],
-    unsupported: &["extensionRef", "cors", "externalAuth"],
+    unsupported: &["extensionRef", "externalAuth"],
 };
+const CORS: Fields = Fields::known(&[
+    "allowOrigins",
+    "allowCredentials",
+    "allowMethods",
+    "allowHeaders",
+    "exposeHeaders",
+    "maxAge",
+]);
 const HEADER_MODIFIER: Fields = Fields::known(&["set", "add", "remove"]);
 const HEADER: Fields = Fields::known(&["name", "value"]);
 const REWRITE: Fields = Fields::known(&["hostname", "path"]);
@@ -29,12 +38,13 @@ const FRACTION: Fields = Fields::known(&["numerator", "denominator"]);
 const REDIRECT: Fields = Fields::known(&["scheme", "hostname", "path", "port", "statusCode"]);
 
 /// The filter types and the field each one's settings go in.
-const TYPES: [(&str, &str); 5] = [
+const TYPES: [(&str, &str); 6] = [
     ("RequestHeaderModifier", "requestHeaderModifier"),
     ("ResponseHeaderModifier", "responseHeaderModifier"),
     ("URLRewrite", "urlRewrite"),
     ("RequestMirror", "requestMirror"),
     ("RequestRedirect", "requestRedirect"),
+    ("CORS", "cors"),
 ];
 
 /// A path change, as URLRewrite and RequestRedirect write it.
@@ -54,6 +64,7 @@ pub(super) struct Filters {
     pub mirror: Option<(String, Backend, Option<f64>)>,
     /// The redirect's path field, and the redirect.
     pub redirect: Option<(String, Redirect)>,
+    pub cors: Option<CorsPolicy>,
 }
 
 impl Filters {
@@ -124,6 +135,11 @@ pub(super) fn try_filters(
                     out.mirror = try_mirror(&at, value, namespace, r);
                 }
             }
+            "CORS" => {
+                if once(r, out.cors.is_some()) {
+                    out.cors = try_cors(&at, value, r);
+                }
+            }
             _ => {
                 if once(r, out.redirect.is_some()) {
                     out.redirect = try_redirect(&at, value, r).map(|redirect| (at, redirect));
@@ -132,6 +148,34 @@ pub(super) fn try_filters(
         }
     }
     out
+}
+
+/// The CORS filter: origins exact (`*` for any, or with a `*` in the host matching
+/// any characters there), methods, headers, `maxAge` in seconds (5 when absent, as
+/// the Gateway API says).
+fn try_cors(path: &str, value: &Value, r: &mut Report) -> Option<CorsPolicy> {
+    let cors = Obj::new(r, path, value, CORS)?;
+    let allow_origins = cors
+        .strings(r, "allowOrigins")
+        .into_iter()
+        .map(|origin| match origin.as_str() {
+            "*" => StringMatch::Regex(".*".into()),
+            o if o.contains('*') => {
+                let parts: Vec<String> = o.split('*').map(regex::escape).collect();
+                StringMatch::Regex(parts.join(".*"))
+            }
+            _ => StringMatch::Exact(origin),
+        })
+        .collect();
+    let max_age = cors.uint(r, "maxAge", 1, u32::MAX).unwrap_or(5);
+    Some(CorsPolicy {
+        allow_origins,
+        allow_methods: cors.strings(r, "allowMethods"),
+        allow_headers: cors.strings(r, "allowHeaders"),
+        expose_headers: cors.strings(r, "exposeHeaders"),
+        max_age: Some(std::time::Duration::from_secs(u64::from(max_age))),
+        allow_credentials: cors.boolean(r, "allowCredentials"),
+    })
 }
 
 fn merge(into: &mut HeaderOps, ops: HeaderOps) {

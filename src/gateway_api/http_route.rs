@@ -284,6 +284,7 @@ fn try_rule(
     route.rewrite = rewrite;
     route.mirror = mirror;
     route.headers = filters.headers;
+    route.cors = filters.cors;
     route.timeout = timeout;
     clean.then_some(route)
 }

@@ -2,6 +2,7 @@
 //! errors out, through the same `parse_documents` / `build_config` as Istio's.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
@@ -479,4 +480,86 @@ fn documents_dispatch_by_api_group() {
         .unwrap_err()
         .to_string()
         .contains("expected gateway.networking.k8s.io/v1"));
+}
+
+#[test]
+fn redirects_take_every_redirect_code_and_a_prefix() {
+    for code in [301, 302, 303, 307, 308] {
+        let text = SET.replace("statusCode: 301", &format!("statusCode: {code}"));
+        let config = build(&text).unwrap();
+        let RouteAction::Redirect(redirect) = &config.virtual_services[0].http[2].action else {
+            panic!("a redirect")
+        };
+        assert_eq!(redirect.status, code);
+        assert!(redirect.port_follows_scheme);
+    }
+    let text = SET.replace("statusCode: 301", "statusCode: 304");
+    assert_eq!(
+        fields(&text),
+        [(
+            "HTTPRoute default/web".to_string(),
+            "spec.rules[2].filters[0].requestRedirect.statusCode".to_string()
+        )]
+    );
+    // ReplacePrefixMatch needs a prefix match; the exact /old match is not one.
+    let text = SET.replace(
+        "path: {type: ReplaceFullPath, replaceFullPath: /new}",
+        "path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}",
+    );
+    assert_eq!(
+        fields(&text),
+        [(
+            "HTTPRoute default/web".to_string(),
+            "spec.rules[2].filters[0].requestRedirect.path.type".to_string()
+        )]
+    );
+    let text = text.replace(
+        "{type: Exact, value: /old}",
+        "{type: PathPrefix, value: /old}",
+    );
+    let config = build(&text).unwrap();
+    let RouteAction::Redirect(redirect) = &config.virtual_services[0].http[2].action else {
+        panic!("a redirect")
+    };
+    assert_eq!(
+        (redirect.uri.as_deref(), redirect.prefix.as_deref()),
+        (None, Some("/new"))
+    );
+}
+
+#[test]
+fn backend_request_timeouts_and_cors() {
+    let text = SET.replace(
+        "timeouts: {request: 5s}",
+        "timeouts: {request: 5s, backendRequest: 2s}\n      filters:\n        - {type: CORS, cors: {allowOrigins: ['*', 'https://*.example.com', 'https://a.test'], allowMethods: [GET]}}",
+    );
+    // The rule already has filters: put CORS on the split rule instead.
+    let text = text.replace(
+        "\n      filters:\n        - {type: CORS",
+        "\n    - matches: [{path: {type: Exact, value: /cors}}]\n      backendRefs: [{name: petstore-v1, port: 80}]\n      filters:\n        - {type: CORS",
+    );
+    let config = build(&text).unwrap();
+    let http = &config.virtual_services[0].http;
+    assert_eq!(http[1].timeout, Some(Duration::from_secs(2)));
+    let cors = http[2].cors.as_ref().expect("cors");
+    assert_eq!(
+        cors.allow_origins,
+        [
+            StringMatch::Regex(".*".into()),
+            StringMatch::Regex("https://.*\\.example\\.com".into()),
+            StringMatch::Exact("https://a.test".into()),
+        ]
+    );
+    assert_eq!(cors.max_age, Some(Duration::from_secs(5)));
+    let longer = SET.replace(
+        "timeouts: {request: 5s}",
+        "timeouts: {request: 5s, backendRequest: 9s}",
+    );
+    assert_eq!(
+        fields(&longer),
+        [(
+            "HTTPRoute default/web".to_string(),
+            "spec.rules[1].timeouts.backendRequest".to_string()
+        )]
+    );
 }

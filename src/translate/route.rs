@@ -67,19 +67,30 @@ pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfigurat
 /// `port` is the listener's (0 for a proxyless client): Gateway API redirects default
 /// to it.
 pub(super) fn to_virtual_host(plan: &VirtualHostPlan<'_>, port: u32) -> VirtualHost {
+    let place = Place {
+        listener_port: port,
+        host: plan.exact_host.as_deref(),
+    };
     VirtualHost {
         name: plan.name.clone(),
         domains: plan.domains.clone(),
         routes: plan
             .routes
             .iter()
-            .map(|p| to_route(p.route, p.matched, port))
+            .map(|p| to_route(p.route, p.matched, &place))
             .collect(),
         ..Default::default()
     }
 }
 
-fn to_route(route: &HttpRoute, m: Option<&RouteMatch>, port: u32) -> Route {
+/// Where a route is served: what a Gateway API redirect without a port or host needs.
+struct Place<'a> {
+    listener_port: u32,
+    /// The one host of the virtual host, when it has exactly one and no wildcard.
+    host: Option<&'a str>,
+}
+
+fn to_route(route: &HttpRoute, m: Option<&RouteMatch>, place: &Place<'_>) -> Route {
     let name = [route.name.as_deref(), m.and_then(|m| m.name.as_deref())]
         .into_iter()
         .flatten()
@@ -107,7 +118,7 @@ fn to_route(route: &HttpRoute, m: Option<&RouteMatch>, port: u32) -> Route {
                 &mut out,
             ))
         }
-        RouteAction::Redirect(redirect) => Action::Redirect(to_redirect_action(redirect, port)),
+        RouteAction::Redirect(redirect) => Action::Redirect(to_redirect_action(redirect, place)),
         RouteAction::None => Action::DirectResponse(DirectResponseAction {
             status: route
                 .fault
@@ -264,7 +275,7 @@ fn to_retry_policy(retries: &Retries) -> Option<RetryPolicy> {
     })
 }
 
-fn to_redirect_action(redirect: &Redirect, listener_port: u32) -> RedirectAction {
+fn to_redirect_action(redirect: &Redirect, place: &Place<'_>) -> RedirectAction {
     let response_code = match redirect.status {
         302 => RedirectResponseCode::Found,
         303 => RedirectResponseCode::SeeOther,
@@ -282,10 +293,23 @@ fn to_redirect_action(redirect: &Redirect, listener_port: u32) -> RedirectAction
         (None, _) if !redirect.port_follows_scheme => 0,
         (None, Some("https")) => 443,
         (None, Some(_)) => 80,
-        (None, None) => listener_port,
+        (None, None) => place.listener_port,
+    };
+    // The scheme's default port is left out of Location. Envoy writes any port it is
+    // given and, given none, keeps the request's, unless the host is replaced: so the
+    // virtual host's one host replaces it when there is one (a wildcard virtual host
+    // keeps the port the request named).
+    let https = redirect.scheme.as_deref() == Some("https");
+    let default_port = matches!((https, port), (true, 443) | (false, 80));
+    let mut host = redirect.authority.clone();
+    let port = if default_port && redirect.port_follows_scheme {
+        host = host.or_else(|| place.host.map(str::to_string));
+        0
+    } else {
+        port
     };
     RedirectAction {
-        host_redirect: redirect.authority.clone().unwrap_or_default(),
+        host_redirect: host.unwrap_or_default(),
         port_redirect: port,
         response_code: response_code as i32,
         scheme_rewrite_specifier: redirect

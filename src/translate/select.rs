@@ -47,6 +47,8 @@ pub(super) struct VirtualHostPlan<'a> {
     /// In the order Envoy tries them: one per match of each rule (a rule without
     /// matches is one entry matching every request).
     pub routes: Vec<RoutePlan<'a>>,
+    /// The hostname of merged HTTPRoutes when it has no wildcard.
+    pub exact_host: Option<String>,
 }
 
 /// One Envoy route: a model route and the one match it stands for.
@@ -63,6 +65,7 @@ impl<'a> VirtualHostPlan<'a> {
             name: format!("{}/{}", vs.key.namespace, vs.key.name),
             domains,
             routes: vs.http.iter().flat_map(route_plans).collect(),
+            exact_host: None,
         }
     }
 
@@ -205,6 +208,7 @@ fn to_virtual_hosts<'a>(
             .collect();
         if !domains.is_empty() {
             out.push(VirtualHostPlan {
+                exact_host: (!hostname.contains('*')).then(|| hostname.clone()),
                 name: hostname,
                 domains,
                 routes: precedence(&routes),
