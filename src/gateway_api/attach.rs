@@ -22,8 +22,8 @@ use super::reference_grant::{permitted, Grant, Target};
 use super::{gateway_ref, Pending, API_GROUP};
 use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
-    host_candidates, AttachedListener, Destination, HttpRoute, Kind, RouteAction, Service,
-    UnresolvedRef, Weight,
+    host_candidates, AttachedListener, Destination, HttpRoute, Kind, ListenerStatus, NotTrue,
+    ResourceKey, RouteAction, Service, UnresolvedRef, Weight,
 };
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.
@@ -51,6 +51,7 @@ pub(crate) fn attach_routes(
                 "Gateway {name} (networking.istio.io) has the same namespace and name; \
                  routes could not tell them apart"
             ),
+            reason: None,
         });
         pending.listeners.remove(&name);
         pending.broken_gateways.insert(name);
@@ -61,9 +62,10 @@ pub(crate) fn attach_routes(
     for (_, entry) in &read.service_entries {
         services.extend(entry.iter().map(|(_, s)| (s.host.as_str(), s)));
     }
+    let mut attached_routes: BTreeMap<(String, String), u32> = BTreeMap::new();
     for mut route in pending.routes {
         let mut r = Report::new(route.vs.key.to_string());
-        let broken_parent = attach(
+        let attached = attach(
             &mut route,
             &pending.listeners,
             &pending.broken_gateways,
@@ -75,111 +77,181 @@ pub(crate) fn attach_routes(
             grants: &pending.grants,
         };
         let unresolved = resolve_backends(&mut route, &known, &mut r);
-        if r.is_clean() && !broken_parent {
+        if r.is_clean() && !attached.broken_parent {
+            for listener in attached.listeners {
+                *attached_routes.entry(listener).or_default() += 1;
+            }
             read.unresolved.extend(unresolved);
+            let key = route.vs.key.clone();
+            read.gateway_status.parents.insert(key, attached.parents);
             read.virtual_services.push(route.vs);
         } else {
             read.broken.virtual_services.insert(route.vs.key.clone());
         }
         errors.extend(r.errors);
     }
+    for (name, listeners) in &pending.listeners {
+        let Some((namespace, gateway)) = name.split_once('/') else {
+            continue;
+        };
+        let key = ResourceKey::new(Kind::KubernetesGateway, namespace, gateway);
+        let statuses = listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                attached_routes: attached_routes
+                    .get(&(name.clone(), l.name.clone()))
+                    .copied()
+                    .unwrap_or(0),
+            })
+            .collect();
+        read.gateway_status.listeners.insert(key, statuses);
+    }
 }
 
-/// Fills in the route's gateways and attached listeners and narrows its hosts; true
-/// when a parent is a Gateway with errors of its own (nothing more is reported about it).
+/// How a route's parentRefs attached it.
+struct Attached {
+    /// Per parentRef: `None` when it attached, else why not.
+    parents: Vec<Option<NotTrue>>,
+    /// `(gateway, listener)` of every listener the route is attached to (hostnames
+    /// aside, as `attachedRoutes` counts them).
+    listeners: BTreeSet<(String, String)>,
+    /// A parent is a Gateway with errors of its own: nothing more is reported.
+    broken_parent: bool,
+}
+
+/// Fills in the route's gateways and attached listeners and narrows its hosts. A
+/// parentRef that attaches nowhere gets its reason; when none attaches the reasons are
+/// errors of the route (it would serve nothing).
 fn attach(
     route: &mut Route,
     listeners: &BTreeMap<String, Vec<Listener>>,
     broken: &BTreeSet<String>,
     r: &mut Report,
-) -> bool {
+) -> Attached {
     let namespace = route.vs.key.namespace.clone();
     let mut hosts: Vec<String> = Vec::new();
     let mut gateways: Vec<String> = Vec::new();
-    let mut attached: Vec<AttachedListener> = Vec::new();
-    let mut broken_parent = false;
+    let mut bindings: Vec<AttachedListener> = Vec::new();
+    let mut out = Attached {
+        parents: Vec::new(),
+        listeners: BTreeSet::new(),
+        broken_parent: false,
+    };
+    let mut failures: Vec<(String, NotTrue)> = Vec::new();
     for (i, parent) in route.parents.iter().enumerate() {
         let path = format!("spec.parentRefs[{i}]");
         let name = gateway_ref(&parent.namespace, &parent.name);
         if broken.contains(&name) {
-            broken_parent = true;
+            out.broken_parent = true;
+            out.parents.push(None);
             continue;
         }
-        let Some(all) = listeners.get(&name) else {
-            let message = format!("{} {name} is not defined", Kind::KubernetesGateway);
-            r.push(format!("{path}.name"), message);
-            continue;
-        };
-        let Some(picked) = pick(parent, all, &namespace, &path, r) else {
-            continue;
-        };
-        let mut matched = false;
-        for listener in picked {
-            let mut on_listener: Vec<String> = Vec::new();
-            for host in &route.vs.hosts {
-                if let Some(host) = intersect(&listener.hostname, host) {
-                    if !on_listener.contains(&host) {
-                        on_listener.push(host);
+        let outcome = attach_one(parent, &name, listeners, &namespace, &route.vs.hosts);
+        match outcome {
+            Err((field, not_true)) => {
+                failures.push((format!("{path}{field}"), not_true.clone()));
+                out.parents.push(Some(not_true));
+            }
+            Ok((picked, on_listeners)) => {
+                out.parents.push(None);
+                for listener in picked {
+                    out.listeners.insert((name.clone(), listener));
+                }
+                for binding in on_listeners {
+                    for host in &binding.hostnames {
+                        if !hosts.contains(host) {
+                            hosts.push(host.clone());
+                        }
+                    }
+                    if !bindings.contains(&binding) {
+                        bindings.push(binding);
                     }
                 }
-            }
-            if on_listener.is_empty() {
-                continue;
-            }
-            matched = true;
-            for host in &on_listener {
-                if !hosts.contains(host) {
-                    hosts.push(host.clone());
+                if !gateways.contains(&name) {
+                    gateways.push(name);
                 }
             }
-            let binding = AttachedListener {
-                gateway: name.clone(),
-                port: listener.port,
-                hostnames: on_listener,
-            };
-            if !attached.contains(&binding) {
-                attached.push(binding);
-            }
         }
-        if !matched {
-            let message = format!("no hostname of the route matches a listener hostname of {name}");
-            r.push(path, message);
-            continue;
-        }
-        if !gateways.contains(&name) {
-            gateways.push(name);
+    }
+    if gateways.is_empty() && !out.broken_parent {
+        for (field, not_true) in failures {
+            r.push_reason(field, not_true.reason, not_true.message);
         }
     }
     route.vs.hosts = hosts;
     route.vs.gateways = gateways;
-    route.vs.listeners = attached;
-    broken_parent
+    route.vs.listeners = bindings;
+    out
+}
+
+/// One parentRef: the names of the listeners it attaches to and the route's hostnames
+/// on each, or the field (after `spec.parentRefs[i]`) and reason it attaches nowhere.
+#[allow(clippy::type_complexity)]
+fn attach_one(
+    parent: &ParentRef,
+    name: &str,
+    listeners: &BTreeMap<String, Vec<Listener>>,
+    namespace: &str,
+    route_hosts: &[String],
+) -> Result<(Vec<String>, Vec<AttachedListener>), (String, NotTrue)> {
+    let not_true = |field: &str, reason: &'static str, message: String| {
+        Err((field.to_string(), NotTrue { reason, message }))
+    };
+    let Some(all) = listeners.get(name) else {
+        let message = format!("{} {name} is not defined", Kind::KubernetesGateway);
+        return not_true(".name", "NoMatchingParent", message);
+    };
+    let picked = pick(parent, all, namespace)?;
+    let mut bindings = Vec::new();
+    for listener in &picked {
+        let mut on_listener: Vec<String> = Vec::new();
+        for host in route_hosts {
+            if let Some(host) = intersect(&listener.hostname, host) {
+                if !on_listener.contains(&host) {
+                    on_listener.push(host);
+                }
+            }
+        }
+        if !on_listener.is_empty() {
+            bindings.push(AttachedListener {
+                gateway: name.to_string(),
+                port: listener.port,
+                hostnames: on_listener,
+            });
+        }
+    }
+    if bindings.is_empty() {
+        let message = format!("no hostname of the route matches a listener hostname of {name}");
+        return not_true("", "NoMatchingListenerHostname", message);
+    }
+    let names = picked.iter().map(|l| l.name.clone()).collect();
+    Ok((names, bindings))
 }
 
 /// The listeners of `all` a parentRef attaches to (`sectionName` and `port` narrow them),
-/// or why it attaches to none.
+/// or the field and reason it attaches to none.
 fn pick<'l>(
     parent: &ParentRef,
     all: &'l [Listener],
     namespace: &str,
-    path: &str,
-    r: &mut Report,
-) -> Option<Vec<&'l Listener>> {
+) -> Result<Vec<&'l Listener>, (String, NotTrue)> {
+    let not_true = |field: &str, reason: &'static str, message: String| {
+        Err((field.to_string(), NotTrue { reason, message }))
+    };
     let mut picked: Vec<&Listener> = all.iter().collect();
     if let Some(section) = &parent.section {
         picked.retain(|l| &l.name == section);
         if picked.is_empty() {
             let message = format!("the Gateway has no listener named {section:?}");
-            r.push(format!("{path}.sectionName"), message);
-            return None;
+            return not_true(".sectionName", "NoMatchingParent", message);
         }
     }
     if let Some(port) = parent.port {
         picked.retain(|l| l.port == port);
         if picked.is_empty() {
             let message = format!("the Gateway has no listener on port {port} here");
-            r.push(format!("{path}.port"), message);
-            return None;
+            return not_true(".port", "NoMatchingParent", message);
         }
     }
     picked.retain(|l| l.all_namespaces || parent.namespace == namespace);
@@ -189,10 +261,9 @@ fn pick<'l>(
              Same)",
             parent.namespace
         );
-        r.push(path, message);
-        return None;
+        return not_true("", "NotAllowedByListeners", message);
     }
-    Some(picked)
+    Ok(picked)
 }
 
 /// The narrower of a listener hostname and a route hostname when one covers the other.

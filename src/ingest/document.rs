@@ -44,6 +44,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>> {
                          (documents {earlier} and {})",
                         index + 1
                     ),
+                    reason: None,
                 }),
                 None => {
                     first.insert(key, index + 1);
@@ -79,6 +80,7 @@ fn split(text: &str, errors: &mut Vec<FieldError>) -> Vec<Value> {
                 resource: format!("document {document}"),
                 field: String::new(),
                 message,
+                reason: None,
             });
             Vec::new()
         }

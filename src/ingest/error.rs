@@ -11,6 +11,10 @@ pub struct FieldError {
     /// A path such as `spec.http[0].route[1].weight`; empty for the document as a whole.
     pub field: String,
     pub message: String,
+    /// The Gateway API reason, where one applies (e.g. `NoMatchingParent` on a
+    /// parentRef): what a Kubernetes status condition says. Not part of API answers.
+    #[serde(skip)]
+    pub reason: Option<&'static str>,
 }
 
 impl fmt::Display for FieldError {
@@ -55,13 +59,31 @@ impl Report {
             resource: self.resource.clone(),
             field: field.into(),
             message: message.into(),
+            reason: None,
         });
+    }
+
+    /// An error with the Gateway API reason a status condition gives for it.
+    pub(crate) fn push_reason(
+        &mut self,
+        field: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.push(field, message);
+        if let Some(last) = self.errors.last_mut() {
+            last.reason = Some(reason);
+        }
     }
 
     /// Takes over the errors of `other`, naming this report's resource instead.
     pub(crate) fn adopt(&mut self, other: Report) {
         for error in other.errors {
+            let reason = error.reason;
             self.push(error.field, error.message);
+            if let Some(last) = self.errors.last_mut() {
+                last.reason = reason;
+            }
         }
     }
 
@@ -93,6 +115,7 @@ mod tests {
             resource: "document 1".into(),
             field: "kind".into(),
             message: "required".into(),
+            reason: None,
         }]);
         assert_eq!(
             serde_json::to_value(&errors).unwrap(),

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    DestinationRule, Gateway, ResourceKey, Rollout, Service, UnresolvedRef, VirtualService,
+    DestinationRule, Gateway, GatewayStatus, ResourceKey, Rollout, Service, UnresolvedRef,
+    VirtualService,
 };
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
@@ -19,6 +20,8 @@ pub(crate) struct Read {
     pub rollouts: Vec<Rollout>,
     /// References of accepted resources that could not be resolved.
     pub unresolved: Vec<UnresolvedRef>,
+    /// The Gateway API status found while attaching routes.
+    pub gateway_status: GatewayStatus,
     pub broken: Broken,
 }
 

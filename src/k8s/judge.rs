@@ -53,10 +53,12 @@ pub fn to_document_value(id: &ObjectId, object: &Value) -> Value {
     let mut doc = Map::new();
     doc.insert("apiVersion".into(), json!(id.api_version));
     doc.insert("kind".into(), json!(id.kind));
-    doc.insert(
-        "metadata".into(),
-        json!({"name": id.name, "namespace": id.namespace}),
-    );
+    let mut metadata = json!({"name": id.name, "namespace": id.namespace});
+    // The Gateway API orders equally specific matches of two routes by age.
+    if let Some(created) = object["metadata"].get("creationTimestamp") {
+        metadata["creationTimestamp"] = created.clone();
+    }
+    doc.insert("metadata".into(), metadata);
     if let Some(fields) = object.as_object() {
         for (k, v) in fields {
             if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
@@ -80,6 +82,7 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
                     resource: id.to_string(),
                     field: String::new(),
                     message: "not one document".into(),
+                    reason: None,
                 };
                 judged.rejected.insert(id.clone(), vec![error]);
             }
@@ -109,6 +112,7 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
                     resource: id.to_string(),
                     field: String::new(),
                     message: "the set of resources does not validate".into(),
+                    reason: None,
                 };
                 judged.rejected.insert(id, vec![error]);
             }
@@ -158,6 +162,7 @@ pub fn keep_last_accepted(
                 resource: id.to_string(),
                 field: String::new(),
                 message: "its last accepted version is still served".into(),
+                reason: None,
             });
         }
         judged.accepted.insert(id, doc);

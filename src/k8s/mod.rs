@@ -21,6 +21,7 @@
 mod convert;
 pub mod crd;
 pub mod discovery;
+pub mod gateway_api_status;
 pub mod index;
 pub mod judge;
 pub mod leader;

@@ -33,10 +33,12 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::gateway_api_status;
 use super::judge::{judge, keep_last_accepted, to_document_value, Judged, ObjectId};
 use super::status::{self, to_patch, Verdict, Wanted};
 use super::Services;
 use crate::desired::{self, Desired};
+use crate::resource_set;
 
 /// The most events reduced before a judgement, however many more are waiting.
 const MAX_BATCH: usize = 1000;
@@ -254,12 +256,16 @@ impl Sync {
             }
         };
         let now = Timestamp::now();
+        let accepted: Vec<_> = judged.accepted.values().cloned().collect();
+        let config = resource_set::build_config(&accepted, &self.seen).unwrap_or_default();
         let wanted: Vec<Wanted> = objects
             .into_iter()
             .filter_map(|(ar, id, value)| {
-                let verdict = Verdict::new(judged.rejected.get(&id).map(Vec::as_slice));
-                let patch = to_patch(&value, &verdict, now)?;
+                let errors = judged.rejected.get(&id).map(Vec::as_slice);
+                let verdict = Verdict::new(errors);
+                let patch = status_patch(&id, &value, &verdict, errors, &config, now)?;
                 Some(Wanted {
+                    cluster_scoped: false,
                     resource: ar.clone(),
                     resource_version: value["metadata"]["resourceVersion"]
                         .as_str()
@@ -279,6 +285,52 @@ impl Sync {
             changed
         });
         stored
+    }
+}
+
+/// The status patch for one object: the Gateway API's own for its Gateways and
+/// HTTPRoutes, the `Accepted` condition for the rest.
+fn status_patch(
+    id: &ObjectId,
+    value: &Value,
+    verdict: &Verdict,
+    errors: Option<&[crate::ingest::FieldError]>,
+    config: &crate::model::Config,
+    now: Timestamp,
+) -> Option<Value> {
+    use crate::model::{Kind, NotTrue, ResourceKey};
+    let gateway_api = id.api_version.starts_with("gateway.networking.k8s.io/");
+    match (gateway_api, id.kind.as_str()) {
+        (true, "HTTPRoute") => {
+            let key = ResourceKey::new(Kind::HttpRoute, id.namespace.clone(), id.name.clone());
+            let count = value["spec"]["parentRefs"].as_array().map_or(0, Vec::len);
+            let parents = config.gateway_status.parents.get(&key).map(Vec::as_slice);
+            let unresolved: Vec<_> = config
+                .unresolved
+                .iter()
+                .filter(|u| u.resource == key)
+                .collect();
+            let states = gateway_api_status::route_parents(count, parents, &unresolved, errors);
+            gateway_api_status::route_patch(value, &states, now)
+        }
+        (true, "Gateway") => {
+            let key = ResourceKey::new(
+                Kind::KubernetesGateway,
+                id.namespace.clone(),
+                id.name.clone(),
+            );
+            let outcome = match verdict.accepted {
+                true => Ok(()),
+                false => Err(NotTrue {
+                    reason: "Invalid",
+                    message: verdict.message.clone(),
+                }),
+            };
+            let listeners = config.gateway_status.listeners.get(&key);
+            let listeners = listeners.map(Vec::as_slice).unwrap_or_default();
+            gateway_api_status::gateway_patch(value, &outcome, listeners, now)
+        }
+        _ => to_patch(value, verdict, now),
     }
 }
 

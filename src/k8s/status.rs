@@ -3,11 +3,11 @@
 //! error, field path first, in the message), written with a merge patch on the
 //! `/status` subresource, by the leader only.
 //!
-//! Where it goes: `status.conditions` (other condition types are kept), except on a
-//! Gateway API `HTTPRoute`, whose status is per parent: one `status.parents[]` entry
-//! per `spec.parentRefs[]` with `controllerName` [`CONTROLLER`] (other controllers'
-//! entries are kept). [`to_patch`] is pure and answers `None` when the object already
-//! says what it should, so a status write, echoed back by the watch, writes nothing.
+//! Where it goes: `status.conditions` (other condition types are kept); Gateway API
+//! Gateways and HTTPRoutes get the Gateway API's own status instead
+//! ([`super::gateway_api_status`]). [`to_patch`] is pure and answers `None` when the
+//! object already says what it should, so a status write, echoed back by the watch,
+//! writes nothing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -87,14 +87,8 @@ pub struct Wanted {
     pub verdict: Verdict,
     /// The merge patch (`{"status": ...}`).
     pub patch: Value,
-}
-
-/// Whether `object` is a Gateway API HTTPRoute (status per parent).
-fn per_parent(object: &Value) -> bool {
-    object["kind"] == "HTTPRoute"
-        && object["apiVersion"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
+    /// A cluster-scoped object (a GatewayClass): no namespace in its path.
+    pub cluster_scoped: bool,
 }
 
 /// The status patch that makes `object` say `verdict`, or `None` when it already does
@@ -102,30 +96,6 @@ fn per_parent(object: &Value) -> bool {
 pub fn to_patch(object: &Value, verdict: &Verdict, now: Timestamp) -> Option<Value> {
     let generation = object["metadata"]["generation"].as_i64();
     let status = &object["status"];
-    if per_parent(object) {
-        let refs = object["spec"]["parentRefs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let parents = status["parents"].as_array().cloned().unwrap_or_default();
-        let (ours, theirs): (Vec<Value>, Vec<Value>) = parents
-            .into_iter()
-            .partition(|p| p["controllerName"] == CONTROLLER);
-        let since = |i: usize| since(ours.get(i).map(|p| &p["conditions"]), verdict, now);
-        let mine: Vec<Value> = refs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                json!({"parentRef": r, "controllerName": CONTROLLER,
-                       "conditions": [verdict.condition(generation, &since(i))]})
-            })
-            .collect();
-        if same(&ours, &mine) {
-            return None;
-        }
-        let all: Vec<Value> = theirs.into_iter().chain(mine).collect();
-        return Some(json!({"status": {"parents": all}}));
-    }
     let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
     let (ours, mut theirs): (Vec<Value>, Vec<Value>) =
         conditions.into_iter().partition(|c| c["type"] == CONDITION);
@@ -141,9 +111,15 @@ pub fn to_patch(object: &Value, verdict: &Verdict, now: Timestamp) -> Option<Val
 /// The transition time to write: the old one while the condition's status stays.
 fn since(old: Option<&Value>, verdict: &Verdict, now: Timestamp) -> String {
     let status = if verdict.accepted { "True" } else { "False" };
+    since_for(old, CONDITION, status, now)
+}
+
+/// The transition time for a condition of `kind` going to `status`: the old one while
+/// `old` (a conditions array) has it with that status, else `now`.
+pub(super) fn since_for(old: Option<&Value>, kind: &str, status: &str, now: Timestamp) -> String {
     let old = old
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
         .filter(|c| c["status"] == status)
         .and_then(|c| c["lastTransitionTime"].as_str());
     match old {
@@ -153,7 +129,7 @@ fn since(old: Option<&Value>, verdict: &Verdict, now: Timestamp) -> String {
 }
 
 /// Equal once every `lastTransitionTime` is left out.
-fn same(a: &[Value], b: &[Value]) -> bool {
+pub(super) fn same(a: &[Value], b: &[Value]) -> bool {
     fn strip(v: &Value) -> Value {
         match v {
             Value::Object(m) => Value::Object(
@@ -177,17 +153,19 @@ pub async fn write(
     mut wanted: watch::Receiver<Vec<Wanted>>,
     mut leader: watch::Receiver<bool>,
 ) {
-    let mut written: BTreeMap<ObjectId, (String, Verdict)> = BTreeMap::new();
+    let mut written: BTreeMap<ObjectId, (String, Value)> = BTreeMap::new();
     loop {
         if *leader.borrow_and_update() {
             let list = wanted.borrow_and_update().clone();
             for w in list {
-                let done = (w.resource_version.clone(), w.verdict.clone());
+                let done = (w.resource_version.clone(), w.patch.clone());
                 if written.get(&w.id) == Some(&done) {
                     continue;
                 }
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(client.clone(), &w.id.namespace, &w.resource);
+                let api: Api<DynamicObject> = match w.cluster_scoped {
+                    true => Api::all_with(client.clone(), &w.resource),
+                    false => Api::namespaced_with(client.clone(), &w.id.namespace, &w.resource),
+                };
                 let pp = PatchParams::default();
                 match api
                     .patch_status(&w.id.name, &pp, &Patch::Merge(&w.patch))
@@ -227,6 +205,7 @@ mod tests {
             resource: "VirtualService default/web".into(),
             field: "spec.http[0].route[0].weight".into(),
             message: "must be at most 100".into(),
+            reason: None,
         }]))
     }
 
@@ -273,22 +252,5 @@ mod tests {
             second["status"]["conditions"][0]["lastTransitionTime"],
             first["status"]["conditions"][0]["lastTransitionTime"]
         );
-    }
-
-    #[test]
-    fn an_http_route_gets_one_entry_per_parent() {
-        let route = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "web", "generation": 1},
-            "spec": {"parentRefs": [{"name": "gw"}]},
-            "status": {"parents": [{"controllerName": "other", "parentRef": {"name": "gw"}, "conditions": []}]}});
-        let patch = to_patch(&route, &Verdict::new(None), at(0)).unwrap();
-        let parents = patch["status"]["parents"].as_array().unwrap();
-        assert_eq!(parents.len(), 2);
-        assert_eq!(parents[1]["controllerName"], CONTROLLER);
-        assert_eq!(parents[1]["parentRef"]["name"], "gw");
-        assert_eq!(parents[1]["conditions"][0]["reason"], "Accepted");
-        let mut echoed = route.clone();
-        echoed["status"] = patch["status"].clone();
-        assert_eq!(to_patch(&echoed, &Verdict::new(None), at(5)), None);
     }
 }

@@ -1,17 +1,19 @@
 //! The validated domain model: gateways, routes, destinations, subsets, services and
 //! rollouts.
 //!
-//! Every input dialect (Istio today, Gateway API and Kubernetes discovery later) is
+//! Every input dialect (Istio, Gateway API, the Rollout kind, Kubernetes discovery) is
 //! parsed and validated into these types once, at the edge. Nothing here knows about
 //! protobuf, Envoy or Kubernetes, and a value of these types is always valid: the
 //! translation that consumes them cannot fail.
 
+mod gateway_status;
 mod key;
 mod rollout;
 mod route;
 mod service;
 mod weight;
 
+pub use gateway_status::{GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
     Analysis, BuiltinMetric, Metric, MetricSource, Rollout, Strategy, ThresholdRange, Webhook,
@@ -48,6 +50,8 @@ pub struct Config {
     pub rollouts: Vec<Rollout>,
     /// References that could not be resolved, of resources that serve anyway.
     pub unresolved: Vec<UnresolvedRef>,
+    /// What the Gateway API status of Gateways and HTTPRoutes says.
+    pub gateway_status: GatewayStatus,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.

@@ -89,6 +89,7 @@ pub(crate) fn check(
         services,
         rollouts,
         unresolved: read.unresolved,
+        gateway_status: read.gateway_status,
     }
 }
 
@@ -136,6 +137,7 @@ fn index_rules(
                 resource: rule.key.to_string(),
                 field: "spec.host".into(),
                 message: format!("host {:?} already has {}", rule.host, other.key),
+                reason: None,
             });
             continue;
         }

@@ -175,9 +175,12 @@ impl Store {
             "uid".into(),
             keep("uid", json!(format!("fake-uid-{}", self.uid))),
         );
+        // As in Kubernetes: set by the server when the object is created (to the
+        // second), whatever the client sent.
+        let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
         meta.insert(
             "creationTimestamp".into(),
-            keep("creationTimestamp", json!("2024-01-01T00:00:00Z")),
+            keep("creationTimestamp", json!(now.to_string())),
         );
         // As in Kubernetes: the generation moves only when the spec (anything but
         // metadata and status) changes, never on a status write.

@@ -1,0 +1,298 @@
+//! The Gateway API's own status, as its specification writes it: per HTTPRoute parent
+//! `Accepted` and `ResolvedRefs` with the spec's reasons, and on a Gateway `Accepted`,
+//! `Programmed` and one `status.listeners[]` entry per listener (`attachedRoutes`,
+//! `supportedKinds`, `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`). Pure:
+//! [`route_patch`] and [`gateway_patch`] answer `None` when the object already says it.
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::status::{same, since_for, CONTROLLER};
+use crate::ingest::FieldError;
+use crate::model::{ListenerStatus, NotTrue, UnresolvedRef};
+
+/// One condition: `Ok` is `True` with the condition's own reason.
+pub type Outcome = Result<(), NotTrue>;
+
+/// What one parentRef's entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentState {
+    pub accepted: Outcome,
+    pub resolved_refs: Outcome,
+}
+
+/// Each parentRef's state: an accepted route's from how it attached (`parents`) and its
+/// unresolved references; a rejected route's from its errors, the reason of an error on
+/// that parentRef first, else `UnsupportedValue` with every error.
+pub fn route_parents(
+    count: usize,
+    parents: Option<&[Option<NotTrue>]>,
+    unresolved: &[&UnresolvedRef],
+    errors: Option<&[FieldError]>,
+) -> Vec<ParentState> {
+    let resolved_refs = match unresolved {
+        [] => Ok(()),
+        [first, ..] => Err(NotTrue {
+            reason: first.reason,
+            message: unresolved
+                .iter()
+                .map(|u| format!("{}: {}", u.field, u.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    };
+    (0..count)
+        .map(|i| {
+            let accepted = match errors {
+                Some(errors) if !errors.is_empty() => Err(rejected(i, errors)),
+                _ => match parents.and_then(|p| p.get(i)).cloned().flatten() {
+                    None => Ok(()),
+                    Some(not_true) => Err(not_true),
+                },
+            };
+            ParentState {
+                accepted,
+                resolved_refs: resolved_refs.clone(),
+            }
+        })
+        .collect()
+}
+
+fn rejected(i: usize, errors: &[FieldError]) -> NotTrue {
+    let prefix = format!("spec.parentRefs[{i}]");
+    let own = errors.iter().find(|e| {
+        e.reason.is_some()
+            && (e.field == prefix
+                || e.field.starts_with(&format!("{prefix}."))
+                || e.field.starts_with(&format!("{prefix}[")))
+    });
+    match own {
+        Some(e) => NotTrue {
+            reason: e.reason.unwrap_or("UnsupportedValue"),
+            message: e.message.clone(),
+        },
+        None => NotTrue {
+            reason: "UnsupportedValue",
+            message: errors
+                .iter()
+                .map(|e| match e.field.is_empty() {
+                    true => e.message.clone(),
+                    false => format!("{}: {}", e.field, e.message),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+    }
+}
+
+/// A condition of `kind`; `since` is kept from `old` while its status stays.
+fn condition(
+    kind: &str,
+    outcome: &Outcome,
+    generation: Option<i64>,
+    old: Option<&Value>,
+    now: Timestamp,
+) -> Value {
+    let (status, reason, message) = match outcome {
+        Ok(()) => ("True", kind.to_string(), String::new()),
+        Err(n) => ("False", n.reason.to_string(), n.message.clone()),
+    };
+    let message = if message.is_empty() {
+        format!("{kind} by coalmine")
+    } else {
+        message
+    };
+    let since = since_for(old, kind, status, now);
+    let mut c = json!({"type": kind, "status": status, "reason": reason,
+                       "message": message, "lastTransitionTime": since});
+    if let Some(generation) = generation {
+        c["observedGeneration"] = json!(generation);
+    }
+    c
+}
+
+/// The HTTPRoute status patch: one `status.parents[]` entry per parentRef, with
+/// `controllerName` [`CONTROLLER`]; other controllers' entries are kept.
+pub fn route_patch(object: &Value, states: &[ParentState], now: Timestamp) -> Option<Value> {
+    let generation = object["metadata"]["generation"].as_i64();
+    let refs = object["spec"]["parentRefs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let parents = object["status"]["parents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (ours, theirs): (Vec<Value>, Vec<Value>) = parents
+        .into_iter()
+        .partition(|p| p["controllerName"] == CONTROLLER);
+    let mine: Vec<Value> = refs
+        .iter()
+        .zip(states)
+        .enumerate()
+        .map(|(i, (parent_ref, state))| {
+            let old = ours.get(i).map(|p| &p["conditions"]);
+            json!({"parentRef": parent_ref, "controllerName": CONTROLLER, "conditions": [
+                condition("Accepted", &state.accepted, generation, old, now),
+                condition("ResolvedRefs", &state.resolved_refs, generation, old, now),
+            ]})
+        })
+        .collect();
+    if same(&ours, &mine) {
+        return None;
+    }
+    let all: Vec<Value> = theirs.into_iter().chain(mine).collect();
+    Some(json!({"status": {"parents": all}}))
+}
+
+/// The Gateway status patch: `Accepted` and `Programmed` (both `Invalid` for a rejected
+/// Gateway), and per listener its attached routes and conditions. Conditions of other
+/// types are kept.
+pub fn gateway_patch(
+    object: &Value,
+    outcome: &Outcome,
+    listeners: &[ListenerStatus],
+    now: Timestamp,
+) -> Option<Value> {
+    let generation = object["metadata"]["generation"].as_i64();
+    let status = &object["status"];
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let ours_type = |c: &Value| c["type"] == "Accepted" || c["type"] == "Programmed";
+    let (ours, mut theirs): (Vec<Value>, Vec<Value>) = conditions.into_iter().partition(ours_type);
+    let old = Value::Array(ours.clone());
+    let mine = vec![
+        condition("Accepted", outcome, generation, Some(&old), now),
+        condition("Programmed", outcome, generation, Some(&old), now),
+    ];
+    let old_listeners = status["listeners"].as_array().cloned().unwrap_or_default();
+    let listeners: Vec<Value> = listeners
+        .iter()
+        .map(|l| {
+            let old = old_listeners
+                .iter()
+                .find(|o| o["name"] == l.name.as_str())
+                .map(|o| &o["conditions"]);
+            let no_conflict = Err(NotTrue {
+                reason: "NoConflicts",
+                message: "no conflicts".into(),
+            });
+            json!({
+                "name": l.name,
+                "attachedRoutes": l.attached_routes,
+                "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+                "conditions": [
+                    condition("Accepted", &Ok(()), generation, old, now),
+                    condition("Programmed", &Ok(()), generation, old, now),
+                    condition("ResolvedRefs", &Ok(()), generation, old, now),
+                    condition("Conflicted", &no_conflict, generation, old, now),
+                ],
+            })
+        })
+        .collect();
+    if same(&ours, &mine) && same(&old_listeners, &listeners) {
+        return None;
+    }
+    theirs.extend(mine);
+    Some(json!({"status": {"conditions": theirs, "listeners": listeners}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kind, ResourceKey};
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn route() -> Value {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {"parentRefs": [{"name": "gw", "sectionName": "nope"}, {"name": "gw"}]}})
+    }
+
+    #[test]
+    fn each_parent_says_whether_it_attached_and_what_did_not_resolve() {
+        let parents = [
+            Some(NotTrue {
+                reason: "NoMatchingParent",
+                message: "the Gateway has no listener named \"nope\"".into(),
+            }),
+            None,
+        ];
+        let missing = UnresolvedRef {
+            resource: ResourceKey::new(Kind::HttpRoute, "default", "web"),
+            field: "spec.rules[0].backendRefs[0]".into(),
+            reason: "BackendNotFound",
+            message: "no such Service".into(),
+        };
+        let states = route_parents(2, Some(&parents), &[&missing], None);
+        let patch = route_patch(&route(), &states, at(0)).unwrap();
+        let entries = patch["status"]["parents"].as_array().unwrap();
+        let accepted = |i: usize| &entries[i]["conditions"][0];
+        let resolved = |i: usize| &entries[i]["conditions"][1];
+        assert_eq!(accepted(0)["status"], "False");
+        assert_eq!(accepted(0)["reason"], "NoMatchingParent");
+        assert_eq!(accepted(1)["status"], "True");
+        assert_eq!(accepted(1)["reason"], "Accepted");
+        assert_eq!(accepted(1)["observedGeneration"], 2);
+        assert_eq!(resolved(1)["type"], "ResolvedRefs");
+        assert_eq!(resolved(1)["status"], "False");
+        assert_eq!(resolved(1)["reason"], "BackendNotFound");
+        // Written once: the echo writes nothing.
+        let mut echoed = route();
+        echoed["status"] = patch["status"].clone();
+        assert_eq!(route_patch(&echoed, &states, at(9)), None);
+    }
+
+    #[test]
+    fn a_rejected_route_takes_the_reason_of_its_parent_error() {
+        let errors = [FieldError {
+            resource: "HTTPRoute default/web".into(),
+            field: "spec.parentRefs[1].name".into(),
+            message: "not defined".into(),
+            reason: Some("NoMatchingParent"),
+        }];
+        let states = route_parents(2, None, &[], Some(&errors));
+        assert_eq!(
+            states[1].accepted.as_ref().unwrap_err().reason,
+            "NoMatchingParent"
+        );
+        let first = states[0].accepted.as_ref().unwrap_err();
+        assert_eq!(first.reason, "UnsupportedValue");
+        assert_eq!(first.message, "spec.parentRefs[1].name: not defined");
+    }
+
+    #[test]
+    fn a_gateway_lists_its_listeners_with_attached_routes() {
+        let gateway = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "gw", "generation": 1}, "spec": {},
+            "status": {"conditions": [{"type": "Other", "status": "True"}]}});
+        let listeners = [ListenerStatus {
+            name: "http".into(),
+            attached_routes: 3,
+        }];
+        let patch = gateway_patch(&gateway, &Ok(()), &listeners, at(0)).unwrap();
+        let status = &patch["status"];
+        let types: Vec<&str> = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["Other", "Accepted", "Programmed"]);
+        assert_eq!(status["listeners"][0]["attachedRoutes"], 3);
+        assert_eq!(
+            status["listeners"][0]["supportedKinds"][0]["kind"],
+            "HTTPRoute"
+        );
+        assert_eq!(
+            status["listeners"][0]["conditions"][3]["type"],
+            "Conflicted"
+        );
+        assert_eq!(status["listeners"][0]["conditions"][3]["status"], "False");
+        let mut echoed = gateway.clone();
+        echoed["status"] = patch["status"].clone();
+        assert_eq!(gateway_patch(&echoed, &Ok(()), &listeners, at(5)), None);
+    }
+}
