@@ -21,6 +21,17 @@ use tempfile::TempDir;
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAYS: &str = "apis/gateway.networking.k8s.io/v1/gateways";
 const ROUTES: &str = "apis/gateway.networking.k8s.io/v1/httproutes";
+const CLASSES: &str = "apis/gateway.networking.k8s.io/v1/gatewayclasses";
+
+fn wait_for_cluster_scoped(api: &FakeApiServer, name: &str) -> Value {
+    let ok = support::poll_until(WAIT, || {
+        api.get(CLASSES, "", name)
+            .is_some_and(|c| !c["status"]["conditions"].is_null())
+    });
+    let got = api.get(CLASSES, "", name);
+    assert!(ok, "GatewayClass {name}: no status; last {got:#?}");
+    got.unwrap()
+}
 
 fn yaml(text: &str) -> Value {
     coalmine::yaml::value(text).expect("test YAML")
@@ -56,6 +67,23 @@ fn gateway_api_status_and_routing_under_kubernetes() {
     let port = support::free_port();
     api.apply(yaml(&service_entry("v1", "v1", &[(v1.port(), "v1")])));
     api.apply(yaml(&service_entry("v2", "v2", &[(v2.port(), "v2")])));
+    // coalmine's class, and another controller's with a Gateway of its own.
+    api.apply(yaml(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: coalmine}\n\
+         spec: {controllerName: coalmine.dev/controller}\n",
+    ));
+    api.apply(yaml(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: other}\n\
+         spec: {controllerName: example.com/other-controller}\n",
+    ));
+    api.apply(yaml(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: theirs, namespace: default}\n\
+         spec: {gatewayClassName: other, listeners: [{name: http, port: 80, protocol: HTTP}]}\n",
+    ));
+    api.apply(yaml(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: theirs-only, namespace: default}\n\
+         spec: {parentRefs: [{name: theirs}], rules: [{backendRefs: [{name: v1, port: 80}]}]}\n",
+    ));
     api.apply(yaml(&format!(
         "apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -91,7 +119,7 @@ spec:
 kind: HTTPRoute
 metadata: {{name: web, namespace: default}}
 spec:
-  parentRefs: [{{name: {name}, sectionName: nope}}, {{name: {name}, sectionName: http}}]
+  parentRefs: [{{name: {name}, sectionName: nope}}, {{name: {name}, sectionName: http}}, {{name: theirs}}]
   hostnames: [web.test]
   rules:
   - matches: [{{path: {{type: PathPrefix, value: /missing}}}}]
@@ -166,4 +194,29 @@ spec:
         "{}",
         resolved(1)
     );
+    // Two entries: the parentRef to the other controller's Gateway is not coalmine's.
+    let refs: Vec<&Value> = parents
+        .iter()
+        .map(|p| &p["parentRef"]["sectionName"])
+        .collect();
+    assert_eq!(refs, [&Value::from("nope"), &Value::from("http")]);
+
+    // coalmine's class is accepted with its features; the other class, its Gateway and
+    // the route only on it get nothing from coalmine.
+    let class = wait_for_cluster_scoped(&api, "coalmine");
+    let accepted = condition(&class["status"]["conditions"], "Accepted").unwrap();
+    assert_eq!(accepted["status"], "True");
+    let features = class["status"]["supportedFeatures"].as_array().unwrap();
+    assert!(
+        features.contains(&serde_json::json!({"name": "HTTPRoute"})),
+        "{features:?}"
+    );
+    let get_class = |n: &str| api.get(CLASSES, "", n).unwrap();
+    assert!(
+        get_class("other")["status"].is_null(),
+        "{}",
+        get_class("other")
+    );
+    assert!(api.get(GATEWAYS, "default", "theirs").unwrap()["status"].is_null());
+    assert!(api.get(ROUTES, "default", "theirs-only").unwrap()["status"].is_null());
 }

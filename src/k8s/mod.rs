@@ -22,6 +22,7 @@ mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod gateway_api_status;
+pub mod gateway_class;
 pub mod index;
 pub mod judge;
 pub mod leader;

@@ -17,7 +17,7 @@
 //! aside), so a Service deleted and re-added never takes its routes down with it. Every object's `Accepted` condition goes to the status writer
 //! ([`super::status::write`]), which writes only on the leader.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::gateway_api_status;
+use super::gateway_class;
 use super::judge::{judge, keep_last_accepted, to_document_value, Judged, ObjectId};
 use super::status::{self, to_patch, Verdict, Wanted};
 use super::Services;
@@ -76,6 +77,7 @@ pub fn watched() -> Vec<ApiResource> {
         mk(gateway_api, "v1", "Gateway", "gateways"),
         mk(gateway_api, "v1", "HTTPRoute", "httproutes"),
         mk(gateway_api, "v1beta1", "ReferenceGrant", "referencegrants"),
+        mk(gateway_api, "v1", "GatewayClass", "gatewayclasses"),
         mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
     ]
 }
@@ -205,15 +207,14 @@ impl Sync {
     /// Judges the objects, hands the accepted set to the store and the statuses to the
     /// writer; false when the store refused the set (judged again after [`RETRY`]).
     fn reconcile(&mut self, kinds: &[ApiResource], states: &[KindState]) -> bool {
-        let mut docs = BTreeMap::new();
-        let mut objects = Vec::new();
+        let mut all = Vec::new();
         for (ar, state) in kinds.iter().zip(states) {
             for obj in state.objects.values() {
                 let (id, value) = to_object(ar, obj);
-                docs.insert(id.clone(), to_document_value(&id, &value));
-                objects.push((ar, id, value));
+                all.push((ar, id, value));
             }
         }
+        let (docs, objects) = ours(all);
         for (host, service) in self.discovered.borrow_and_update().iter() {
             let shape = crate::model::Service {
                 endpoints: Vec::new(),
@@ -263,9 +264,13 @@ impl Sync {
             .filter_map(|(ar, id, value)| {
                 let errors = judged.rejected.get(&id).map(Vec::as_slice);
                 let verdict = Verdict::new(errors);
-                let patch = status_patch(&id, &value, &verdict, errors, &config, now)?;
+                let class = gateway_class::is(&id, "GatewayClass");
+                let patch = match class {
+                    true => gateway_class::class_patch(&value, now)?,
+                    false => status_patch(&id, &value, &verdict, errors, &config, now)?,
+                };
                 Some(Wanted {
-                    cluster_scoped: false,
+                    cluster_scoped: class,
                     resource: ar.clone(),
                     resource_version: value["metadata"]["resourceVersion"]
                         .as_str()
@@ -286,6 +291,51 @@ impl Sync {
         });
         stored
     }
+}
+
+/// What of the cluster's objects is coalmine's ([`gateway_class`]): the documents to
+/// judge, and the objects to write status on (with only coalmine's parentRefs for a
+/// route). GatewayClasses are no documents; other controllers' Gateways, and routes
+/// whose every parent is one, are left out of both.
+#[allow(clippy::type_complexity)]
+fn ours(
+    all: Vec<(&ApiResource, ObjectId, Value)>,
+) -> (
+    BTreeMap<ObjectId, Value>,
+    Vec<(&ApiResource, ObjectId, Value)>,
+) {
+    let foreign = gateway_class::foreign_classes(all.iter().map(|(_, id, v)| (id, v)));
+    let foreign_gateways: BTreeSet<String> = all
+        .iter()
+        .filter(|(_, id, v)| {
+            gateway_class::is(id, "Gateway") && gateway_class::is_foreign_gateway(v, &foreign)
+        })
+        .map(|(_, id, _)| format!("{}/{}", id.namespace, id.name))
+        .collect();
+    let mut docs = BTreeMap::new();
+    let mut objects = Vec::new();
+    for (ar, id, value) in all {
+        let route = gateway_class::is(&id, "HTTPRoute") || gateway_class::is(&id, "GRPCRoute");
+        let value = if gateway_class::is(&id, "GatewayClass") {
+            objects.push((ar, id, value));
+            continue;
+        } else if foreign_gateways.contains(&format!("{}/{}", id.namespace, id.name))
+            && gateway_class::is(&id, "Gateway")
+        {
+            continue;
+        } else if route && !foreign_gateways.is_empty() {
+            let keep = gateway_class::own_parents(&value, &id.namespace, &foreign_gateways);
+            if keep.is_empty() {
+                continue;
+            }
+            gateway_class::with_parents(&value, &keep)
+        } else {
+            value
+        };
+        docs.insert(id.clone(), to_document_value(&id, &value));
+        objects.push((ar, id, value));
+    }
+    (docs, objects)
 }
 
 /// The status patch for one object: the Gateway API's own for its Gateways and
@@ -452,6 +502,7 @@ mod tests {
                 "gateway.networking.k8s.io/v1/gateways",
                 "gateway.networking.k8s.io/v1/httproutes",
                 "gateway.networking.k8s.io/v1beta1/referencegrants",
+                "gateway.networking.k8s.io/v1/gatewayclasses",
                 "coalmine.dev/v1alpha1/rollouts",
             ]
         );

@@ -94,13 +94,15 @@ impl FakeApiServer {
     }
 
     /// Creates or replaces `obj` (its `apiVersion` and `kind` name the resource; the
-    /// namespace defaults to `default` unless it is a Namespace); returns it as stored.
+    /// namespace defaults to `default` unless it is cluster-scoped: a Namespace or a
+    /// GatewayClass); returns it as stored.
     pub fn apply(&self, mut obj: Value) -> Value {
         let resource = resource_of(
             obj["apiVersion"].as_str().expect("apiVersion"),
             obj["kind"].as_str().expect("kind"),
         );
-        if obj["metadata"]["namespace"].is_null() && obj["kind"] != "Namespace" {
+        let cluster_scoped = obj["kind"] == "Namespace" || obj["kind"] == "GatewayClass";
+        if obj["metadata"]["namespace"].is_null() && !cluster_scoped {
             obj["metadata"]["namespace"] = json!("default");
         }
         obj["metadata"]
