@@ -103,6 +103,7 @@ pub(crate) fn attach_routes(
                     .get(&(name.clone(), l.name.clone()))
                     .copied()
                     .unwrap_or(0),
+                problem: l.problem.clone(),
             })
             .collect();
         read.gateway_status.listeners.insert(key, statuses);
@@ -239,7 +240,8 @@ fn pick<'l>(
     let not_true = |field: &str, reason: &'static str, message: String| {
         Err((field.to_string(), NotTrue { reason, message }))
     };
-    let mut picked: Vec<&Listener> = all.iter().collect();
+    // A listener that is not served takes no route.
+    let mut picked: Vec<&Listener> = all.iter().filter(|l| l.problem.is_none()).collect();
     if let Some(section) = &parent.section {
         picked.retain(|l| &l.name == section);
         if picked.is_empty() {

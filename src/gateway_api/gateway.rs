@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{API_GROUP, GATEWAY_NAME_LABEL};
 use crate::ingest::{check_host, Fields, Obj, Report};
-use crate::model::{Gateway, Labels, Protocol, ResourceKey, Server};
+use crate::model::{Gateway, Labels, NotTrue, Protocol, ResourceKey, Server};
 
 const SPEC: Fields = Fields {
     known: &["gatewayClassName", "listeners"],
@@ -36,6 +36,9 @@ pub(super) struct Listener {
     pub hostname: String,
     /// Routes of every namespace may attach (`from: All`), else only the Gateway's own.
     pub all_namespaces: bool,
+    /// Why the listener is not served, when it is not (an unsupported protocol or
+    /// value): the Gateway's other listeners still are, as the Gateway API says.
+    pub problem: Option<NotTrue>,
 }
 
 /// Reads a Gateway spec; every problem goes to `r`.
@@ -51,10 +54,12 @@ pub(super) fn try_gateway(
         r.push(spec.at("listeners"), "at least one listener is required");
     }
     let mut listeners: Vec<Listener> = Vec::new();
+    let mut problems = Report::new(key.to_string());
     for (path, item) in items {
-        let Some(listener) = try_listener(&path, item, r) else {
+        let Some((listener, own)) = try_listener(key, &path, item, r) else {
             continue;
         };
+        problems.adopt(own);
         if let Some(i) = listeners.iter().position(|l| l.name == listener.name) {
             let message = format!("listener name is already used by spec.listeners[{i}]");
             r.push(format!("{path}.name"), message);
@@ -70,8 +75,13 @@ pub(super) fn try_gateway(
         }
         listeners.push(listener);
     }
+    // With no listener left to serve, the Gateway is rejected with every problem.
+    if !listeners.is_empty() && listeners.iter().all(|l| l.problem.is_some()) {
+        r.adopt(problems);
+    }
     let servers = listeners
         .iter()
+        .filter(|l| l.problem.is_none())
         .map(|l| Server {
             name: Some(l.name.clone()),
             port: l.port,
@@ -89,13 +99,25 @@ pub(super) fn try_gateway(
     Some((gateway, listeners))
 }
 
-fn try_listener(path: &str, value: &Value, r: &mut Report) -> Option<Listener> {
-    let listener = Obj::new(r, path, value, LISTENER)?;
-    let name = listener.required_string(r, "name");
-    let port = listener.uint(r, "port", 1, 65535);
+/// A listener: a missing or malformed name or port is an error of the Gateway; any
+/// other problem makes only this listener unserved ([`Listener::problem`]).
+fn try_listener(
+    key: &ResourceKey,
+    path: &str,
+    value: &Value,
+    gateway: &mut Report,
+) -> Option<(Listener, Report)> {
+    let mut own = Report::new(key.to_string());
+    let Some(listener) = Obj::new(&mut own, path, value, LISTENER) else {
+        gateway.adopt(own);
+        return None;
+    };
+    let name = listener.required_string(gateway, "name");
+    let port = listener.uint(gateway, "port", 1, 65535);
     if !listener.has("port") {
-        r.push(listener.at("port"), "required");
+        gateway.push(listener.at("port"), "required");
     }
+    let r = &mut own;
     let protocol = listener.required_string(r, "protocol");
     match protocol.as_deref() {
         None | Some("HTTP") => {}
@@ -118,12 +140,34 @@ fn try_listener(path: &str, value: &Value, r: &mut Report) -> Option<Listener> {
         .get("allowedRoutes")
         .map(|value| try_allowed_routes(&listener.at("allowedRoutes"), value, r))
         .unwrap_or(false);
-    Some(Listener {
-        name: name?,
-        port: port?,
+    let unsupported_protocol = own
+        .errors
+        .iter()
+        .any(|e| e.field.ends_with(".protocol") || e.field.ends_with(".tls"));
+    let problem = (!own.is_clean()).then(|| NotTrue {
+        reason: match unsupported_protocol {
+            true => "UnsupportedProtocol",
+            false => "UnsupportedValue",
+        },
+        message: own
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
+    let (Some(name), Some(port)) = (name, port) else {
+        gateway.adopt(own);
+        return None;
+    };
+    let listener = Listener {
+        name,
+        port,
         hostname: hostname.unwrap_or_else(|| "*".to_string()),
         all_namespaces,
-    })
+        problem,
+    };
+    Some((listener, own))
 }
 
 /// Whether routes of every namespace may attach; only HTTPRoutes are allowed.
@@ -198,6 +242,38 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_listener_is_not_served_and_the_others_are() {
+        let (out, errors) = read(json!({
+            "gatewayClassName": "coalmine",
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP"},
+                {"name": "https", "port": 443, "protocol": "HTTPS",
+                 "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
+                {"name": "odd", "port": 81, "protocol": "HTTP",
+                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {}}}}
+            ]
+        }));
+        assert_eq!(errors, vec![]);
+        let (gateway, listeners) = out.unwrap();
+        let ports: Vec<u32> = gateway.servers.iter().map(|s| s.port).collect();
+        assert_eq!(ports, [80]);
+        let reasons: Vec<Option<&str>> = listeners
+            .iter()
+            .map(|l| l.problem.as_ref().map(|p| p.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [None, Some("UnsupportedProtocol"), Some("UnsupportedValue")]
+        );
+        let https = listeners[1].problem.as_ref().unwrap();
+        assert!(
+            https.message.contains("spec.listeners[1].protocol"),
+            "{}",
+            https.message
+        );
+    }
+
+    #[test]
     fn names_every_bad_field() {
         let (_, errors) = read(json!({
             "addresses": [],
@@ -210,25 +286,27 @@ mod tests {
                                    "kinds": [{"kind": "GRPCRoute"}]}}
             ]
         }));
-        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        // No listener is left to serve, so the Gateway is rejected with them all.
+        let mut fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        fields.sort();
         assert_eq!(
             fields,
             vec![
                 "spec.addresses",
                 "spec.gatewayClassName",
-                "spec.listeners[0].tls",
                 "spec.listeners[0].protocol",
-                "spec.listeners[1].port",
+                "spec.listeners[0].tls",
                 "spec.listeners[1].hostname",
-                "spec.listeners[2].extra",
+                "spec.listeners[1].port",
                 "spec.listeners[2].allowedRoutes.kinds[0]",
-                "spec.listeners[2].allowedRoutes.namespaces.selector",
                 "spec.listeners[2].allowedRoutes.namespaces.from",
+                "spec.listeners[2].allowedRoutes.namespaces.selector",
+                "spec.listeners[2].extra",
             ]
         );
-        assert_eq!(errors[2].1, "not supported");
-        assert!(errors[3]
-            .1
+        let message = |field: &str| errors.iter().find(|(f, _)| f == field).unwrap().1.clone();
+        assert_eq!(message("spec.listeners[0].tls"), "not supported");
+        assert!(message("spec.listeners[0].protocol")
             .starts_with("protocol \"HTTPS\" is not supported"));
     }
 

@@ -176,13 +176,21 @@ pub fn gateway_patch(
                 reason: "NoConflicts",
                 message: "no conflicts".into(),
             });
+            let served = match &l.problem {
+                None => Ok(()),
+                Some(problem) => Err(problem.clone()),
+            };
+            let programmed = served.clone().map_err(|p| NotTrue {
+                reason: "Invalid",
+                message: p.message,
+            });
             json!({
                 "name": l.name,
                 "attachedRoutes": l.attached_routes,
                 "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
                 "conditions": [
-                    condition("Accepted", &Ok(()), generation, old, now),
-                    condition("Programmed", &Ok(()), generation, old, now),
+                    condition("Accepted", &served, generation, old, now),
+                    condition("Programmed", &programmed, generation, old, now),
                     condition("ResolvedRefs", &Ok(()), generation, old, now),
                     condition("Conflicted", &no_conflict, generation, old, now),
                 ],
@@ -271,6 +279,7 @@ mod tests {
         let listeners = [ListenerStatus {
             name: "http".into(),
             attached_routes: 3,
+            problem: None,
         }];
         let patch = gateway_patch(&gateway, &Ok(()), &listeners, at(0)).unwrap();
         let status = &patch["status"];

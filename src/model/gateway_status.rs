@@ -20,6 +20,8 @@ pub struct ListenerStatus {
     pub name: String,
     /// Routes attached to it (the Gateway API's `attachedRoutes`).
     pub attached_routes: u32,
+    /// Why it is not served, when it is not.
+    pub problem: Option<NotTrue>,
 }
 
 /// The Gateway API status of a whole set.
