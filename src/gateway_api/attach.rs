@@ -1,4 +1,4 @@
-//! Attaching HTTPRoutes to their parent Gateways and resolving their backends, once
+//! Attaching HTTPRoutes and GRPCRoutes to their parent Gateways and resolving their backends, once
 //! every document is read; `resource_set`'s cross-resource checks then run on the result.
 //!
 //! A parentRef attaches the route to the Gateway's listeners it picks (all, or those of
@@ -103,6 +103,7 @@ pub(crate) fn attach_routes(
                     .get(&(name.clone(), l.name.clone()))
                     .copied()
                     .unwrap_or(0),
+                kinds: l.kinds.clone(),
                 problem: l.problem.clone(),
             })
             .collect();
@@ -148,7 +149,8 @@ fn attach(
             out.parents.push(None);
             continue;
         }
-        let outcome = attach_one(parent, &name, listeners, &namespace, &route.vs.hosts);
+        let kind = route.vs.key.kind.as_str();
+        let outcome = attach_one(parent, &name, listeners, &namespace, kind, &route.vs.hosts);
         match outcome {
             Err((field, not_true)) => {
                 failures.push((format!("{path}{field}"), not_true.clone()));
@@ -194,6 +196,7 @@ fn attach_one(
     name: &str,
     listeners: &BTreeMap<String, Vec<Listener>>,
     namespace: &str,
+    kind: &str,
     route_hosts: &[String],
 ) -> Result<(Vec<String>, Vec<AttachedListener>), (String, NotTrue)> {
     let not_true = |field: &str, reason: &'static str, message: String| {
@@ -203,7 +206,7 @@ fn attach_one(
         let message = format!("{} {name} is not defined", Kind::KubernetesGateway);
         return not_true(".name", "NoMatchingParent", message);
     };
-    let picked = pick(parent, all, namespace)?;
+    let picked = pick(parent, all, namespace, kind)?;
     let mut bindings = Vec::new();
     for listener in &picked {
         let mut on_listener: Vec<String> = Vec::new();
@@ -236,6 +239,7 @@ fn pick<'l>(
     parent: &ParentRef,
     all: &'l [Listener],
     namespace: &str,
+    kind: &str,
 ) -> Result<Vec<&'l Listener>, (String, NotTrue)> {
     let not_true = |field: &str, reason: &'static str, message: String| {
         Err((field.to_string(), NotTrue { reason, message }))
@@ -255,6 +259,11 @@ fn pick<'l>(
             let message = format!("the Gateway has no listener on port {port} here");
             return not_true(".port", "NoMatchingParent", message);
         }
+    }
+    picked.retain(|l| l.kinds.contains(&kind));
+    if picked.is_empty() {
+        let message = format!("no listener picked admits {kind}s (allowedRoutes.kinds)");
+        return not_true("", "NotAllowedByListeners", message);
     }
     picked.retain(|l| l.all_namespaces || parent.namespace == namespace);
     if picked.is_empty() {
@@ -316,7 +325,7 @@ fn resolve_backends(route: &mut Route, known: &Known<'_>, r: &mut Report) -> Vec
             },
             _ => continue,
         };
-        let Err((reason, message)) = resolve(destination, slot, &key.namespace, known, r) else {
+        let Err((reason, message)) = resolve(destination, slot, &key, known, r) else {
             continue;
         };
         match slot.slot {
@@ -369,7 +378,7 @@ fn drop_backends(http: &mut HttpRoute, slots: &[usize]) {
 fn resolve(
     d: &mut Destination,
     slot: &BackendSlot,
-    namespace: &str,
+    route: &ResourceKey,
     known: &Known<'_>,
     r: &mut Report,
 ) -> Result<(), (Unresolved, Option<String>)> {
@@ -384,10 +393,11 @@ fn resolve(
             namespace: &backend.namespace,
             name: &d.host,
         };
-        if !permitted(known.grants, (API_GROUP, "HTTPRoute"), namespace, &target) {
+        let (kind, namespace) = (route.kind.as_str(), route.namespace.as_str());
+        if !permitted(known.grants, (API_GROUP, kind), namespace, &target) {
             let message = format!(
                 "Service {}/{} is in another namespace and no ReferenceGrant there allows \
-                 HTTPRoutes of {namespace:?} to refer to it",
+                 {kind}s of {namespace:?} to refer to it",
                 backend.namespace, d.host
             );
             return Err((Unresolved::RefNotPermitted, Some(message)));

@@ -73,12 +73,23 @@ impl Filters {
     }
 }
 
-/// Reads `filters[]` of `parent`. With `only_headers` (a backendRef's filters), only
-/// the header modifiers are supported.
+/// Where filters are written, which decides the types allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// An HTTPRoute rule: every type.
+    HttpRule,
+    /// A GRPCRoute rule: header modifiers and RequestMirror, as the Gateway API
+    /// defines GRPCRoute's filters.
+    GrpcRule,
+    /// A backendRef of either route: header modifiers only.
+    BackendRef,
+}
+
+/// Reads `filters[]` of `parent`, the types `scope` allows.
 pub(super) fn try_filters(
     parent: Obj<'_, '_>,
     namespace: &str,
-    only_headers: bool,
+    scope: Scope,
     r: &mut Report,
 ) -> Filters {
     let mut out = Filters::default();
@@ -105,8 +116,17 @@ pub(super) fn try_filters(
             continue;
         };
         let at = filter.at(field);
-        if only_headers && !kind.ends_with("HeaderModifier") {
+        let headers = kind.ends_with("HeaderModifier");
+        if scope == Scope::BackendRef && !headers {
             r.push(&at, "not supported on a backendRef (only header modifiers)");
+            continue;
+        }
+        if scope == Scope::GrpcRule && !headers && kind != "RequestMirror" {
+            let message = format!(
+                "{kind:?} is not a GRPCRoute filter (RequestHeaderModifier, \
+                 ResponseHeaderModifier, RequestMirror)"
+            );
+            r.push(filter.at("type"), message);
             continue;
         }
         let once = |r: &mut Report, taken: bool| {

@@ -27,6 +27,9 @@ const NAMESPACES: Fields = Fields {
 };
 const ROUTE_KIND: Fields = Fields::known(&["group", "kind"]);
 
+/// The route kinds an HTTP listener takes.
+pub(super) const ROUTE_KINDS: [&str; 2] = ["HTTPRoute", "GRPCRoute"];
+
 /// A listener as routes see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Listener {
@@ -36,6 +39,9 @@ pub(super) struct Listener {
     pub hostname: String,
     /// Routes of every namespace may attach (`from: All`), else only the Gateway's own.
     pub all_namespaces: bool,
+    /// The route kinds that may attach (`allowedRoutes.kinds`; HTTPRoute and
+    /// GRPCRoute when it names none).
+    pub kinds: Vec<&'static str>,
     /// Why the listener is not served, when it is not (an unsupported protocol or
     /// value): the Gateway's other listeners still are, as the Gateway API says.
     pub problem: Option<NotTrue>,
@@ -136,10 +142,10 @@ fn try_listener(
             r.push(listener.at("hostname"), message);
         }
     }
-    let all_namespaces = listener
+    let (all_namespaces, kinds) = listener
         .get("allowedRoutes")
         .map(|value| try_allowed_routes(&listener.at("allowedRoutes"), value, r))
-        .unwrap_or(false);
+        .unwrap_or((false, ROUTE_KINDS.to_vec()));
     let unsupported_protocol = own
         .errors
         .iter()
@@ -165,27 +171,49 @@ fn try_listener(
         port,
         hostname: hostname.unwrap_or_else(|| "*".to_string()),
         all_namespaces,
+        kinds,
         problem,
     };
     Some((listener, own))
 }
 
-/// Whether routes of every namespace may attach; only HTTPRoutes are allowed.
-fn try_allowed_routes(path: &str, value: &Value, r: &mut Report) -> bool {
+/// Whether routes of every namespace may attach, and the route kinds that may.
+fn try_allowed_routes(path: &str, value: &Value, r: &mut Report) -> (bool, Vec<&'static str>) {
     let Some(allowed) = Obj::new(r, path, value, ALLOWED_ROUTES) else {
-        return false;
+        return (false, ROUTE_KINDS.to_vec());
     };
-    for (kind_path, value) in allowed.list(r, "kinds") {
-        let Some(kind) = Obj::new(r, &kind_path, value, ROUTE_KIND) else {
+    let mut kinds = Vec::new();
+    let listed = allowed.list(r, "kinds");
+    for (kind_path, value) in &listed {
+        let Some(kind) = Obj::new(r, kind_path, value, ROUTE_KIND) else {
             continue;
         };
         let group = kind.string(r, "group").unwrap_or_else(|| API_GROUP.into());
         let name = kind.required_string(r, "kind");
-        if name.as_ref().is_some_and(|k| k != "HTTPRoute") || group != API_GROUP {
-            let message = "only HTTPRoute (group gateway.networking.k8s.io) is supported";
-            r.push(kind_path, message);
+        let known = ROUTE_KINDS
+            .into_iter()
+            .find(|k| name.as_deref() == Some(*k) && group == API_GROUP);
+        match known {
+            Some(k) if !kinds.contains(&k) => kinds.push(k),
+            Some(_) => {}
+            None => {
+                let message = format!(
+                    "only {} (group {API_GROUP}) are supported",
+                    ROUTE_KINDS.join(" and ")
+                );
+                r.push(kind_path, message);
+            }
         }
     }
+    if listed.is_empty() {
+        kinds = ROUTE_KINDS.to_vec();
+    }
+    let all_namespaces = try_namespaces(allowed, r);
+    (all_namespaces, kinds)
+}
+
+/// Whether `allowedRoutes.namespaces` admits routes of every namespace.
+fn try_namespaces(allowed: Obj<'_, '_>, r: &mut Report) -> bool {
     let namespaces_path = allowed.at("namespaces");
     let Some(namespaces) = allowed
         .get("namespaces")
@@ -283,7 +311,7 @@ mod tests {
                 {"name": "https", "port": 0, "protocol": "HTTP", "hostname": "bad host"},
                 {"name": "b", "protocol": "HTTP", "port": 80, "extra": 1,
                  "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {}},
-                                   "kinds": [{"kind": "GRPCRoute"}]}}
+                                   "kinds": [{"kind": "TCPRoute"}]}}
             ]
         }));
         // No listener is left to serve, so the Gateway is rejected with them all.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::backend_ref::{try_backend_ref, Backend};
-use super::filters::{try_filters, PathModifier};
+use super::filters::{try_filters, PathModifier, Scope};
 use super::matches::try_matches;
 use super::weights::normalize;
 use super::API_GROUP;
@@ -72,24 +72,7 @@ pub(super) fn try_http_route(
     r: &mut Report,
 ) -> Option<Route> {
     let spec = Obj::new(r, "spec", spec, SPEC)?;
-    let mut parents = Vec::new();
-    let refs = spec.list(r, "parentRefs");
-    if refs.is_empty() {
-        r.push(spec.at("parentRefs"), "at least one parentRef is required");
-    }
-    for (path, value) in refs {
-        parents.extend(try_parent_ref(&path, value, &key.namespace, r));
-    }
-    let mut hosts = spec.strings(r, "hostnames");
-    for (i, host) in hosts.iter().enumerate() {
-        if host == "*" || host.contains(':') || check_host(host).is_err() {
-            let message = format!("{host:?} is not a valid hostname (a DNS name or *.suffix)");
-            r.push(format!("spec.hostnames[{i}]"), message);
-        }
-    }
-    if hosts.is_empty() {
-        hosts.push("*".into());
-    }
+    let (parents, hosts) = try_parents_and_hostnames(spec, &key.namespace, r);
     let mut backends = Vec::new();
     let mut http = Vec::new();
     let rules = spec.list(r, "rules");
@@ -123,6 +106,34 @@ pub(super) fn try_http_route(
         parents,
         backends,
     })
+}
+
+/// `parentRefs` (at least one) and `hostnames` (`*` when absent) of a route spec, as
+/// HTTPRoute and GRPCRoute write them.
+pub(super) fn try_parents_and_hostnames(
+    spec: Obj<'_, '_>,
+    namespace: &str,
+    r: &mut Report,
+) -> (Vec<ParentRef>, Vec<String>) {
+    let mut parents = Vec::new();
+    let refs = spec.list(r, "parentRefs");
+    if refs.is_empty() {
+        r.push(spec.at("parentRefs"), "at least one parentRef is required");
+    }
+    for (path, value) in refs {
+        parents.extend(try_parent_ref(&path, value, namespace, r));
+    }
+    let mut hosts = spec.strings(r, "hostnames");
+    for (i, host) in hosts.iter().enumerate() {
+        if host == "*" || host.contains(':') || check_host(host).is_err() {
+            let message = format!("{host:?} is not a valid hostname (a DNS name or *.suffix)");
+            r.push(format!("spec.hostnames[{i}]"), message);
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push("*".into());
+    }
+    (parents, hosts)
 }
 
 fn try_parent_ref(path: &str, value: &Value, namespace: &str, r: &mut Report) -> Option<ParentRef> {
@@ -161,7 +172,11 @@ pub(super) fn abort_500() -> Fault {
     }
 }
 
-fn mk_route(matches: Vec<RouteMatch>, action: RouteAction, fault: Option<Fault>) -> HttpRoute {
+pub(super) fn mk_route(
+    matches: Vec<RouteMatch>,
+    action: RouteAction,
+    fault: Option<Fault>,
+) -> HttpRoute {
     HttpRoute {
         name: None,
         matches,
@@ -174,6 +189,7 @@ fn mk_route(matches: Vec<RouteMatch>, action: RouteAction, fault: Option<Fault>)
         cors: None,
         headers: Default::default(),
         unresolved: Weight::ZERO,
+        grpc: false,
     }
 }
 
@@ -186,31 +202,9 @@ fn try_rule(
     r: &mut Report,
 ) -> Option<HttpRoute> {
     let mut matches = try_matches(rule, r);
-    let filters = try_filters(rule, namespace, false, r);
-    let mut weights = Vec::new();
-    let mut destinations = Vec::new();
+    let filters = try_filters(rule, namespace, Scope::HttpRule, r);
     let refs = rule.list(r, "backendRefs");
-    for (path, value) in &refs {
-        let Some(backend) = Obj::new(r, path, value, BACKEND_REF) else {
-            continue;
-        };
-        let weight = backend.uint(r, "weight", 0, 1_000_000).unwrap_or(1);
-        let headers = try_filters(backend, namespace, true, r).headers;
-        if let Some(backend) = try_backend_ref(backend, namespace, r) {
-            destinations.push(WeightedDestination {
-                destination: backend.destination.clone(),
-                weight: Weight::ZERO,
-                headers,
-            });
-            slots.push(BackendSlot {
-                rule: index,
-                slot: Some(destinations.len() - 1),
-                path: path.clone(),
-                backend,
-            });
-            weights.push(weight);
-        }
-    }
+    let (mut destinations, weights) = try_backends(&refs, namespace, index, slots, r);
     let clean = destinations.len() == refs.len();
     let (action, fault) = match (&filters.redirect, normalize(&weights)) {
         (Some((path, _)), _) if !refs.is_empty() => {
@@ -287,6 +281,41 @@ fn try_rule(
     route.cors = filters.cors;
     route.timeout = timeout;
     clean.then_some(route)
+}
+
+/// A rule's `backendRefs`: their destinations (weights still zero) and relative
+/// weights, and a slot per backend to resolve later.
+pub(super) fn try_backends(
+    refs: &[(String, &Value)],
+    namespace: &str,
+    index: usize,
+    slots: &mut Vec<BackendSlot>,
+    r: &mut Report,
+) -> (Vec<WeightedDestination>, Vec<u32>) {
+    let mut weights = Vec::new();
+    let mut destinations = Vec::new();
+    for (path, value) in refs {
+        let Some(backend) = Obj::new(r, path, value, BACKEND_REF) else {
+            continue;
+        };
+        let weight = backend.uint(r, "weight", 0, 1_000_000).unwrap_or(1);
+        let headers = try_filters(backend, namespace, Scope::BackendRef, r).headers;
+        if let Some(backend) = try_backend_ref(backend, namespace, r) {
+            destinations.push(WeightedDestination {
+                destination: backend.destination.clone(),
+                weight: Weight::ZERO,
+                headers,
+            });
+            slots.push(BackendSlot {
+                rule: index,
+                slot: Some(destinations.len() - 1),
+                path: path.clone(),
+                backend,
+            });
+            weights.push(weight);
+        }
+    }
+    (destinations, weights)
 }
 
 /// The model's `rewrite.uri` swaps the matched prefix (the whole path for an exact or

@@ -86,7 +86,7 @@ fn try_path(path: &str, value: &Value, r: &mut Report) -> Option<StringMatch> {
 }
 
 /// `[{type: Exact | RegularExpression, name, value}]` as (name, match), in order.
-fn try_named(m: Obj<'_, '_>, key: &str, r: &mut Report) -> Vec<(String, StringMatch)> {
+pub(super) fn try_named(m: Obj<'_, '_>, key: &str, r: &mut Report) -> Vec<(String, StringMatch)> {
     let mut out = Vec::new();
     for (path, item) in m.list(r, key) {
         let Some(item) = Obj::new(r, &path, item, NAMED) else {

@@ -14,6 +14,9 @@
 //!   host, and their relative weights are normalized to exactly 100 %
 //!   ([`weights::normalize`]); a rule whose weights are all 0 (or that has no
 //!   backendRefs and no redirect) answers 500, as the Gateway API requires.
+//! - A `GRPCRoute` becomes one too, keyed [`Kind::GrpcRoute`](crate::model::Kind::GrpcRoute)
+//!   ([`grpc_route`]): its method matches are [`GrpcMethod`](crate::model::GrpcMethod)s,
+//!   and what it cannot serve answers gRPC `UNAVAILABLE`.
 //!
 //! Reading happens per document ([`read_gateway`], [`read_http_route`]); attaching
 //! routes to their parents and resolving backends needs every document and happens in
@@ -25,6 +28,7 @@ mod attach;
 mod backend_ref;
 mod filters;
 mod gateway;
+mod grpc_route;
 mod http_route;
 mod match_json;
 mod matches;
@@ -101,6 +105,24 @@ pub(crate) fn read_http_route(
     pending: &mut Pending,
 ) {
     match http_route::try_http_route(key, spec, created, r).filter(|_| r.is_clean()) {
+        Some(route) => pending.routes.push(route),
+        None => {
+            read.broken.virtual_services.insert(key.clone());
+        }
+    }
+}
+
+/// Reads a GRPCRoute's spec into `pending` (attached later, like an HTTPRoute), or
+/// records it as broken.
+pub(crate) fn read_grpc_route(
+    key: &ResourceKey,
+    spec: &Value,
+    created: Option<String>,
+    r: &mut Report,
+    read: &mut Read,
+    pending: &mut Pending,
+) {
+    match grpc_route::try_grpc_route(key, spec, created, r).filter(|_| r.is_clean()) {
         Some(route) => pending.routes.push(route),
         None => {
             read.broken.virtual_services.insert(key.clone());

@@ -40,7 +40,9 @@ impl Api {
             Kind::Gateway | Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => {
                 ISTIO
             }
-            Kind::KubernetesGateway | Kind::HttpRoute | Kind::ReferenceGrant => GATEWAY_API,
+            Kind::KubernetesGateway | Kind::HttpRoute | Kind::ReferenceGrant | Kind::GrpcRoute => {
+                GATEWAY_API
+            }
             Kind::Rollout => COALMINE,
         }
     }
@@ -121,7 +123,7 @@ mod tests {
         assert_eq!(Api::named_by("apps/v1"), None);
         assert_eq!(
             GATEWAY_API.kinds(),
-            ["Gateway", "HTTPRoute", "ReferenceGrant"]
+            ["Gateway", "HTTPRoute", "ReferenceGrant", "GRPCRoute"]
         );
         assert_eq!(
             ISTIO.kinds(),

@@ -320,10 +320,10 @@ mod tests {
     #[test]
     fn an_unknown_kind_of_a_known_group_names_only_the_kind() {
         assert_eq!(
-            errors_of("gateway.networking.k8s.io/v1", "GRPCRoute", "a"),
+            errors_of("gateway.networking.k8s.io/v1", "TCPRoute", "a"),
             kind_error(
-                "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
-                 (supported: Gateway, HTTPRoute, ReferenceGrant)"
+                "unsupported kind \"TCPRoute\" of gateway.networking.k8s.io \
+                 (supported: Gateway, HTTPRoute, ReferenceGrant, GRPCRoute)"
             )
         );
         assert_eq!(
@@ -338,7 +338,8 @@ mod tests {
     #[test]
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
-                         DestinationRule, ServiceEntry, Rollout, HTTPRoute or ReferenceGrant)";
+                         DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant or \
+                         GRPCRoute)";
         let any_group = "(expected a version of networking.istio.io, \
                          gateway.networking.k8s.io or coalmine.dev)";
         assert_eq!(
@@ -357,7 +358,7 @@ mod tests {
         );
         // A known group with a version it does not have.
         assert_eq!(
-            errors_of("gateway.networking.k8s.io/v9", "GRPCRoute", "a")[1].1,
+            errors_of("gateway.networking.k8s.io/v9", "TCPRoute", "a")[1].1,
             "unsupported apiVersion \"gateway.networking.k8s.io/v9\" \
              (expected gateway.networking.k8s.io/v1 or v1beta1)"
         );

@@ -59,6 +59,7 @@ pub(crate) fn try_matches(route: Obj<'_, '_>, r: &mut Report) -> Vec<RouteMatch>
             headers: try_header_matches(m, "headers", r),
             without_headers: try_header_matches(m, "withoutHeaders", r),
             query_params,
+            grpc: None,
         });
     }
     out

@@ -144,6 +144,7 @@ fn try_http_route(path: &str, value: &Value, r: &mut Report) -> Option<HttpRoute
         cors,
         headers,
         unresolved: Weight::ZERO,
+        grpc: false,
     })
 }
 

@@ -187,7 +187,11 @@ pub fn gateway_patch(
             json!({
                 "name": l.name,
                 "attachedRoutes": l.attached_routes,
-                "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+                "supportedKinds": l
+                    .kinds
+                    .iter()
+                    .map(|kind| json!({"group": "gateway.networking.k8s.io", "kind": kind}))
+                    .collect::<Vec<_>>(),
                 "conditions": [
                     condition("Accepted", &served, generation, old, now),
                     condition("Programmed", &programmed, generation, old, now),
@@ -279,6 +283,7 @@ mod tests {
         let listeners = [ListenerStatus {
             name: "http".into(),
             attached_routes: 3,
+            kinds: vec!["HTTPRoute", "GRPCRoute"],
             problem: None,
         }];
         let patch = gateway_patch(&gateway, &Ok(()), &listeners, at(0)).unwrap();
@@ -294,6 +299,10 @@ mod tests {
         assert_eq!(
             status["listeners"][0]["supportedKinds"][0]["kind"],
             "HTTPRoute"
+        );
+        assert_eq!(
+            status["listeners"][0]["supportedKinds"][1]["kind"],
+            "GRPCRoute"
         );
         assert_eq!(
             status["listeners"][0]["conditions"][3]["type"],

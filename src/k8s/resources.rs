@@ -76,6 +76,7 @@ pub fn watched() -> Vec<ApiResource> {
         mk(istio, "v1", "ServiceEntry", "serviceentries"),
         mk(gateway_api, "v1", "Gateway", "gateways"),
         mk(gateway_api, "v1", "HTTPRoute", "httproutes"),
+        mk(gateway_api, "v1", "GRPCRoute", "grpcroutes"),
         mk(gateway_api, "v1beta1", "ReferenceGrant", "referencegrants"),
         mk(gateway_api, "v1", "GatewayClass", "gatewayclasses"),
         mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
@@ -92,6 +93,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::ServiceEntry => ("networking.istio.io/v1", "ServiceEntry"),
         Kind::KubernetesGateway => ("gateway.networking.k8s.io/v1", "Gateway"),
         Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        Kind::GrpcRoute => ("gateway.networking.k8s.io/v1", "GRPCRoute"),
         Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
     };
@@ -338,8 +340,8 @@ fn ours(
     (docs, objects)
 }
 
-/// The status patch for one object: the Gateway API's own for its Gateways and
-/// HTTPRoutes, the `Accepted` condition for the rest.
+/// The status patch for one object: the Gateway API's own for its Gateways,
+/// HTTPRoutes and GRPCRoutes, the `Accepted` condition for the rest.
 fn status_patch(
     id: &ObjectId,
     value: &Value,
@@ -351,8 +353,12 @@ fn status_patch(
     use crate::model::{Kind, NotTrue, ResourceKey};
     let gateway_api = id.api_version.starts_with("gateway.networking.k8s.io/");
     match (gateway_api, id.kind.as_str()) {
-        (true, "HTTPRoute") => {
-            let key = ResourceKey::new(Kind::HttpRoute, id.namespace.clone(), id.name.clone());
+        (true, route @ ("HTTPRoute" | "GRPCRoute")) => {
+            let kind = match route {
+                "HTTPRoute" => Kind::HttpRoute,
+                _ => Kind::GrpcRoute,
+            };
+            let key = ResourceKey::new(kind, id.namespace.clone(), id.name.clone());
             let count = value["spec"]["parentRefs"].as_array().map_or(0, Vec::len);
             let parents = config.gateway_status.parents.get(&key).map(Vec::as_slice);
             let unresolved: Vec<_> = config
@@ -501,6 +507,7 @@ mod tests {
                 "networking.istio.io/v1/serviceentries",
                 "gateway.networking.k8s.io/v1/gateways",
                 "gateway.networking.k8s.io/v1/httproutes",
+                "gateway.networking.k8s.io/v1/grpcroutes",
                 "gateway.networking.k8s.io/v1beta1/referencegrants",
                 "gateway.networking.k8s.io/v1/gatewayclasses",
                 "coalmine.dev/v1alpha1/rollouts",

@@ -1,4 +1,4 @@
-//! What the Gateway API status of Gateways and HTTPRoutes says, as the reading of a
+//! What the Gateway API status of Gateways and their routes says, as the reading of a
 //! set found it: for each route, whether each parentRef attached it and why not; for
 //! each Gateway, each listener's attached routes. `k8s::status` writes it.
 
@@ -20,6 +20,8 @@ pub struct ListenerStatus {
     pub name: String,
     /// Routes attached to it (the Gateway API's `attachedRoutes`).
     pub attached_routes: u32,
+    /// The route kinds it takes (the Gateway API's `supportedKinds`).
+    pub kinds: Vec<&'static str>,
     /// Why it is not served, when it is not.
     pub problem: Option<NotTrue>,
 }

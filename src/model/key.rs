@@ -17,6 +17,8 @@ pub enum Kind {
     HttpRoute,
     /// Gateway API `ReferenceGrant`: lets routes of other namespaces name Services here.
     ReferenceGrant,
+    /// Gateway API `GRPCRoute`: routes by gRPC service and method.
+    GrpcRoute,
 }
 
 impl Kind {
@@ -30,12 +32,19 @@ impl Kind {
             Kind::KubernetesGateway => "Gateway.gateway.networking.k8s.io",
             Kind::HttpRoute => "HTTPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::GrpcRoute => "GRPCRoute",
         }
     }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    /// HTTPRoute or GRPCRoute: attached to listeners and merged by the Gateway API's
+    /// precedence, unlike a VirtualService.
+    pub fn is_gateway_api_route(self) -> bool {
+        matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
+    }
+
+    pub const ALL: [Kind; 9] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -44,6 +53,7 @@ impl Kind {
         Kind::KubernetesGateway,
         Kind::HttpRoute,
         Kind::ReferenceGrant,
+        Kind::GrpcRoute,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the
@@ -144,6 +154,8 @@ mod tests {
         );
         assert_eq!(Kind::from_name("httproutes"), Some(Kind::HttpRoute));
         assert_eq!(Kind::from_name("HTTPRoute"), Some(Kind::HttpRoute));
+        assert_eq!(Kind::from_name("grpcroutes"), Some(Kind::GrpcRoute));
+        assert_eq!(Kind::from_name("GRPCRoute"), Some(Kind::GrpcRoute));
         assert_eq!(Kind::from_name("gateway"), Some(Kind::Gateway));
     }
 }

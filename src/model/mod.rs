@@ -20,9 +20,9 @@ pub use rollout::{
     WebhookType,
 };
 pub use route::{
-    Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, HeaderMatch, HeaderOps,
-    Headers, HttpRoute, Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch, StringMatch,
-    UnresolvedRef, VirtualService, WeightedDestination,
+    Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, GrpcMethod, HeaderMatch,
+    HeaderOps, Headers, HttpRoute, Mirror, Redirect, Retries, Rewrite, RouteAction, RouteMatch,
+    StringMatch, UnresolvedRef, VirtualService, WeightedDestination,
 };
 pub use service::{
     host_candidates, ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer,

@@ -66,6 +66,10 @@ pub struct HttpRoute {
     /// without a ReferenceGrant): they answer 500, as the Gateway API says. The
     /// weights of `action` and this add up to [`Weight::FULL`]; zero when all resolved.
     pub unresolved: Weight,
+    /// A GRPCRoute rule: what it cannot serve (an unresolved backend, no backend)
+    /// answers 503, which Envoy sends to a gRPC client as `UNAVAILABLE`, as the
+    /// Gateway API says; an HTTPRoute's answers 500.
+    pub grpc: bool,
 }
 
 /// Every condition present must hold.
@@ -80,6 +84,20 @@ pub struct RouteMatch {
     /// Headers that must be absent, or present without matching the given value.
     pub without_headers: BTreeMap<String, HeaderMatch>,
     pub query_params: BTreeMap<String, StringMatch>,
+    /// A GRPCRoute's method match (instead of `uri`): the translation turns it into a
+    /// match of the request path `/service/method`.
+    pub grpc: Option<GrpcMethod>,
+}
+
+/// A gRPC service and method match; at least one of the two is set unless `regex`
+/// (then an absent one matches any name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcMethod {
+    /// The full service name, `package.Service`.
+    pub service: Option<String>,
+    pub method: Option<String>,
+    /// Service and method are RE2 expressions, each matched against its whole part.
+    pub regex: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,6 +82,8 @@ pub(crate) fn check(
         &known,
         errors,
     );
+    let mut services = services;
+    speak_grpc(&virtual_services, &mut services);
     Config {
         gateways: read.gateways,
         virtual_services,
@@ -90,6 +92,31 @@ pub(crate) fn check(
         rollouts,
         unresolved: read.unresolved,
         gateway_status: read.gateway_status,
+    }
+}
+
+/// Every service port a GRPCRoute sends to (or mirrors to) speaks gRPC, whatever its
+/// declared protocol, so its clusters use HTTP/2 (cleartext, h2c): the Gateway API
+/// has GRPCRoute backends speak gRPC. Requests of other routes to that port then go
+/// over HTTP/2 too.
+fn speak_grpc(virtual_services: &[VirtualService], services: &mut BTreeMap<String, Service>) {
+    let grpc_routes = virtual_services
+        .iter()
+        .filter(|vs| vs.key.kind == Kind::GrpcRoute);
+    for route in grpc_routes.flat_map(|vs| vs.http.iter()) {
+        let mut sent = Vec::new();
+        if let RouteAction::Route(destinations) = &route.action {
+            sent.extend(destinations.iter().map(|d| &d.destination));
+        }
+        sent.extend(route.mirror.iter().map(|m| &m.destination));
+        for d in sent {
+            let port = services
+                .get_mut(&d.host)
+                .and_then(|s| s.ports.iter_mut().find(|p| p.number == d.port));
+            if let Some(port) = port.filter(|p| !matches!(p.protocol.as_str(), "GRPC" | "HTTP2")) {
+                port.protocol = "GRPC".into();
+            }
+        }
     }
 }
 
@@ -172,12 +199,12 @@ struct Claim {
 }
 
 impl Claim {
-    /// Two routes serving one host on one listener, unless both are HTTPRoutes (the
-    /// Gateway API merges their rules by its precedence).
+    /// Two routes serving one host on one listener, unless both are HTTPRoutes or both
+    /// GRPCRoutes (the Gateway API merges their rules by its precedence; an HTTPRoute
+    /// and a GRPCRoute it does not).
     fn collides(&self, other: &Claim) -> bool {
-        let both_http_routes =
-            self.owner.kind == Kind::HttpRoute && other.owner.kind == Kind::HttpRoute;
-        !both_http_routes
+        let merged = self.owner.kind.is_gateway_api_route() && self.owner.kind == other.owner.kind;
+        !merged
             && self.host == other.host
             && match (&self.listener, &other.listener) {
                 (None, None) => true,
@@ -223,14 +250,16 @@ fn claim_hosts(
                     None => "on the mesh".to_string(),
                     Some((port, _)) => format!("on gateway port {port}"),
                 };
-                let field = match vs.key.kind {
-                    Kind::HttpRoute => "spec.hostnames".to_string(),
-                    _ => format!("spec.hosts[{k}]"),
+                let field = match vs.key.kind.is_gateway_api_route() {
+                    true => "spec.hostnames".to_string(),
+                    false => format!("spec.hosts[{k}]"),
                 };
-                let mixed = if (vs.key.kind == Kind::HttpRoute)
-                    != (other.owner.kind == Kind::HttpRoute)
-                {
+                let (mine, theirs) = (vs.key.kind, other.owner.kind);
+                let mixed = if mine.is_gateway_api_route() != theirs.is_gateway_api_route() {
                     " (a VirtualService's in-order rules and HTTPRoutes' precedence cannot share a host)"
+                } else if mine != theirs {
+                    " (the Gateway API does not let an HTTPRoute and a GRPCRoute share a \
+                     hostname on a listener)"
                 } else {
                     ""
                 };

@@ -103,6 +103,11 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
             let created = created.and_then(Value::as_str).map(str::to_string);
             gateway_api::read_http_route(key, spec, created, r, read, pending)
         }
+        Kind::GrpcRoute => {
+            let created = doc.value.pointer("/metadata/creationTimestamp");
+            let created = created.and_then(Value::as_str).map(str::to_string);
+            gateway_api::read_grpc_route(key, spec, created, r, read, pending)
+        }
         Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {

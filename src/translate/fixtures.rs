@@ -108,6 +108,7 @@ pub(super) fn mk_route(
         cors: None,
         headers: Headers::default(),
         unresolved: Weight::ZERO,
+        grpc: false,
     }
 }
 

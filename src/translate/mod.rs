@@ -30,6 +30,8 @@ mod gateway_api_tests;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
+mod grpc_route_tests;
+#[cfg(test)]
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};

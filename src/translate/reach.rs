@@ -32,7 +32,7 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
     };
     match key.kind {
         Kind::Gateway | Kind::KubernetesGateway => gateways.contains(key),
-        Kind::VirtualService | Kind::HttpRoute => config
+        Kind::VirtualService | Kind::HttpRoute | Kind::GrpcRoute => config
             .virtual_services
             .iter()
             .any(|vs| &vs.key == key && bound(&vs.gateways)),
@@ -51,7 +51,7 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
         Kind::ReferenceGrant => config
             .virtual_services
             .iter()
-            .any(|vs| vs.key.kind == Kind::HttpRoute && bound(&vs.gateways)),
+            .any(|vs| vs.key.kind.is_gateway_api_route() && bound(&vs.gateways)),
         // A Rollout shapes what its target VirtualService serves.
         Kind::Rollout => config.rollouts.iter().any(|ro| {
             &ro.key == key

@@ -205,7 +205,9 @@ fn to_route_action(
             .collect(),
         ..Default::default()
     };
-    if unresolved > 0 {
+    // A GRPCRoute's unresolved share answers 503 (Envoy's default here), which a gRPC
+    // client gets as UNAVAILABLE; an HTTPRoute's 500.
+    if unresolved > 0 && !route.grpc {
         action.cluster_not_found_response_code =
             route_action::ClusterNotFoundResponseCode::InternalServerError as i32;
     }

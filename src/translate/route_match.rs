@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
 };
 
-use crate::model::{HeaderMatch, RouteMatch, StringMatch};
+use crate::model::{GrpcMethod, HeaderMatch, RouteMatch, StringMatch};
 
 /// Every request: the match of a route that has no `match` entries.
 pub(super) fn match_all() -> EnvoyRouteMatch {
@@ -29,14 +29,36 @@ fn path_elements(prefix: &str) -> PathSpecifier {
     }
 }
 
+/// A gRPC method match as a match of the path `/service/method` (the Gateway API's
+/// table): both names exactly, the service's prefix `/service/`, or a regular
+/// expression, where an absent name is any one path element.
+fn grpc_path(g: &GrpcMethod) -> PathSpecifier {
+    let part = |name: &Option<String>| match name {
+        Some(name) if g.regex => format!("(?:{name})"),
+        Some(name) => regex::escape(name),
+        None => "[^/]+".to_string(),
+    };
+    match (&g.service, &g.method, g.regex) {
+        (Some(service), Some(method), false) => PathSpecifier::Path(format!("/{service}/{method}")),
+        (Some(service), None, false) => PathSpecifier::Prefix(format!("/{service}/")),
+        _ => {
+            let regex = format!("/{}/{}", part(&g.service), part(&g.method));
+            PathSpecifier::SafeRegex(to_regex_matcher(&regex))
+        }
+    }
+}
+
 /// One Envoy match for one model match; all of its conditions must hold.
 pub(super) fn to_route_match(m: &RouteMatch) -> EnvoyRouteMatch {
-    let path_specifier = match &m.uri {
-        None => PathSpecifier::Prefix("/".into()),
-        Some(StringMatch::Exact(path)) => PathSpecifier::Path(path.clone()),
-        Some(StringMatch::Prefix(prefix)) => PathSpecifier::Prefix(prefix.clone()),
-        Some(StringMatch::PathPrefix(prefix)) => path_elements(prefix),
-        Some(StringMatch::Regex(regex)) => PathSpecifier::SafeRegex(to_regex_matcher(regex)),
+    let path_specifier = match (&m.grpc, &m.uri) {
+        (Some(g), _) => grpc_path(g),
+        (None, None) => PathSpecifier::Prefix("/".into()),
+        (None, Some(StringMatch::Exact(path))) => PathSpecifier::Path(path.clone()),
+        (None, Some(StringMatch::Prefix(prefix))) => PathSpecifier::Prefix(prefix.clone()),
+        (None, Some(StringMatch::PathPrefix(prefix))) => path_elements(prefix),
+        (None, Some(StringMatch::Regex(regex))) => {
+            PathSpecifier::SafeRegex(to_regex_matcher(regex))
+        }
     };
     let mut headers = Vec::new();
     if let Some(method) = &m.method {

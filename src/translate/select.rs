@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::cmp::Reverse;
 
 use crate::model::{
-    Config, Destination, Gateway, HttpRoute, Kind, Labels, Protocol, ResourceKey, RouteAction,
-    RouteMatch, ServerTls, StringMatch, VirtualService, DEFAULT_LISTENER_PORT, MESH_GATEWAY,
+    Config, Destination, Gateway, GrpcMethod, HttpRoute, Kind, Labels, Protocol, ResourceKey,
+    RouteAction, RouteMatch, ServerTls, StringMatch, VirtualService, DEFAULT_LISTENER_PORT,
+    MESH_GATEWAY,
 };
 
 /// The Gateways that select a proxy with these node-metadata labels (selector ⊆
@@ -145,7 +146,7 @@ pub(super) fn plan_listeners<'a>(
 /// the hostnames of the listeners it attached to on that port). In VS order.
 fn hosts_on_port(vs: &VirtualService, selected: &[&Gateway], port: u32) -> Vec<String> {
     let mut hosts = Vec::new();
-    if vs.key.kind == Kind::HttpRoute {
+    if vs.key.kind.is_gateway_api_route() {
         for gateway in selected {
             let name = format!("{}/{}", gateway.key.namespace, gateway.key.name);
             let attached = vs.listeners.iter().filter(|l| l.gateway == name);
@@ -183,7 +184,7 @@ fn to_virtual_hosts<'a>(
     let mut out = Vec::new();
     let mut by_hostname: BTreeMap<String, Vec<&'a VirtualService>> = BTreeMap::new();
     for (virtual_service, hosts) in bound {
-        if virtual_service.key.kind == Kind::HttpRoute {
+        if virtual_service.key.kind.is_gateway_api_route() {
             for host in hosts {
                 by_hostname
                     .entry(host.to_ascii_lowercase())
@@ -225,12 +226,22 @@ fn to_virtual_hosts<'a>(
 /// order of rules and matches in the route. (The specification leaves regular
 /// expressions to implementations; coalmine puts them after exact paths and before
 /// prefixes, as Envoy Gateway does.)
+///
+/// GRPCRoutes sharing a hostname order by the longest service, then the longest
+/// method, then the most header matches, then age, name and rule order, as the
+/// GRPCRoute specification says (a regular expression counts as no characters, so
+/// it follows the names). An HTTPRoute and a GRPCRoute never share a hostname on a
+/// listener (`resource_set` refuses it, as the Gateway API does).
 fn precedence<'a>(routes: &[&'a VirtualService]) -> Vec<RoutePlan<'a>> {
     let mut entries: Vec<(Rank<'a>, RoutePlan<'a>)> = Vec::new();
     for vs in routes {
         for (rule, route) in vs.http.iter().enumerate() {
             for (index, plan) in route_plans(route).into_iter().enumerate() {
-                entries.push((rank(vs, rule, index, plan.matched), plan));
+                let rank = match vs.key.kind {
+                    Kind::GrpcRoute => grpc_rank(vs, rule, index, plan.matched),
+                    _ => rank(vs, rule, index, plan.matched),
+                };
+                entries.push((rank, plan));
             }
         }
     }
@@ -275,6 +286,36 @@ fn rank<'a>(
         !method,
         Reverse(headers),
         Reverse(queries),
+        created,
+        vs.key.namespace.as_str(),
+        vs.key.name.as_str(),
+        rule,
+        index,
+    )
+}
+
+/// [`rank`] for a GRPCRoute match, in the same shape: the service's and method's
+/// lengths take the path's and method's places.
+fn grpc_rank<'a>(
+    vs: &'a VirtualService,
+    rule: usize,
+    index: usize,
+    m: Option<&'a RouteMatch>,
+) -> Rank<'a> {
+    let named = |part: fn(&GrpcMethod) -> &Option<String>| {
+        m.and_then(|m| m.grpc.as_ref())
+            .filter(|g| !g.regex)
+            .and_then(|g| part(g).as_ref())
+            .map_or(0, String::len)
+    };
+    let headers = m.map_or(0, |m| m.headers.len());
+    let created = (vs.created.is_none(), vs.created.as_deref());
+    (
+        0,
+        Reverse(named(|g| &g.service)),
+        false,
+        Reverse(named(|g| &g.method)),
+        Reverse(headers),
         created,
         vs.key.namespace.as_str(),
         vs.key.name.as_str(),

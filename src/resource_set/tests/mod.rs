@@ -285,8 +285,8 @@ fn names_envelope_errors_by_document_until_named() {
 
 #[test]
 fn an_unsupported_kind_of_a_known_group_is_no_api_version_error() {
-    // Real-world YAML: a GRPCRoute next to what coalmine reads.
-    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\n\
+    // Real-world YAML: a TLSRoute next to what coalmine reads.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\n\
                 metadata: {name: grpc}\nspec: {parentRefs: [{name: edge}]}\n\
                 ---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n\
                 metadata: {name: default}\nspec: {}\n";
@@ -297,8 +297,8 @@ fn an_unsupported_kind_of_a_known_group_is_no_api_version_error() {
             (
                 "document 1".to_string(),
                 "kind".to_string(),
-                "unsupported kind \"GRPCRoute\" of gateway.networking.k8s.io \
-                 (supported: Gateway, HTTPRoute, ReferenceGrant)"
+                "unsupported kind \"TLSRoute\" of gateway.networking.k8s.io \
+                 (supported: Gateway, HTTPRoute, ReferenceGrant, GRPCRoute)"
                     .to_string()
             ),
             (
