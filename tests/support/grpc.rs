@@ -1,7 +1,8 @@
 //! Proxyless gRPC for tests: the pinned `grpcio` wheel from PyPI (installed once per
 //! machine into the target dir), gRPC servers that answer with their version
 //! (`grpc/server.py`), and a long-lived client that calls an `xds:///` target through
-//! gRPC's own xDS support (`grpc/client.py`). Never skips: no grpcio is a panic that
+//! gRPC's own xDS support (`grpc/client.py`), and a plain client of any method
+//! through an Envoy (`grpc/call.py`). Never skips: no grpcio is a panic that
 //! says why.
 
 use std::collections::BTreeMap;
@@ -238,6 +239,37 @@ impl GrpcClient {
             }
             thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// One plain gRPC channel to `host:port` (an Envoy listener) with a given authority,
+/// calling any method (`grpc/call.py`).
+pub struct GrpcCaller {
+    process: Python,
+}
+
+impl GrpcCaller {
+    pub fn start(port: u16, authority: &str) -> GrpcCaller {
+        let caller = script("call.py");
+        let what = format!("gRPC caller of {authority} on port {port}");
+        let target = format!("127.0.0.1:{port}");
+        let args = [caller.to_str().expect("utf-8"), &target, authority];
+        let mut process = Python::spawn(&what, &args, &[]);
+        let ready: Value = serde_json::from_str(&process.line(Duration::from_secs(30)))
+            .expect("caller ready line");
+        assert_eq!(ready["ready"], GRPCIO_VERSION, "{ready}");
+        GrpcCaller { process }
+    }
+
+    /// `calls` calls of `method` (`/pkg.Service/Method`), each with a 5 s timeout:
+    /// the versions that answered, or `error CODE`, counted.
+    pub fn call(&mut self, calls: u32, method: &str, metadata: &[(&str, &str)]) -> Outcomes {
+        let request = json!({"calls": calls, "method": method, "metadata": metadata});
+        self.process.send(&request.to_string());
+        let line = self
+            .process
+            .line(Duration::from_secs(5) * calls + Duration::from_secs(10));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("caller answered {line:?}: {e}"))
     }
 }
 

@@ -1,6 +1,7 @@
-"""A gRPC server for coalmine's tests: on 127.0.0.1, port 0, it answers the unary
-method /coalmine.test.Echo/Call with its version (argv[1]) as the raw response body
-and as the trailing metadata x-version. It prints its port, then serves until its
+"""A gRPC server for coalmine's tests: on 127.0.0.1, port 0, it answers every unary
+method of the package coalmine.test (/coalmine.test.Echo/Call and any other) with
+its version (argv[1]) as the raw response body and as the trailing metadata
+x-version. It prints its port, then serves until its
 standard input closes."""
 
 import sys
@@ -18,7 +19,7 @@ def call(request, context):
 
 class Echo(grpc.GenericRpcHandler):
     def service(self, details):
-        if details.method == "/coalmine.test.Echo/Call":
+        if details.method.startswith("/coalmine.test."):
             return grpc.unary_unary_rpc_method_handler(call)
         return None
 
