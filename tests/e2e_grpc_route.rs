@@ -5,7 +5,8 @@
 //! matches, a service-only match, a regular-expression method match, a header match
 //! outranking the rule declared before it, weights, an unresolved backend answering
 //! UNAVAILABLE for its share, and hostnames. The backends' ports are declared HTTP:
-//! a GRPCRoute makes Envoy speak HTTP/2 to them.
+//! a GRPCRoute makes Envoy speak HTTP/2 to them. And a GRPCRoute on a Service (the
+//! mesh) routing a proxyless gRPC client.
 
 mod support;
 
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use coalmine::gateway_api::GATEWAY_NAME_LABEL;
 use support::config::{docs, service_entry};
-use support::grpc::{GrpcCaller, GrpcServer, Outcomes};
+use support::grpc::{GrpcCaller, GrpcClient, GrpcServer, Outcomes};
+use support::scenario::{expect_code, stdout};
 use support::{Coalmine, ConfigDir, Envoy};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -124,4 +126,59 @@ fn grpc_routes_through_envoy() {
     );
     let mut stranger = GrpcCaller::start(port, "nobody.grpc.test");
     assert_eq!(stranger.call(5, CALL, &[]), all("error UNIMPLEMENTED", 5));
+}
+
+/// A GRPCRoute whose parent is a Service (GAMMA's mesh binding) routes a proxyless
+/// gRPC client dialling that Service: the header match to v2, the rest to v1.
+#[test]
+fn a_grpc_route_on_a_service_routes_proxyless_clients() {
+    let (v1, v2) = (GrpcServer::start("v1"), GrpcServer::start("v2"));
+    let front = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo}
+spec:
+  hosts: [echo.example]
+  ports: [{number: 8080, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+";
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{group: \"\", kind: Service, name: echo.example, port: 8080}]
+  rules:
+  - matches:
+    - method: {service: coalmine.test.Echo, method: Call}
+      headers: [{name: x-canary, value: \"true\"}]
+    backendRefs: [{name: v2, port: 80}]
+  - matches: [{method: {service: coalmine.test.Echo}}]
+    backendRefs: [{name: v1, port: 80}]
+";
+    let backends = [
+        service_entry("v1", "v1", &[(v1.port(), "v1")]),
+        service_entry("v2", "v2", &[(v2.port(), "v2")]),
+    ];
+    let cfg = ConfigDir::new();
+    cfg.write(
+        "mesh.yaml",
+        &docs(&[front, route, &backends[0], &backends[1]]),
+    );
+    let coalmine = Coalmine::start(&cfg.path(), &[]);
+    let node = support::unique("grpc-mesh");
+    let xds = coalmine.xds_addr();
+    let args = [
+        "bootstrap",
+        "--grpc",
+        "--node-id",
+        &node,
+        "--xds-addr",
+        &xds,
+    ];
+    let out = coalmine.cli(&args);
+    expect_code(&out, 0, "bootstrap --grpc");
+    let mut client = GrpcClient::start(&stdout(&out), "xds:///echo.example:8080");
+    client.wait_for("v1", &[], WAIT);
+    assert_eq!(client.call(20, &[]), all("v1", 20));
+    assert_eq!(client.call(20, &[("x-canary", "true")]), all("v2", 20));
 }

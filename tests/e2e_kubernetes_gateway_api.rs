@@ -21,6 +21,7 @@ use tempfile::TempDir;
 const WAIT: Duration = Duration::from_secs(20);
 const GATEWAYS: &str = "apis/gateway.networking.k8s.io/v1/gateways";
 const ROUTES: &str = "apis/gateway.networking.k8s.io/v1/httproutes";
+const GRPC_ROUTES: &str = "apis/gateway.networking.k8s.io/v1/grpcroutes";
 const CLASSES: &str = "apis/gateway.networking.k8s.io/v1/gatewayclasses";
 
 fn wait_for_cluster_scoped(api: &FakeApiServer, name: &str) -> Value {
@@ -127,6 +128,19 @@ spec:
   - backendRefs: [{{name: v1, port: 80}}]
 "
     )));
+    // A GRPCRoute on its own hostname beside them.
+    api.apply(yaml(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: echo, namespace: default, generation: 1}}
+spec:
+  parentRefs: [{{name: {name}, sectionName: http}}]
+  hostnames: [grpc.test]
+  rules:
+  - matches: [{{method: {{service: coalmine.test.Echo}}}}]
+    backendRefs: [{{name: v1, port: 80}}]
+"
+    )));
     let coalmine = api.replica(dir.path(), "replica-a");
     let labels = [(GATEWAY_NAME_LABEL, name.as_str())];
     let _envoy = Envoy::start(&coalmine.bootstrap(&name, &labels, false));
@@ -159,9 +173,21 @@ spec:
             )
         })
         .collect();
-    // web attaches to http; z-older to both listeners.
-    assert_eq!(attached, [("http", 2), ("other", 1)]);
+    // web and echo attach to http; z-older to both listeners.
+    assert_eq!(attached, [("http", 3), ("other", 1)]);
     assert_eq!(listeners[0]["supportedKinds"][0]["kind"], "HTTPRoute");
+    assert_eq!(listeners[0]["supportedKinds"][1]["kind"], "GRPCRoute");
+
+    let grpc = wait_for(&api, GRPC_ROUTES, "echo", |r| {
+        r["status"]["parents"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+    });
+    let parent = &grpc["status"]["parents"][0];
+    for kind in ["Accepted", "ResolvedRefs"] {
+        let c = condition(&parent["conditions"], kind).unwrap();
+        assert_eq!(c["status"], "True", "GRPCRoute {kind}: {c}");
+    }
 
     let route = wait_for(&api, ROUTES, "web", |r| {
         r["status"]["parents"]

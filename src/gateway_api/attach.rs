@@ -23,7 +23,7 @@ use super::{gateway_ref, Pending, API_GROUP};
 use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
     host_candidates, AttachedListener, Destination, HttpRoute, Kind, ListenerStatus, NotTrue,
-    ResourceKey, RouteAction, Service, UnresolvedRef, Weight,
+    ResourceKey, RouteAction, Service, UnresolvedRef, Weight, MESH_GATEWAY,
 };
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.
@@ -65,12 +65,12 @@ pub(crate) fn attach_routes(
     let mut attached_routes: BTreeMap<(String, String), u32> = BTreeMap::new();
     for mut route in pending.routes {
         let mut r = Report::new(route.vs.key.to_string());
-        let attached = attach(
-            &mut route,
-            &pending.listeners,
-            &pending.broken_gateways,
-            &mut r,
-        );
+        let parents = Parents {
+            listeners: &pending.listeners,
+            broken: &pending.broken_gateways,
+            services: &services,
+        };
+        let attached = attach(&mut route, &parents, &mut r);
         let known = Known {
             services: &services,
             broken_hosts: &read.broken.hosts,
@@ -122,15 +122,25 @@ struct Attached {
     broken_parent: bool,
 }
 
+/// What parentRefs attach to.
+struct Parents<'a> {
+    /// Listeners of each Gateway that read cleanly, by `namespace/name`.
+    listeners: &'a BTreeMap<String, Vec<Listener>>,
+    /// Gateways with errors of their own.
+    broken: &'a BTreeSet<String>,
+    /// Every known service by host, for Service (mesh) parents.
+    services: &'a BTreeMap<&'a str, &'a Service>,
+}
+
 /// Fills in the route's gateways and attached listeners and narrows its hosts. A
 /// parentRef that attaches nowhere gets its reason; when none attaches the reasons are
 /// errors of the route (it would serve nothing).
-fn attach(
-    route: &mut Route,
-    listeners: &BTreeMap<String, Vec<Listener>>,
-    broken: &BTreeSet<String>,
-    r: &mut Report,
-) -> Attached {
+///
+/// A Service parent (GAMMA) binds the route to the mesh for that Service's host,
+/// whatever its hostnames: the proxies no Gateway selects and proxyless gRPC clients
+/// dialling the Service route by it (on every port of the Service).
+fn attach(route: &mut Route, parents: &Parents<'_>, r: &mut Report) -> Attached {
+    let (listeners, broken) = (parents.listeners, parents.broken);
     let namespace = route.vs.key.namespace.clone();
     let mut hosts: Vec<String> = Vec::new();
     let mut gateways: Vec<String> = Vec::new();
@@ -141,8 +151,22 @@ fn attach(
         broken_parent: false,
     };
     let mut failures: Vec<(String, NotTrue)> = Vec::new();
+    let mut mesh_hosts: Vec<String> = Vec::new();
     for (i, parent) in route.parents.iter().enumerate() {
         let path = format!("spec.parentRefs[{i}]");
+        if parent.service {
+            match mesh_host(parent, parents.services) {
+                Ok(host) => {
+                    out.parents.push(None);
+                    mesh_hosts.push(host);
+                }
+                Err(not_true) => {
+                    failures.push((format!("{path}.name"), not_true.clone()));
+                    out.parents.push(Some(not_true));
+                }
+            }
+            continue;
+        }
         let name = gateway_ref(&parent.namespace, &parent.name);
         if broken.contains(&name) {
             out.broken_parent = true;
@@ -177,6 +201,14 @@ fn attach(
             }
         }
     }
+    if !mesh_hosts.is_empty() {
+        gateways.push(MESH_GATEWAY.to_string());
+        for host in mesh_hosts {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
     if gateways.is_empty() && !out.broken_parent {
         for (field, not_true) in failures {
             r.push_reason(field, not_true.reason, not_true.message);
@@ -186,6 +218,20 @@ fn attach(
     route.vs.gateways = gateways;
     route.vs.listeners = bindings;
     out
+}
+
+/// The host of a Service parent, or why it attaches nowhere.
+fn mesh_host(parent: &ParentRef, services: &BTreeMap<&str, &Service>) -> Result<String, NotTrue> {
+    let found = host_candidates(&parent.name, &parent.namespace)
+        .into_iter()
+        .find_map(|h| services.get(h.as_str()).map(|s| s.host.clone()));
+    found.ok_or_else(|| NotTrue {
+        reason: "NoMatchingParent",
+        message: format!(
+            "Service {}/{} is not known (no Kubernetes Service or ServiceEntry host)",
+            parent.namespace, parent.name
+        ),
+    })
 }
 
 /// One parentRef: the names of the listeners it attaches to and the route's hostnames

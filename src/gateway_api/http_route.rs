@@ -33,13 +33,16 @@ const BACKEND_REF: Fields = Fields::known(&[
     "filters",
 ]);
 
-/// A parentRef: the Gateway's `namespace/name`, and the listener it picks, if any.
+/// A parentRef: the Gateway's `namespace/name`, and the listener it picks, if any; or
+/// a Service (GAMMA's mesh parent: the route serves requests addressed to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ParentRef {
     pub namespace: String,
     pub name: String,
     pub section: Option<String>,
     pub port: Option<u32>,
+    /// The parent is a Service (group `""`, kind `Service`), not a Gateway.
+    pub service: bool,
 }
 
 /// An HTTPRoute read but not attached: `vs.gateways` is empty and destinations name
@@ -142,9 +145,12 @@ fn try_parent_ref(path: &str, value: &Value, namespace: &str, r: &mut Report) ->
         .string(r, "group")
         .unwrap_or_else(|| API_GROUP.into());
     let kind = parent.string(r, "kind").unwrap_or_else(|| "Gateway".into());
-    if group != API_GROUP || kind != "Gateway" {
-        let message =
-            format!("{kind:?} of group {group:?} is not supported (only Gateway of {API_GROUP})");
+    let service = matches!(group.as_str(), "" | "core") && kind == "Service";
+    if !service && (group != API_GROUP || kind != "Gateway") {
+        let message = format!(
+            "{kind:?} of group {group:?} is not supported (a Gateway of {API_GROUP}, or a \
+             Service of the core group for the mesh)"
+        );
         r.push(parent.at("kind"), message);
     }
     let name = parent.required_string(r, "name");
@@ -158,6 +164,7 @@ fn try_parent_ref(path: &str, value: &Value, namespace: &str, r: &mut Report) ->
         name: name?,
         section,
         port,
+        service,
     })
 }
 

@@ -71,6 +71,20 @@ impl<'a> VirtualHostPlan<'a> {
     }
 
     /// The model route of each entry (a route with several matches repeats).
+    /// Gateway API routes sharing one host, their rules in the Gateway API's order.
+    pub(super) fn merged(
+        routes: &[&'a VirtualService],
+        name: String,
+        domains: Vec<String>,
+    ) -> Self {
+        VirtualHostPlan {
+            name,
+            domains,
+            routes: precedence(routes),
+            exact_host: None,
+        }
+    }
+
     pub(super) fn http_routes(&self) -> impl Iterator<Item = &'a HttpRoute> + '_ {
         self.routes.iter().map(|p| p.route)
     }

@@ -54,6 +54,9 @@ pub fn translate_routes(config: &Config) -> Routed {
     let mut routed = BTreeSet::new();
     for target in plan_targets(config) {
         match target.virtual_service {
+            Some(_) if !target.merged.is_empty() => {
+                routed.extend(target.merged.iter().flat_map(|vs| destinations(vs)));
+            }
             Some(vs) => routed.extend(destinations(vs)),
             None => {
                 routed.insert(default_destination(&target));
@@ -110,8 +113,11 @@ fn to_route_configuration(target: &Target<'_>) -> RouteConfiguration {
     let domains = vec![target.host.clone(), name.clone()];
     let virtual_host = match target.virtual_service {
         Some(virtual_service) => {
-            let mut vhost =
-                to_virtual_host(&VirtualHostPlan::in_order(virtual_service, domains), 0);
+            let plan = match target.merged.as_slice() {
+                [] => VirtualHostPlan::in_order(virtual_service, domains),
+                routes => VirtualHostPlan::merged(routes, name.clone(), domains),
+            };
+            let mut vhost = to_virtual_host(&plan, 0);
             vhost.routes.iter_mut().for_each(to_grpc_route);
             vhost
         }

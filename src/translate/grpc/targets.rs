@@ -19,6 +19,10 @@ pub(in crate::translate) struct Target<'a> {
     pub port: u32,
     /// The virtual service routing it; `None` routes to the service's port itself.
     pub virtual_service: Option<&'a VirtualService>,
+    /// When that is an HTTPRoute or GRPCRoute: every route of its kind on the mesh
+    /// with the same host, whose rules merge by the Gateway API's precedence (it among
+    /// them).
+    pub merged: Vec<&'a VirtualService>,
 }
 
 impl Target<'_> {
@@ -66,9 +70,37 @@ pub(in crate::translate) fn plan_targets(config: &Config) -> Vec<Target<'_>> {
     targets
         .into_iter()
         .map(|((host, port), virtual_service)| Target {
+            merged: virtual_service.map_or_else(Vec::new, |vs| merged(&mesh, vs, &host)),
             host,
             port,
             virtual_service,
+        })
+        .collect()
+}
+
+/// The Gateway API routes of `chosen`'s kind with the host that made it route `host`
+/// (empty for a VirtualService, which never merges).
+fn merged<'a>(
+    mesh: &[&'a VirtualService],
+    chosen: &'a VirtualService,
+    host: &str,
+) -> Vec<&'a VirtualService> {
+    if !chosen.key.kind.is_gateway_api_route() {
+        return Vec::new();
+    }
+    let pattern = chosen
+        .hosts
+        .iter()
+        .find(|h| h.eq_ignore_ascii_case(host))
+        .or_else(|| chosen.hosts.iter().find(|h| h.starts_with('*')))
+        .map(|h| h.to_ascii_lowercase());
+    mesh.iter()
+        .copied()
+        .filter(|vs| vs.key.kind == chosen.key.kind)
+        .filter(|vs| {
+            vs.hosts
+                .iter()
+                .any(|h| Some(h.to_ascii_lowercase()) == pattern)
         })
         .collect()
 }
