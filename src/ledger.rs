@@ -62,7 +62,7 @@ pub struct ProxyRecord {
     /// The revision of the configuration this stream serves.
     pub revision: u64,
     /// Indexed in [`TypeKind::ALL`] order.
-    pub types: [TypeRecord; 4],
+    pub types: [TypeRecord; TypeKind::COUNT],
     /// Whether the stream holds something of its view back until the proxy has warmed
     /// what it uses (make-before-break): the proxy does not serve the revision yet.
     pub holding: bool,

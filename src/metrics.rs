@@ -14,9 +14,9 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pushes: [AtomicU64; 4],
-    acks: [AtomicU64; 4],
-    nacks: [AtomicU64; 4],
+    pushes: [AtomicU64; TypeKind::COUNT],
+    acks: [AtomicU64; TypeKind::COUNT],
+    nacks: [AtomicU64; TypeKind::COUNT],
     connected: AtomicI64,
     /// ADS streams ended because a request was invalid (undecodable, oversized,
     /// compressed).
@@ -125,7 +125,7 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let per_type = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; 4]| {
+        let per_type = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; TypeKind::COUNT]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for kind in TypeKind::ALL {
                 let v = values[kind.index()].load(Relaxed);

@@ -118,7 +118,7 @@ pub async fn run_sotw(
     let mut permit = Some(permit);
     let channel = connect(&ctx.xds_url).await?;
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(8);
-    let mut states: [TypeState; 4] = Default::default();
+    let mut states: [TypeState; TypeKind::COUNT] = Default::default();
     tx.send(request(
         TypeKind::Cluster,
         Some(node(&ctx, index)),
@@ -158,7 +158,7 @@ pub async fn run_sotw(
                 }
                 *set = new;
             }
-            TypeKind::Endpoint | TypeKind::Route => {
+            TypeKind::Endpoint | TypeKind::Route | TypeKind::Secret => {
                 let resources = resp.resources.iter().map(|a| (None, a.value.as_slice()));
                 shown = changes_shown(tracker, &seen, resources);
             }

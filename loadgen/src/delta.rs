@@ -42,7 +42,7 @@ pub async fn run_delta(
         .into_inner();
     let mut clusters = ctx.names.empty();
     let mut listeners = ctx.names.empty();
-    let mut requested = [true, false, false, false];
+    let mut requested = [true, false, false, false, false];
     let mut acked = [false; 4];
     let mut seen = Seen::default();
     let mut ready = false;
@@ -69,7 +69,7 @@ pub async fn run_delta(
                 }
                 *set = new;
             }
-            TypeKind::Endpoint | TypeKind::Route => {
+            TypeKind::Endpoint | TypeKind::Route | TypeKind::Secret => {
                 let resources = resp.resources.iter().filter_map(|r| {
                     let any = r.resource.as_ref()?;
                     Some((Some(r.name.as_str()), any.value.as_slice()))

@@ -56,7 +56,7 @@ mod tests {
             map,
             ResourceMap::new(),
             ResourceMap::new(),
-            ResourceMap::new(),
+            ResourceMap::new(), ResourceMap::new(),
         ])
     }
 

@@ -1,23 +1,30 @@
-//! The four resource types coalmine serves, in the order ADS must push them.
+//! The five resource types coalmine serves, in the order ADS pushes them.
 
 use std::fmt;
 
-/// Resource types in xDS push order: CDS, EDS, LDS, RDS.
+/// Resource types in xDS push order: CDS, EDS, LDS, RDS, then SDS. Envoy asks for a
+/// secret by name once a listener names it and keeps that listener warming until the
+/// secret arrives, so a secret after its listener never serves a listener without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TypeKind {
     Cluster,
     Endpoint,
     Listener,
     Route,
+    Secret,
 }
 
 impl TypeKind {
+    /// How many types there are.
+    pub const COUNT: usize = 5;
+
     /// Every type, in push order.
-    pub const ALL: [TypeKind; 4] = [
+    pub const ALL: [TypeKind; TypeKind::COUNT] = [
         TypeKind::Cluster,
         TypeKind::Endpoint,
         TypeKind::Listener,
         TypeKind::Route,
+        TypeKind::Secret,
     ];
 
     pub fn type_url(self) -> &'static str {
@@ -28,6 +35,9 @@ impl TypeKind {
             }
             TypeKind::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             TypeKind::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            TypeKind::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
         }
     }
 
@@ -47,6 +57,7 @@ impl TypeKind {
             TypeKind::Endpoint => "eds",
             TypeKind::Listener => "lds",
             TypeKind::Route => "rds",
+            TypeKind::Secret => "sds",
         }
     }
 

@@ -374,7 +374,7 @@ fn encode_one(
 }
 
 fn encode_view(resources: &Resources, encoded: &mut EncodedCache) -> View {
-    let mut by_type: [ResourceMap; 4] = Default::default();
+    let mut by_type: [ResourceMap; TypeKind::COUNT] = Default::default();
     for (name, r) in &resources.clusters {
         let e = encode_one(TypeKind::Cluster, name, cluster_parts(r), encoded);
         by_type[TypeKind::Cluster.index()].insert(name.clone(), e);

@@ -27,7 +27,7 @@ pub struct Change {
 }
 
 /// The changes between two views, per type (indexed in [`TypeKind::ALL`] order).
-pub type ViewDiff = [Vec<Change>; 4];
+pub type ViewDiff = [Vec<Change>; TypeKind::COUNT];
 
 /// How many earlier views a view remembers its changes from. Streams move together,
 /// so one or two is the common case; a slow stream beyond that computes its own.
@@ -39,11 +39,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub struct View {
     id: u64,
-    by_type: [ResourceMap; 4],
+    by_type: [ResourceMap; TypeKind::COUNT],
     /// Each type's resources sorted by name, as one list that streams holding exactly
     /// these share.
-    items: [Arc<Vec<Arc<Encoded>>>; 4],
-    digests: [u128; 4],
+    items: [Arc<Vec<Arc<Encoded>>>; TypeKind::COUNT],
+    digests: [u128; TypeKind::COUNT],
     /// Every cluster a listener or route configuration of this view uses.
     used: std::collections::BTreeSet<String>,
     diffs: Mutex<VecDeque<(u64, Arc<ViewDiff>)>>,
@@ -57,7 +57,7 @@ impl Default for View {
 
 impl View {
     /// A view from resources per type, indexed in [`TypeKind::ALL`] order.
-    pub fn new(by_type: [ResourceMap; 4]) -> Self {
+    pub fn new(by_type: [ResourceMap; TypeKind::COUNT]) -> Self {
         let digests = by_type
             .each_ref()
             .map(|m| m.values().fold(0u128, |d, r| d ^ r.digest));
@@ -81,7 +81,7 @@ impl View {
 
     /// A copy of the resource maps (pointers to the shared resources), to build the
     /// next view from.
-    pub fn to_maps(&self) -> [ResourceMap; 4] {
+    pub fn to_maps(&self) -> [ResourceMap; TypeKind::COUNT] {
         self.by_type.clone()
     }
 
@@ -197,7 +197,7 @@ mod tests {
             map,
             ResourceMap::new(),
             ResourceMap::new(),
-            ResourceMap::new(),
+            ResourceMap::new(), ResourceMap::new(),
         ])
     }
 

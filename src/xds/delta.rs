@@ -65,7 +65,7 @@ struct TypeState {
 #[derive(Debug)]
 pub struct DeltaStream {
     view: Arc<View>,
-    types: [TypeState; 4],
+    types: [TypeState; TypeKind::COUNT],
     nonces: u64,
     /// Make-before-break: what the proxy has warmed, and what is held back for it.
     warmth: Warmth,
@@ -383,8 +383,8 @@ impl DeltaStream {
         let gated = self.gated();
         let subscribed = |name: &str| state.wildcard || state.names.contains(name);
         if gated {
-            let [c, e, l, r] = &self.types;
-            let held = [&c.held, &e.held, &l.held, &r.held];
+            let [c, e, l, r, s] = &self.types;
+            let held = [&c.held, &e.held, &l.held, &r.held, &s.held];
             wanted = self
                 .warmth
                 .gate(kind, wanted, &self.view, held, &subscribed);

@@ -97,7 +97,7 @@ struct TypeState {
 #[derive(Debug)]
 pub struct SotwStream {
     view: Arc<View>,
-    types: [TypeState; 4],
+    types: [TypeState; TypeKind::COUNT],
     nonces: u64,
     /// Make-before-break: what the proxy has warmed, and what is held back for it.
     warmth: Warmth,
@@ -430,10 +430,10 @@ impl SotwStream {
         let mut wanted = self.wanted(kind);
         let gated = self.gated();
         if gated {
-            let [c, e, l, r] = &self.types;
+            let [c, e, l, r, s] = &self.types;
             let subscription = self.types[kind.index()].subscription.as_ref();
             let subscribed = |n: &str| subscription.is_some_and(|s| s.contains(n));
-            let held = [&c.held, &e.held, &l.held, &r.held];
+            let held = [&c.held, &e.held, &l.held, &r.held, &s.held];
             wanted = self
                 .warmth
                 .gate(kind, wanted, &self.view, held, &subscribed);

@@ -54,9 +54,9 @@ pub struct Warmth {
     /// the proxy ACKs it).
     rewarm: BTreeMap<String, bool>,
     /// Per type: every response sent was ACKed (nothing outstanding, no NACK since).
-    settled: [bool; 4],
+    settled: [bool; TypeKind::COUNT],
     /// Per type: whether anything was sent or answered on this stream yet.
-    started: [bool; 4],
+    started: [bool; TypeKind::COUNT],
     /// Absent clusters the last pass waited for, and those given up on.
     waiting: BTreeSet<String>,
     given_up: BTreeSet<String>,
@@ -72,8 +72,8 @@ impl Default for Warmth {
             unwarmed: BTreeMap::new(),
             first: None,
             rewarm: BTreeMap::new(),
-            settled: [true; 4],
-            started: [false; 4],
+            settled: [true; TypeKind::COUNT],
+            started: [false; TypeKind::COUNT],
             waiting: BTreeSet::new(),
             given_up: BTreeSet::new(),
             holding: false,

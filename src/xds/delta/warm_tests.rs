@@ -6,7 +6,7 @@ use crate::xds::warm::fixtures::{names, view};
 /// Plays Envoy on one Delta stream: remembers the last response per type.
 struct Envoy {
     s: DeltaStream,
-    last: [Option<DeltaResponse>; 4],
+    last: [Option<DeltaResponse>; TypeKind::COUNT],
 }
 
 fn req(kind: TypeKind, subscribe: &[&str], nonce: &str) -> DeltaDiscoveryRequest {

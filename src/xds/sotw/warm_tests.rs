@@ -8,7 +8,7 @@ use envoy_types::pb::google::rpc::Status;
 /// Plays Envoy on one stream: remembers the last response per type and answers it.
 struct Envoy {
     s: SotwStream,
-    last: [Option<Response>; 4],
+    last: [Option<Response>; TypeKind::COUNT],
 }
 
 impl Envoy {

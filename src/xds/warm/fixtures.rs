@@ -29,7 +29,7 @@ pub fn view_with_empty(
     empty: &[&str],
     routes: &[(&str, &[&str])],
 ) -> Arc<View> {
-    let mut maps: [ResourceMap; 4] = Default::default();
+    let mut maps: [ResourceMap; TypeKind::COUNT] = Default::default();
     for (name, version) in clusters {
         maps[TypeKind::Cluster.index()].insert(name.to_string(), encoded(name, version, &[name]));
         let cla = match empty.contains(name) {

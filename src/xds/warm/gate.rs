@@ -22,13 +22,16 @@ impl Warmth {
         kind: TypeKind,
         wanted: Vec<Arc<Encoded>>,
         view: &View,
-        held: [&Held; 4],
+        held: [&Held; TypeKind::COUNT],
         subscribed: &dyn Fn(&str) -> bool,
     ) -> Vec<Arc<Encoded>> {
         match kind {
             TypeKind::Cluster => self.keep_clusters(wanted, view, held),
             TypeKind::Endpoint => self.keep_assignments(wanted, view, held, subscribed),
             TypeKind::Listener | TypeKind::Route => self.hold_unwarmed(kind, wanted, view, held),
+            // Envoy keeps a listener warming until the secrets it names arrive, and asks
+            // for them by name: a secret is never held back nor needs keeping.
+            TypeKind::Secret => wanted,
         }
     }
 
@@ -37,7 +40,7 @@ impl Warmth {
         &mut self,
         wanted: Vec<Arc<Encoded>>,
         view: &View,
-        held: [&Held; 4],
+        held: [&Held; TypeKind::COUNT],
     ) -> Vec<Arc<Encoded>> {
         let clusters = view.resources(TypeKind::Cluster);
         let mut kept = Vec::new();
@@ -63,7 +66,7 @@ impl Warmth {
         &mut self,
         wanted: Vec<Arc<Encoded>>,
         view: &View,
-        held: [&Held; 4],
+        held: [&Held; TypeKind::COUNT],
         subscribed: &dyn Fn(&str) -> bool,
     ) -> Vec<Arc<Encoded>> {
         let clusters = view.resources(TypeKind::Cluster);
@@ -92,7 +95,7 @@ impl Warmth {
     /// Keeps, for up to [`ABSENT_GRACE`](super::ABSENT_GRACE), the endpoints of an assignment that would go
     /// empty while routes the proxy holds use its cluster (a Kubernetes Service deleted
     /// before the route leaves it): its cluster is then as good as absent.
-    fn keep_emptied(&mut self, wanted: Vec<Arc<Encoded>>, held: [&Held; 4]) -> Vec<Arc<Encoded>> {
+    fn keep_emptied(&mut self, wanted: Vec<Arc<Encoded>>, held: [&Held; TypeKind::COUNT]) -> Vec<Arc<Encoded>> {
         let on_proxy = held[TypeKind::Endpoint.index()];
         wanted
             .into_iter()
@@ -122,7 +125,7 @@ impl Warmth {
         kind: TypeKind,
         wanted: Vec<Arc<Encoded>>,
         view: &View,
-        held: [&Held; 4],
+        held: [&Held; TypeKind::COUNT],
     ) -> Vec<Arc<Encoded>> {
         let clusters = view.resources(TypeKind::Cluster);
         let on_proxy = held[TypeKind::Cluster.index()];
@@ -172,7 +175,7 @@ impl Warmth {
 }
 
 /// Whether a listener or route configuration the proxy holds uses the cluster.
-fn in_use(held: [&Held; 4], cluster: &str) -> bool {
+fn in_use(held: [&Held; TypeKind::COUNT], cluster: &str) -> bool {
     [TypeKind::Listener, TypeKind::Route]
         .iter()
         .flat_map(|k| held[k.index()].items())
