@@ -38,7 +38,14 @@ pub fn client_config(record: &ProxyRecord, view: Option<&View>) -> ClientConfig 
     let mut generic_xds_configs = Vec::new();
     for kind in TypeKind::ALL {
         let wanted = view.map(|v| v.resources(kind));
+        let start = generic_xds_configs.len();
         type_configs(kind, record.get(kind), wanted, &mut generic_xds_configs);
+        if kind == TypeKind::Secret {
+            // Secrets are listed by name, version and status, never with their keys.
+            for entry in &mut generic_xds_configs[start..] {
+                without_contents(entry);
+            }
+        }
     }
     ClientConfig {
         node: Some(record.node.to_reported()),
@@ -49,11 +56,13 @@ pub fn client_config(record: &ProxyRecord, view: Option<&View>) -> ClientConfig 
 
 /// The same answer without resource contents (`exclude_resource_contents`).
 pub fn drop_contents(config: &mut ClientConfig) {
-    for entry in &mut config.generic_xds_configs {
-        entry.xds_config = None;
-        if let Some(error) = &mut entry.error_state {
-            error.failed_configuration = None;
-        }
+    config.generic_xds_configs.iter_mut().for_each(without_contents);
+}
+
+fn without_contents(entry: &mut GenericXdsConfig) {
+    entry.xds_config = None;
+    if let Some(error) = &mut entry.error_state {
+        error.failed_configuration = None;
     }
 }
 
