@@ -477,4 +477,62 @@ spec:
         assert_eq!(desired.published().revision, 0);
         assert!(desired.revisions().unwrap().is_empty());
     }
+
+    /// A Gateway with a `from: Selector` listener (team: web) on 8080 and an `All` one
+    /// on 9090, and a route of namespace `shop` on both.
+    const SELECTED: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: coalmine
+  listeners:
+  - {name: web, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: web}}}}}
+  - {name: open, port: 9090, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: shop}
+spec:
+  parentRefs: [{name: edge, namespace: default}]
+  rules: [{backendRefs: [{name: web, namespace: default, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: shop, namespace: default}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
+  to: [{group: "", kind: Service}]
+"#;
+
+    #[test]
+    fn namespace_labels_publish_without_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = mk_service(&["10.0.0.1"]);
+        let discovered = Discovered::from([(svc.host.clone(), svc)]);
+        let web = NamespaceLabels::from([(
+            "shop".to_string(),
+            [("team".to_string(), "web".to_string())].into(),
+        )]);
+        let store = Store::open(dir.path(), 10).unwrap();
+        let desired = Desired::open(store, discovered, web.clone()).unwrap();
+        let docs = ingest::parse_documents(SELECTED).unwrap();
+        assert_eq!(desired.apply(docs).unwrap().revision, 1);
+        let ports = |d: &Desired| -> Vec<u32> {
+            let config = d.published().config;
+            config.virtual_services[0]
+                .listeners
+                .iter()
+                .map(|l| l.port)
+                .collect()
+        };
+        assert_eq!(ports(&desired), [8080, 9090]);
+        // shop loses its label: the route stays on the All listener only.
+        desired.set_namespaces(NamespaceLabels::new()).unwrap();
+        assert_eq!(ports(&desired), [9090]);
+        assert_eq!(desired.published().revision, 1);
+        desired.set_namespaces(web).unwrap();
+        assert_eq!(ports(&desired), [8080, 9090]);
+        assert_eq!(desired.revisions().unwrap().len(), 1);
+    }
 }
