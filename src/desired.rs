@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::gateway_api::NamespaceLabels;
 use crate::ingest::{self, Document, Errors};
 use crate::model::{Config, ResourceKey};
 use crate::resource_set;
@@ -99,6 +100,10 @@ pub struct Desired {
     /// Services discovered outside the documents (Kubernetes): not stored, not
     /// revisions, but part of every config built.
     discovered: Mutex<Discovered>,
+    /// The labels of the cluster's namespaces (Kubernetes; empty without), which
+    /// Gateway API listeners' `from: Selector` match: like `discovered`, part of every
+    /// config built and not stored.
+    namespaces: Mutex<NamespaceLabels>,
     published: watch::Sender<Published>,
 }
 
@@ -106,19 +111,24 @@ pub struct Desired {
 pub type Discovered = BTreeMap<String, crate::model::Service>;
 
 impl Desired {
-    /// Loads the newest stored revision (or an empty set), with the services already
-    /// discovered (empty without Kubernetes).
-    pub fn open(store: Store, discovered: Discovered) -> Result<Desired> {
+    /// Loads the newest stored revision (or an empty set), with the services and
+    /// namespace labels already discovered (empty without Kubernetes).
+    pub fn open(
+        store: Store,
+        discovered: Discovered,
+        namespaces: NamespaceLabels,
+    ) -> Result<Desired> {
         let (revision, documents) = match store.latest()? {
             Some(rev) => (rev.info.revision, rev.documents),
             None => (0, Vec::new()),
         };
         let docs = to_documents(&documents)?;
-        let config = build(&docs, &discovered)?;
+        let config = build(&docs, &discovered, &namespaces)?;
         Ok(Desired {
             store,
             current: Mutex::new(docs),
             discovered: Mutex::new(discovered),
+            namespaces: Mutex::new(namespaces),
             published: watch::channel(Published { revision, config }).0,
         })
     }
@@ -129,7 +139,7 @@ impl Desired {
         let revision = self.published.borrow().revision;
         let stored = self.store.before(revision).ok()??;
         let docs = to_documents(&stored.documents).ok()?;
-        build(&docs, &self.discovered()).ok()
+        build(&docs, &self.discovered(), &self.namespaces()).ok()
     }
 
     /// The store, for state that lives beside the revisions (release progress).
@@ -160,7 +170,7 @@ impl Desired {
     /// What applying `docs` (created or replaced by key) would do.
     pub fn plan_apply(&self, docs: Vec<Document>) -> Result<Plan> {
         let current = self.lock().clone();
-        plan(&current, merged(&current, docs), &self.discovered())
+        plan(&current, merged(&current, docs), &self.inputs())
     }
 
     /// Replaces the discovered services and publishes the config they give, under the
@@ -170,7 +180,8 @@ impl Desired {
     pub fn set_discovered(&self, services: Discovered) -> Result<()> {
         let docs = self.lock();
         let mut discovered = self.discovered.lock().expect("discovered poisoned");
-        let config = match build(&docs, &services) {
+        let namespaces = self.namespaces();
+        let config = match build(&docs, &services, &namespaces) {
             Ok(config) => {
                 *discovered = services;
                 config
@@ -184,7 +195,7 @@ impl Desired {
                             ..old.clone()
                         });
                 }
-                let config = build(&docs, &kept)?;
+                let config = build(&docs, &kept, &namespaces)?;
                 *discovered = kept;
                 config
             }
@@ -196,6 +207,30 @@ impl Desired {
 
     fn discovered(&self) -> Discovered {
         self.discovered.lock().expect("discovered poisoned").clone()
+    }
+
+    /// Replaces the namespace labels. The config they give is published under the same
+    /// revision when the current documents still validate with them; when not (a route
+    /// a selector no longer admits), the labels are kept all the same and the caller
+    /// (`k8s::resources`, which judged the cluster's objects with them) replaces the
+    /// documents next.
+    pub fn set_namespaces(&self, namespaces: NamespaceLabels) -> Result<()> {
+        let docs = self.lock();
+        let mut held = self.namespaces.lock().expect("namespaces poisoned");
+        *held = namespaces;
+        let config = build(&docs, &self.discovered(), &held)?;
+        let revision = self.published.borrow().revision;
+        self.published.send_replace(Published { revision, config });
+        Ok(())
+    }
+
+    fn namespaces(&self) -> NamespaceLabels {
+        self.namespaces.lock().expect("namespaces poisoned").clone()
+    }
+
+    /// What every config is built with besides the documents.
+    fn inputs(&self) -> (Discovered, NamespaceLabels) {
+        (self.discovered(), self.namespaces())
     }
 
     /// Applies `docs` as one revision.
@@ -243,7 +278,7 @@ impl Desired {
         verb: &str,
     ) -> Result<Outcome> {
         let mut current = self.lock();
-        let plan = plan(&current, next(&current)?, &self.discovered())?;
+        let plan = plan(&current, next(&current)?, &self.inputs())?;
         if plan.changed.is_empty() {
             return Ok(Outcome {
                 revision: self.published.borrow().revision,
@@ -288,9 +323,9 @@ fn merged(
 fn plan(
     current: &BTreeMap<ResourceKey, Document>,
     next: BTreeMap<ResourceKey, Document>,
-    discovered: &Discovered,
+    (discovered, namespaces): &(Discovered, NamespaceLabels),
 ) -> Result<Plan> {
-    let config = build(&next, discovered)?;
+    let config = build(&next, discovered, namespaces)?;
     let mut changed = Vec::new();
     for (key, doc) in &next {
         match current.get(key) {
@@ -318,9 +353,13 @@ fn plan(
     })
 }
 
-fn build(docs: &BTreeMap<ResourceKey, Document>, discovered: &Discovered) -> Result<Arc<Config>> {
+fn build(
+    docs: &BTreeMap<ResourceKey, Document>,
+    discovered: &Discovered,
+    namespaces: &NamespaceLabels,
+) -> Result<Arc<Config>> {
     let list: Vec<Document> = docs.values().cloned().collect();
-    resource_set::build_config(&list, discovered)
+    resource_set::build_config_with(&list, discovered, namespaces)
         .map(Arc::new)
         .map_err(Error::Invalid)
 }
@@ -387,7 +426,12 @@ spec:
     fn mk_desired(dir: &tempfile::TempDir) -> Desired {
         let discovered =
             Discovered::from([(mk_service(&[]).host.clone(), mk_service(&["10.0.0.1"]))]);
-        Desired::open(Store::open(dir.path(), 10).unwrap(), discovered).unwrap()
+        Desired::open(
+            Store::open(dir.path(), 10).unwrap(),
+            discovered,
+            Default::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -432,5 +476,63 @@ spec:
         assert!(matches!(err, Error::Invalid(_)), "{err}");
         assert_eq!(desired.published().revision, 0);
         assert!(desired.revisions().unwrap().is_empty());
+    }
+
+    /// A Gateway with a `from: Selector` listener (team: web) on 8080 and an `All` one
+    /// on 9090, and a route of namespace `shop` on both.
+    const SELECTED: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: coalmine
+  listeners:
+  - {name: web, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: web}}}}}
+  - {name: open, port: 9090, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: shop}
+spec:
+  parentRefs: [{name: edge, namespace: default}]
+  rules: [{backendRefs: [{name: web, namespace: default, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: shop, namespace: default}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
+  to: [{group: "", kind: Service}]
+"#;
+
+    #[test]
+    fn namespace_labels_publish_without_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = mk_service(&["10.0.0.1"]);
+        let discovered = Discovered::from([(svc.host.clone(), svc)]);
+        let web = NamespaceLabels::from([(
+            "shop".to_string(),
+            [("team".to_string(), "web".to_string())].into(),
+        )]);
+        let store = Store::open(dir.path(), 10).unwrap();
+        let desired = Desired::open(store, discovered, web.clone()).unwrap();
+        let docs = ingest::parse_documents(SELECTED).unwrap();
+        assert_eq!(desired.apply(docs).unwrap().revision, 1);
+        let ports = |d: &Desired| -> Vec<u32> {
+            let config = d.published().config;
+            config.virtual_services[0]
+                .listeners
+                .iter()
+                .map(|l| l.port)
+                .collect()
+        };
+        assert_eq!(ports(&desired), [8080, 9090]);
+        // shop loses its label: the route stays on the All listener only.
+        desired.set_namespaces(NamespaceLabels::new()).unwrap();
+        assert_eq!(ports(&desired), [9090]);
+        assert_eq!(desired.published().revision, 1);
+        desired.set_namespaces(web).unwrap();
+        assert_eq!(ports(&desired), [8080, 9090]);
+        assert_eq!(desired.revisions().unwrap().len(), 1);
     }
 }

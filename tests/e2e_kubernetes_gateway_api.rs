@@ -4,7 +4,10 @@
 //! per-listener `attachedRoutes`; an HTTPRoute's parents each `Accepted` or not with the
 //! spec's reason (`NoMatchingParent`), and `ResolvedRefs` false with `BackendNotFound`
 //! for a missing Service, while the route's other rules serve. Routes of equal
-//! precedence are ordered by creation time.
+//! precedence are ordered by creation time. A Gateway's `status.addresses` from the
+//! Service fronting its Envoys (load-balancer ingress, else cluster IP) or its
+//! `spec.addresses`; a `from: Selector` listener admitting routes by their Namespace's
+//! labels, and refusing others with `NotAllowedByListeners`.
 
 mod support;
 
@@ -23,6 +26,7 @@ const GATEWAYS: &str = "apis/gateway.networking.k8s.io/v1/gateways";
 const ROUTES: &str = "apis/gateway.networking.k8s.io/v1/httproutes";
 const GRPC_ROUTES: &str = "apis/gateway.networking.k8s.io/v1/grpcroutes";
 const CLASSES: &str = "apis/gateway.networking.k8s.io/v1/gatewayclasses";
+const NAMESPACES: &str = "api/v1/namespaces";
 
 fn wait_for_cluster_scoped(api: &FakeApiServer, name: &str) -> Value {
     let ok = support::poll_until(WAIT, || {
@@ -50,13 +54,34 @@ fn wait_for(
     name: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
+    wait_in(api, resource, "default", name, check)
+}
+
+/// [`wait_for`] in `namespace`.
+fn wait_in(
+    api: &FakeApiServer,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let ok = support::poll_until(WAIT, || {
-        api.get(resource, "default", name)
+        api.get(resource, namespace, name)
             .is_some_and(|o| check(&o))
     });
-    let got = api.get(resource, "default", name);
-    assert!(ok, "{name}: the status never held; last {got:#?}");
+    let got = api.get(resource, namespace, name);
+    assert!(
+        ok,
+        "{namespace}/{name}: the status never held; last {got:#?}"
+    );
     got.unwrap()
+}
+
+/// The `Accepted` condition of a route's first parent entry, once it has one.
+fn route_accepted(route: &Value) -> Option<(String, String)> {
+    let parents = route["status"]["parents"].as_array()?;
+    let c = condition(&parents.first()?["conditions"], "Accepted")?;
+    Some((c["status"].as_str()?.into(), c["reason"].as_str()?.into()))
 }
 
 #[test]
@@ -245,4 +270,124 @@ spec:
     );
     assert!(api.get(GATEWAYS, "default", "theirs").unwrap()["status"].is_null());
     assert!(api.get(ROUTES, "default", "theirs-only").unwrap()["status"].is_null());
+}
+
+#[test]
+fn gateway_addresses_and_selector_listeners_under_kubernetes() {
+    let api = FakeApiServer::start();
+    let dir = TempDir::new().expect("tempdir");
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    let name = support::unique("k8s-addr");
+    let port = support::free_port();
+    api.apply(yaml(&service_entry("v1", "v1", &[(v1.port(), "v1")])));
+    api.apply(yaml(&service_entry("v2", "v2", &[(v2.port(), "v2")])));
+    api.apply(yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: web}}\n",
+    ));
+    api.apply(yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: books, labels: {team: books}}\n",
+    ));
+    // The Service in front of the Gateway's Envoys, with a load balancer.
+    let front = |ingress: &str| {
+        yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}-envoy, namespace: default}}\n\
+             spec: {{selector: {{{GATEWAY_NAME_LABEL}: {name}}}, clusterIP: 10.96.0.10, \
+             clusterIPs: [10.96.0.10], ports: [{{name: http, port: 80}}]}}\n{ingress}"
+        ))
+    };
+    api.apply(front(
+        "status: {loadBalancer: {ingress: [{ip: 203.0.113.10}, {hostname: lb.example.com}]}}\n",
+    ));
+    let gateway = |addresses: &str| {
+        yaml(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: default}}
+spec:
+  gatewayClassName: coalmine
+{addresses}  listeners:
+  - name: http
+    port: {port}
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Selector
+        selector: {{matchExpressions: [{{key: team, operator: In, values: [web]}}]}}
+"
+        ))
+    };
+    api.apply(gateway(""));
+    for (ns, backend) in [("shop", "v1"), ("books", "v2")] {
+        api.apply(yaml(&format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {ns}, namespace: {ns}}}
+spec:
+  parentRefs: [{{name: {name}, namespace: default}}]
+  hostnames: [{ns}.test]
+  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
+"
+        )));
+    }
+    let coalmine = api.replica(dir.path(), "replica-a");
+    let labels = [(GATEWAY_NAME_LABEL, name.as_str())];
+    let _envoy = Envoy::start(&coalmine.bootstrap(&name, &labels, false));
+    let get = |host: &str| {
+        let r = traffic::get(port, host, "/", &[]);
+        r.map(|r| (r.status, r.body)).unwrap_or((0, String::new()))
+    };
+
+    // shop is labelled team: web and attaches; books does not.
+    let ok = support::poll_until(WAIT, || get("shop.test").0 == 200);
+    assert!(ok, "the shop route never served: {:?}", get("shop.test"));
+    assert_eq!(get("shop.test"), (200, "v1".to_string()));
+    assert_eq!(get("books.test").0, 404);
+    let accepted = |ns: &str, want: (&str, &str)| {
+        let want = (want.0.to_string(), want.1.to_string());
+        wait_in(&api, ROUTES, ns, ns, |r| {
+            route_accepted(r) == Some(want.clone())
+        })
+    };
+    accepted("shop", ("True", "Accepted"));
+    let books = accepted("books", ("False", "NotAllowedByListeners"));
+    let c = condition(&books["status"]["parents"][0]["conditions"], "Accepted").unwrap();
+    assert!(c["message"].as_str().unwrap().contains("\"books\""), "{c}");
+
+    // status.addresses from the fronting Service's load balancer.
+    let addresses = |want: Value| {
+        let g = wait_for(&api, GATEWAYS, &name, |g| g["status"]["addresses"] == want);
+        let programmed = condition(&g["status"]["conditions"], "Programmed").unwrap();
+        assert_eq!(programmed["status"], "True", "{programmed}");
+    };
+    addresses(serde_json::json!([
+        {"type": "IPAddress", "value": "203.0.113.10"},
+        {"type": "Hostname", "value": "lb.example.com"}
+    ]));
+    // Without an ingress, its cluster IP; rewritten when the Service changes.
+    api.apply(front(""));
+    addresses(serde_json::json!([{"type": "IPAddress", "value": "10.96.0.10"}]));
+    // spec.addresses, when given, are what the status says.
+    api.apply(gateway("  addresses: [{value: 192.0.2.1}]\n"));
+    addresses(serde_json::json!([{"type": "IPAddress", "value": "192.0.2.1"}]));
+
+    // books relabelled to match: its route attaches and serves.
+    let mut ns = api.get(NAMESPACES, "", "books").expect("namespace books");
+    ns["metadata"]["labels"]["team"] = "web".into();
+    api.apply(ns);
+    let ok = support::poll_until(WAIT, || get("books.test").0 == 200);
+    assert!(
+        ok,
+        "books never served once relabelled: {:?}",
+        get("books.test")
+    );
+    assert_eq!(get("books.test"), (200, "v2".to_string()));
+    accepted("books", ("True", "Accepted"));
+    wait_for(&api, GATEWAYS, &name, |g| {
+        g["status"]["listeners"][0]["attachedRoutes"] == 2
+    });
+    let stored = api.get(NAMESPACES, "", "books").unwrap();
+    assert_eq!(
+        stored["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "books"
+    );
 }

@@ -98,7 +98,7 @@ struct Fixture {
 fn fixture(webhook: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), 100).unwrap();
-    let desired = Arc::new(Desired::open(store, Default::default()).unwrap());
+    let desired = Arc::new(Desired::open(store, Default::default(), Default::default()).unwrap());
     desired
         .apply(parse_documents(&docs(webhook)).unwrap())
         .unwrap();

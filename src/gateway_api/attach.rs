@@ -3,7 +3,7 @@
 //!
 //! A parentRef attaches the route to the Gateway's listeners it picks (all, or those of
 //! its `sectionName` / `port`, among those whose `allowedRoutes` admit the route's
-//! namespace). Each picked listener whose hostname meets one of the route's becomes an
+//! namespace, by name or by its labels). Each picked listener whose hostname meets one of the route's becomes an
 //! [`AttachedListener`] with the route's hostnames on it, so a route on
 //! `*.example.com` never serves the names of a `*.foo.example.com` listener beside it.
 //! A Gateway API Gateway with the namespace and name of an Istio Gateway is an error:
@@ -19,18 +19,20 @@ use super::backend_ref::Unresolved;
 use super::gateway::Listener;
 use super::http_route::{abort_500, BackendSlot, ParentRef, Route};
 use super::reference_grant::{permitted, Grant, Target};
-use super::{gateway_ref, Pending, API_GROUP};
+use super::{gateway_ref, namespace_labels, NamespaceLabels, Pending, API_GROUP};
 use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
-    host_candidates, AttachedListener, Destination, HttpRoute, Kind, ListenerStatus, NotTrue,
-    ResourceKey, RouteAction, Service, UnresolvedRef, Weight, MESH_GATEWAY,
+    host_candidates, AttachedListener, Destination, HttpRoute, Kind, Labels, ListenerStatus,
+    NotTrue, ResourceKey, RouteAction, Service, UnresolvedRef, Weight, MESH_GATEWAY,
 };
 
 /// Attaches every HTTPRoute read into `read.virtual_services`, reporting to `errors`.
+/// `namespaces` holds the labels that `from: Selector` listeners match.
 pub(crate) fn attach_routes(
     read: &mut Read,
     mut pending: Pending,
     discovered: &BTreeMap<String, Service>,
+    namespaces: &NamespaceLabels,
     errors: &mut Vec<FieldError>,
 ) {
     let istio: BTreeSet<String> = read
@@ -65,12 +67,13 @@ pub(crate) fn attach_routes(
     let mut attached_routes: BTreeMap<(String, String), u32> = BTreeMap::new();
     for mut route in pending.routes {
         let mut r = Report::new(route.vs.key.to_string());
+        let labels = namespace_labels(namespaces, &route.vs.key.namespace);
         let parents = Parents {
             listeners: &pending.listeners,
             broken: &pending.broken_gateways,
             services: &services,
         };
-        let attached = attach(&mut route, &parents, &mut r);
+        let attached = attach(&mut route, &parents, &labels, &mut r);
         let known = Known {
             services: &services,
             broken_hosts: &read.broken.hosts,
@@ -139,9 +142,9 @@ struct Parents<'a> {
 /// A Service parent (GAMMA) binds the route to the mesh for that Service's host,
 /// whatever its hostnames: the proxies no Gateway selects and proxyless gRPC clients
 /// dialling the Service route by it (on every port of the Service).
-fn attach(route: &mut Route, parents: &Parents<'_>, r: &mut Report) -> Attached {
+fn attach(route: &mut Route, parents: &Parents<'_>, labels: &Labels, r: &mut Report) -> Attached {
     let (listeners, broken) = (parents.listeners, parents.broken);
-    let namespace = route.vs.key.namespace.clone();
+    let namespace = (route.vs.key.namespace.clone(), labels);
     let mut hosts: Vec<String> = Vec::new();
     let mut gateways: Vec<String> = Vec::new();
     let mut bindings: Vec<AttachedListener> = Vec::new();
@@ -234,6 +237,9 @@ fn mesh_host(parent: &ParentRef, services: &BTreeMap<&str, &Service>) -> Result<
     })
 }
 
+/// The route's namespace and its labels.
+type RouteNamespace<'a> = (String, &'a Labels);
+
 /// One parentRef: the names of the listeners it attaches to and the route's hostnames
 /// on each, or the field (after `spec.parentRefs[i]`) and reason it attaches nowhere.
 #[allow(clippy::type_complexity)]
@@ -241,7 +247,7 @@ fn attach_one(
     parent: &ParentRef,
     name: &str,
     listeners: &BTreeMap<String, Vec<Listener>>,
-    namespace: &str,
+    namespace: &RouteNamespace<'_>,
     kind: &str,
     route_hosts: &[String],
 ) -> Result<(Vec<String>, Vec<AttachedListener>), (String, NotTrue)> {
@@ -284,7 +290,7 @@ fn attach_one(
 fn pick<'l>(
     parent: &ParentRef,
     all: &'l [Listener],
-    namespace: &str,
+    (namespace, labels): &RouteNamespace<'_>,
     kind: &str,
 ) -> Result<Vec<&'l Listener>, (String, NotTrue)> {
     let not_true = |field: &str, reason: &'static str, message: String| {
@@ -311,12 +317,11 @@ fn pick<'l>(
         let message = format!("no listener picked admits {kind}s (allowedRoutes.kinds)");
         return not_true("", "NotAllowedByListeners", message);
     }
-    picked.retain(|l| l.all_namespaces || parent.namespace == namespace);
+    picked.retain(|l| l.namespaces.admit(&parent.namespace, namespace, labels));
     if picked.is_empty() {
         let message = format!(
-            "the listeners only admit routes of namespace {:?} (allowedRoutes.namespaces.from: \
-             Same)",
-            parent.namespace
+            "no listener of the Gateway admits routes of namespace {namespace:?} \
+             (allowedRoutes.namespaces)"
         );
         return not_true("", "NotAllowedByListeners", message);
     }

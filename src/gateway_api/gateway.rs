@@ -1,30 +1,26 @@
 //! Gateway API `Gateway` specs into [`model::Gateway`](crate::model::Gateway) plus
-//! what HTTPRoutes attach to: each listener's name, port, hostname and allowed routes.
+//! what HTTPRoutes attach to: each listener's name, port, hostname and allowed routes
+//! (`allowedRoutes.namespaces.from` `Same`, `All` or `Selector`, matched against the
+//! labels of the route's namespace), and its `spec.addresses` ([`super::addresses`]).
 
 use serde_json::Value;
 
+use super::addresses::try_addresses;
+use super::label_selector::{try_label_selector, LabelSelector};
 use super::{API_GROUP, GATEWAY_NAME_LABEL};
 use crate::ingest::{check_host, Fields, Obj, Report};
-use crate::model::{Gateway, Labels, NotTrue, Protocol, ResourceKey, Server};
+use crate::model::{Gateway, GatewayAddress, Labels, NotTrue, Protocol, ResourceKey, Server};
 
 const SPEC: Fields = Fields {
-    known: &["gatewayClassName", "listeners"],
-    unsupported: &[
-        "addresses",
-        "infrastructure",
-        "backendTLS",
-        "allowedListeners",
-    ],
+    known: &["gatewayClassName", "listeners", "addresses"],
+    unsupported: &["infrastructure", "backendTLS", "allowedListeners"],
 };
 const LISTENER: Fields = Fields {
     known: &["name", "hostname", "port", "protocol", "allowedRoutes"],
     unsupported: &["tls"],
 };
 const ALLOWED_ROUTES: Fields = Fields::known(&["namespaces", "kinds"]);
-const NAMESPACES: Fields = Fields {
-    known: &["from"],
-    unsupported: &["selector"],
-};
+const NAMESPACES: Fields = Fields::known(&["from", "selector"]);
 const ROUTE_KIND: Fields = Fields::known(&["group", "kind"]);
 
 /// The route kinds an HTTP listener takes.
@@ -37,8 +33,8 @@ pub(super) struct Listener {
     pub port: u32,
     /// `*` when the listener names no hostname.
     pub hostname: String,
-    /// Routes of every namespace may attach (`from: All`), else only the Gateway's own.
-    pub all_namespaces: bool,
+    /// The namespaces whose routes may attach.
+    pub namespaces: AllowedNamespaces,
     /// The route kinds that may attach (`allowedRoutes.kinds`; HTTPRoute and
     /// GRPCRoute when it names none).
     pub kinds: Vec<&'static str>,
@@ -47,14 +43,36 @@ pub(super) struct Listener {
     pub problem: Option<NotTrue>,
 }
 
+/// `allowedRoutes.namespaces`: whose routes a listener admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AllowedNamespaces {
+    /// The Gateway's own namespace (`from: Same`, the default).
+    Same,
+    All,
+    /// The namespaces whose labels the selector matches.
+    Selector(LabelSelector),
+}
+
+impl AllowedNamespaces {
+    /// Whether a route of `namespace` (labelled `labels`) may attach to a listener of a
+    /// Gateway in `gateway_namespace`.
+    pub(super) fn admit(&self, gateway_namespace: &str, namespace: &str, labels: &Labels) -> bool {
+        match self {
+            AllowedNamespaces::Same => gateway_namespace == namespace,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selector(selector) => selector.matches(labels),
+        }
+    }
+}
+
+/// A Gateway as read: the model's, its listeners and its `spec.addresses`.
+pub(super) type GatewayRead = (Gateway, Vec<Listener>, Vec<GatewayAddress>);
+
 /// Reads a Gateway spec; every problem goes to `r`.
-pub(super) fn try_gateway(
-    key: &ResourceKey,
-    spec: &Value,
-    r: &mut Report,
-) -> Option<(Gateway, Vec<Listener>)> {
+pub(super) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Option<GatewayRead> {
     let spec = Obj::new(r, "spec", spec, SPEC)?;
     spec.required_string(r, "gatewayClassName");
+    let addresses = try_addresses(&spec, r);
     let items = spec.list(r, "listeners");
     if items.is_empty() {
         r.push(spec.at("listeners"), "at least one listener is required");
@@ -102,7 +120,7 @@ pub(super) fn try_gateway(
         selector,
         servers,
     };
-    Some((gateway, listeners))
+    Some((gateway, listeners, addresses))
 }
 
 /// A listener: a missing or malformed name or port is an error of the Gateway; any
@@ -142,10 +160,10 @@ fn try_listener(
             r.push(listener.at("hostname"), message);
         }
     }
-    let (all_namespaces, kinds) = listener
+    let (namespaces, kinds) = listener
         .get("allowedRoutes")
         .map(|value| try_allowed_routes(&listener.at("allowedRoutes"), value, r))
-        .unwrap_or((false, ROUTE_KINDS.to_vec()));
+        .unwrap_or((AllowedNamespaces::Same, ROUTE_KINDS.to_vec()));
     let unsupported_protocol = own
         .errors
         .iter()
@@ -170,17 +188,21 @@ fn try_listener(
         name,
         port,
         hostname: hostname.unwrap_or_else(|| "*".to_string()),
-        all_namespaces,
+        namespaces,
         kinds,
         problem,
     };
     Some((listener, own))
 }
 
-/// Whether routes of every namespace may attach, and the route kinds that may.
-fn try_allowed_routes(path: &str, value: &Value, r: &mut Report) -> (bool, Vec<&'static str>) {
+/// The namespaces whose routes may attach, and the route kinds that may.
+fn try_allowed_routes(
+    path: &str,
+    value: &Value,
+    r: &mut Report,
+) -> (AllowedNamespaces, Vec<&'static str>) {
     let Some(allowed) = Obj::new(r, path, value, ALLOWED_ROUTES) else {
-        return (false, ROUTE_KINDS.to_vec());
+        return (AllowedNamespaces::Same, ROUTE_KINDS.to_vec());
     };
     let mut kinds = Vec::new();
     let listed = allowed.list(r, "kinds");
@@ -208,26 +230,40 @@ fn try_allowed_routes(path: &str, value: &Value, r: &mut Report) -> (bool, Vec<&
     if listed.is_empty() {
         kinds = ROUTE_KINDS.to_vec();
     }
-    let all_namespaces = try_namespaces(allowed, r);
-    (all_namespaces, kinds)
+    (try_namespaces(allowed, r), kinds)
 }
 
-/// Whether `allowedRoutes.namespaces` admits routes of every namespace.
-fn try_namespaces(allowed: Obj<'_, '_>, r: &mut Report) -> bool {
+/// The namespaces `allowedRoutes.namespaces` admits.
+fn try_namespaces(allowed: Obj<'_, '_>, r: &mut Report) -> AllowedNamespaces {
     let namespaces_path = allowed.at("namespaces");
     let Some(namespaces) = allowed
         .get("namespaces")
         .and_then(|value| Obj::new(r, &namespaces_path, value, NAMESPACES))
     else {
-        return false;
+        return AllowedNamespaces::Same;
     };
-    match namespaces.string(r, "from").as_deref() {
-        None | Some("Same") => false,
-        Some("All") => true,
+    let from = namespaces.string(r, "from");
+    let selector = namespaces.get("selector");
+    if selector.is_some() && from.as_deref() != Some("Selector") {
+        r.push(namespaces.at("selector"), "only with from: Selector");
+    }
+    match from.as_deref() {
+        None | Some("Same") => AllowedNamespaces::Same,
+        Some("All") => AllowedNamespaces::All,
+        Some("Selector") => match selector {
+            Some(value) => {
+                let path = namespaces.at("selector");
+                AllowedNamespaces::Selector(try_label_selector(&path, value, r))
+            }
+            None => {
+                r.push(namespaces.at("selector"), "required with from: Selector");
+                AllowedNamespaces::Same
+            }
+        },
         Some(other) => {
-            let message = format!("{other:?} is not supported (Same or All)");
+            let message = format!("{other:?} is not supported (Same, All or Selector)");
             r.push(namespaces.at("from"), message);
-            false
+            AllowedNamespaces::Same
         }
     }
 }
@@ -238,7 +274,7 @@ mod tests {
     use crate::model::Kind;
     use serde_json::json;
 
-    type Read = (Option<(Gateway, Vec<Listener>)>, Vec<(String, String)>);
+    type Read = (Option<GatewayRead>, Vec<(String, String)>);
 
     fn read(spec: Value) -> Read {
         let key = ResourceKey::new(Kind::KubernetesGateway, "default", "edge");
@@ -259,14 +295,15 @@ mod tests {
             ]
         }));
         assert_eq!(errors, vec![]);
-        let (gateway, listeners) = out.unwrap();
+        let (gateway, listeners, addresses) = out.unwrap();
+        assert!(addresses.is_empty());
         assert_eq!(gateway.selector[GATEWAY_NAME_LABEL], "edge");
         assert_eq!(gateway.servers.len(), 2);
         assert_eq!(gateway.servers[0].hosts, vec!["*".to_string()]);
         assert_eq!(gateway.servers[0].port, 8080);
         assert_eq!(gateway.servers[1].hosts, vec!["*.example.com".to_string()]);
-        assert!(!listeners[0].all_namespaces);
-        assert!(listeners[1].all_namespaces);
+        assert_eq!(listeners[0].namespaces, AllowedNamespaces::Same);
+        assert_eq!(listeners[1].namespaces, AllowedNamespaces::All);
     }
 
     #[test]
@@ -278,11 +315,11 @@ mod tests {
                 {"name": "https", "port": 443, "protocol": "HTTPS",
                  "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
                 {"name": "odd", "port": 81, "protocol": "HTTP",
-                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {}}}}
+                 "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}]}}
             ]
         }));
         assert_eq!(errors, vec![]);
-        let (gateway, listeners) = out.unwrap();
+        let (gateway, listeners, _) = out.unwrap();
         let ports: Vec<u32> = gateway.servers.iter().map(|s| s.port).collect();
         assert_eq!(ports, [80]);
         let reasons: Vec<Option<&str>> = listeners
@@ -304,14 +341,15 @@ mod tests {
     #[test]
     fn names_every_bad_field() {
         let (_, errors) = read(json!({
-            "addresses": [],
+            "addresses": [{"type": "NamedAddress", "value": "x"}],
             "listeners": [
                 {"name": "https", "port": 443, "protocol": "HTTPS",
                  "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
                 {"name": "https", "port": 0, "protocol": "HTTP", "hostname": "bad host"},
                 {"name": "b", "protocol": "HTTP", "port": 80, "extra": 1,
-                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {}},
-                                   "kinds": [{"kind": "TCPRoute"}]}}
+                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector":
+                                       {"matchExpressions": [{"key": "a", "operator": "Like"}]}},
+                                   "kinds": [{"kind": "TLSRoute"}]}}
             ]
         }));
         // No listener is left to serve, so the Gateway is rejected with them all.
@@ -320,15 +358,14 @@ mod tests {
         assert_eq!(
             fields,
             vec![
-                "spec.addresses",
+                "spec.addresses[0].type",
                 "spec.gatewayClassName",
                 "spec.listeners[0].protocol",
                 "spec.listeners[0].tls",
                 "spec.listeners[1].hostname",
                 "spec.listeners[1].port",
                 "spec.listeners[2].allowedRoutes.kinds[0]",
-                "spec.listeners[2].allowedRoutes.namespaces.from",
-                "spec.listeners[2].allowedRoutes.namespaces.selector",
+                "spec.listeners[2].allowedRoutes.namespaces.selector.matchExpressions[0].operator",
                 "spec.listeners[2].extra",
             ]
         );
@@ -336,6 +373,42 @@ mod tests {
         assert_eq!(message("spec.listeners[0].tls"), "not supported");
         assert!(message("spec.listeners[0].protocol")
             .starts_with("protocol \"HTTPS\" is not supported"));
+    }
+
+    #[test]
+    fn a_selector_listener_admits_the_namespaces_it_matches() {
+        let (out, errors) = read(json!({
+            "gatewayClassName": "coalmine",
+            "addresses": [{"value": "10.0.0.7"}, {"type": "Hostname", "value": "edge.test"}],
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {
+                    "from": "Selector", "selector": {"matchLabels": {"team": "web"}}}}},
+                {"name": "bad", "port": 81, "protocol": "HTTP", "allowedRoutes": {"namespaces": {
+                    "from": "Selector"}}},
+                {"name": "odd", "port": 82, "protocol": "HTTP", "allowedRoutes": {"namespaces": {
+                    "from": "All", "selector": {}}}}
+            ]
+        }));
+        assert_eq!(errors, vec![]);
+        let (gateway, listeners, addresses) = out.unwrap();
+        let values: Vec<&str> = addresses.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(values, ["10.0.0.7", "edge.test"]);
+        let web = Labels::from([("team".to_string(), "web".to_string())]);
+        let allowed = &listeners[0].namespaces;
+        assert!(allowed.admit("default", "shop", &web));
+        assert!(!allowed.admit("default", "default", &Labels::new()));
+        let problems: Vec<String> = listeners[1..]
+            .iter()
+            .map(|l| l.problem.clone().unwrap().message)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "spec.listeners[1].allowedRoutes.namespaces.selector: required with from: Selector",
+                "spec.listeners[2].allowedRoutes.namespaces.selector: only with from: Selector",
+            ]
+        );
+        assert_eq!(gateway.servers.len(), 1);
     }
 
     #[test]

@@ -18,23 +18,33 @@
 //!   ([`grpc_route`]): its method matches are [`GrpcMethod`](crate::model::GrpcMethod)s,
 //!   and what it cannot serve answers gRPC `UNAVAILABLE`.
 //!
+//! - A listener's `allowedRoutes.namespaces.from: Selector` admits the routes of the
+//!   namespaces whose labels its selector matches: the labels of the cluster's
+//!   Namespace objects under `--kubernetes` ([`NamespaceLabels`]), else only
+//!   `kubernetes.io/metadata.name: <name>`, which Kubernetes puts on every namespace
+//!   ([`namespace_labels`]).
+//!
 //! Reading happens per document ([`read_gateway`], [`read_http_route`]); attaching
 //! routes to their parents and resolving backends needs every document and happens in
 //! [`attach_routes`], before [`crate::resource_set`]'s cross-resource checks run on the
 //! result. Nothing here knows Envoy or Istio's kinds; field walking and errors are
 //! [`crate::ingest`]'s.
 
+mod addresses;
 mod attach;
 mod backend_ref;
 mod filters;
 mod gateway;
 mod grpc_route;
 mod http_route;
+mod label_selector;
 mod match_json;
 mod matches;
 mod reference_grant;
 mod weights;
 
+#[cfg(test)]
+mod namespace_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,13 +57,27 @@ pub(crate) use attach::attach_routes;
 pub use match_json::match_json;
 
 use crate::ingest::{Read, Report};
-use crate::model::ResourceKey;
+use crate::model::{Labels, ResourceKey};
 
 /// The API group of the Gateway API kinds, as references name it.
 const API_GROUP: &str = crate::ingest::GATEWAY_API.group;
 
 /// The node-metadata label whose value selects the proxies of a Gateway: its name.
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// The label Kubernetes puts on every namespace: its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The labels of each namespace known (Kubernetes' Namespace objects), by name.
+pub type NamespaceLabels = BTreeMap<String, Labels>;
+
+/// The labels of `namespace`: its known ones, else only [`NAMESPACE_NAME_LABEL`] (all
+/// a namespace has in file and REST mode, where there are no Namespace objects).
+pub fn namespace_labels(known: &NamespaceLabels, namespace: &str) -> Labels {
+    known.get(namespace).cloned().unwrap_or_else(|| {
+        Labels::from([(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string())])
+    })
+}
 
 /// What routes need from the Gateways, and the routes themselves, until every
 /// document is read.
@@ -84,8 +108,11 @@ pub(crate) fn read_gateway(
 ) {
     let name = gateway_ref(&key.namespace, &key.name);
     match gateway::try_gateway(key, spec, r).filter(|_| r.is_clean()) {
-        Some((gateway, listeners)) => {
+        Some((gateway, listeners, addresses)) => {
             pending.listeners.insert(name, listeners);
+            if !addresses.is_empty() {
+                read.gateway_status.addresses.insert(key.clone(), addresses);
+            }
             read.gateways.push(gateway);
         }
         None => {

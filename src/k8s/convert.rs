@@ -1,11 +1,13 @@
 //! Pure conversions from Kubernetes fields to model values: a Service port's protocol
-//! (Istio's rules), an endpoint's health from its conditions. No state, no IO.
+//! (Istio's rules), an endpoint's health from its conditions, the addresses a Service
+//! gives the Gateway it fronts. No state, no IO.
 
-use k8s_openapi::api::core::v1::ServicePort as K8sServicePort;
+use k8s_openapi::api::core::v1::{Service as K8sService, ServicePort as K8sServicePort};
 use k8s_openapi::api::discovery::v1::EndpointConditions;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::model::{EndpointHealth, ServicePort};
+use crate::gateway_api::GATEWAY_NAME_LABEL;
+use crate::model::{EndpointHealth, GatewayAddress, ServicePort};
 
 /// A Service port as the model has it, or `None` for ports Envoy cannot carry here
 /// (UDP, SCTP) and out-of-range numbers.
@@ -70,6 +72,46 @@ fn known_protocol(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The Gateway a Service fronts (its `spec.selector` has
+/// `gateway.networking.k8s.io/gateway-name: <gateway>`, the label of that Gateway's
+/// Envoys) and the addresses it gives it: its load balancer's ingress (`ip` an
+/// `IPAddress`, `hostname` a `Hostname`), else its cluster IPs (`None`, a headless
+/// Service, is none). `None` for a Service that fronts no Gateway.
+pub fn to_gateway_front(service: &K8sService) -> Option<(String, Vec<GatewayAddress>)> {
+    let spec = service.spec.as_ref()?;
+    let gateway = spec.selector.as_ref()?.get(GATEWAY_NAME_LABEL)?.clone();
+    let ingress = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    let address = |kind: &'static str, value: &String| GatewayAddress {
+        kind,
+        value: value.clone(),
+    };
+    let mut addresses: Vec<GatewayAddress> = Vec::new();
+    for entry in ingress.into_iter().flatten() {
+        let ip = entry.ip.iter().map(|ip| address("IPAddress", ip));
+        let hostname = entry.hostname.iter().map(|h| address("Hostname", h));
+        addresses.extend(ip.chain(hostname).filter(|a| !a.value.is_empty()));
+    }
+    if addresses.is_empty() {
+        let ips = match &spec.cluster_ips {
+            Some(ips) if !ips.is_empty() => ips.clone(),
+            _ => spec.cluster_ip.iter().cloned().collect(),
+        };
+        let ips = ips.iter().filter(|ip| !ip.is_empty() && *ip != "None");
+        addresses.extend(ips.map(|ip| address("IPAddress", ip)));
+    }
+    let mut unique = Vec::new();
+    for a in addresses {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    Some((gateway, unique))
+}
+
 /// An endpoint's health from its conditions, or `None` when it must get no traffic
 /// at all (not ready and not draining): such endpoints are left out of the model, so
 /// Envoy's panic routing can never pick them.
@@ -127,6 +169,43 @@ mod tests {
         assert_eq!(h(c(Some(false), None, None)), None);
         // Not ready and not terminating: failing its readiness probe.
         assert_eq!(h(c(Some(false), Some(true), Some(false))), None);
+    }
+
+    #[test]
+    fn a_gateway_front_gives_its_ingress_else_its_cluster_ips() {
+        let mk = |v: serde_json::Value| -> K8sService { serde_json::from_value(v).unwrap() };
+        let selector = serde_json::json!({GATEWAY_NAME_LABEL: "edge", "app": "envoy"});
+        let front = mk(serde_json::json!({
+            "metadata": {"name": "edge", "namespace": "default"},
+            "spec": {"selector": selector, "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"]},
+            "status": {"loadBalancer": {"ingress": [
+                {"ip": "203.0.113.7"}, {"hostname": "lb.example.com"}, {"ip": "203.0.113.7"}]}}
+        }));
+        let (gateway, addresses) = to_gateway_front(&front).unwrap();
+        assert_eq!(gateway, "edge");
+        let got: Vec<(&str, &str)> = addresses
+            .iter()
+            .map(|a| (a.kind, a.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("IPAddress", "203.0.113.7"), ("Hostname", "lb.example.com")]
+        );
+        let cluster_only = mk(serde_json::json!({
+            "metadata": {"name": "edge"},
+            "spec": {"selector": selector, "clusterIPs": ["10.96.0.9", "fd00::9"]}
+        }));
+        let (_, addresses) = to_gateway_front(&cluster_only).unwrap();
+        let got: Vec<&str> = addresses.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(got, ["10.96.0.9", "fd00::9"]);
+        let headless = mk(serde_json::json!({
+            "metadata": {"name": "edge"}, "spec": {"selector": selector, "clusterIP": "None"}
+        }));
+        assert_eq!(to_gateway_front(&headless).unwrap().1, []);
+        let other = mk(serde_json::json!({
+            "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.1"}
+        }));
+        assert_eq!(to_gateway_front(&other), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The IO edge of Kubernetes discovery: kube-runtime watchers for Services,
-//! EndpointSlices (`discovery.k8s.io/v1`) and Pods (metadata only), in all namespaces,
-//! reduced into an [`Index`], whose services map is published through a `watch`
-//! channel whenever it changes.
+//! EndpointSlices (`discovery.k8s.io/v1`), Pods (metadata only) and Namespaces, in all
+//! namespaces, reduced into an [`Index`], whose services map, and what the Gateway API
+//! reads of the cluster ([`Cluster`]: namespace labels, Gateway addresses), are each
+//! published through a `watch` channel whenever they change.
 //!
 //! Restarts: a watcher that relists (its first start, a `410 Gone`, a lost connection)
 //! buffers the listed objects and replaces its kind in the index only at `InitDone`,
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 
 use futures::stream::{self, BoxStream};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Pod, Service as K8sService};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
@@ -22,7 +23,7 @@ use kube::{Api, Client};
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::index::{Index, Indexed};
+use super::index::{Cluster, Index, Indexed};
 use crate::model::Service;
 
 /// Discovered services by host (`name.namespace.svc.cluster.local`).
@@ -39,15 +40,23 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Starts the watchers and returns once Services, EndpointSlices and Pods have each
-/// been listed once: the receiver holds that first full map and every later change.
-/// The watchers run until every receiver is dropped.
-pub async fn discover(client: Client) -> Result<watch::Receiver<Services>> {
-    let (tx, rx) = watch::channel(Services::new());
+/// What discovery publishes.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub services: watch::Receiver<Services>,
+    pub cluster: watch::Receiver<Cluster>,
+}
+
+/// Starts the watchers and returns once Services, EndpointSlices, Pods and Namespaces
+/// have each been listed once: the receivers hold what that first full list gave and
+/// every later change. The watchers run until every services receiver is dropped.
+pub async fn discover(client: Client) -> Result<Discovery> {
+    let (tx, services) = watch::channel(Services::new());
+    let (cluster_tx, cluster) = watch::channel(Cluster::default());
     let (synced_tx, synced_rx) = oneshot::channel();
-    tokio::spawn(run(client, tx, synced_tx));
+    tokio::spawn(run(client, (tx, cluster_tx), synced_tx));
     synced_rx.await.map_err(|_| Error::Stopped)?;
-    Ok(rx)
+    Ok(Discovery { services, cluster })
 }
 
 /// Calls `sink` with the services map after every change published on `rx`.
@@ -65,13 +74,19 @@ enum Update {
     Service(Box<watcher::Result<Event<K8sService>>>),
     Slice(watcher::Result<Event<EndpointSlice>>),
     Pod(watcher::Result<Event<PartialObjectMeta<Pod>>>),
+    Namespace(watcher::Result<Event<Namespace>>),
 }
 
-async fn run(client: Client, tx: watch::Sender<Services>, synced: oneshot::Sender<()>) {
+async fn run(
+    client: Client,
+    (tx, cluster_tx): (watch::Sender<Services>, watch::Sender<Cluster>),
+    synced: oneshot::Sender<()>,
+) {
     let config = watcher::Config::default;
     let services = watcher::watcher(Api::<K8sService>::all(client.clone()), config());
     let slices = watcher::watcher(Api::<EndpointSlice>::all(client.clone()), config());
-    let pods = watcher::watcher(Api::<PartialObjectMeta<Pod>>::all(client), config());
+    let pods = watcher::watcher(Api::<PartialObjectMeta<Pod>>::all(client.clone()), config());
+    let namespaces = watcher::watcher(Api::<Namespace>::all(client), config());
     let streams: Vec<BoxStream<'static, Update>> = vec![
         services
             .default_backoff()
@@ -79,6 +94,7 @@ async fn run(client: Client, tx: watch::Sender<Services>, synced: oneshot::Sende
             .boxed(),
         slices.default_backoff().map(Update::Slice).boxed(),
         pods.default_backoff().map(Update::Pod).boxed(),
+        namespaces.default_backoff().map(Update::Namespace).boxed(),
     ];
     let mut updates = stream::select_all(streams);
     let mut state = State::default();
@@ -105,6 +121,14 @@ async fn run(client: Client, tx: watch::Sender<Services>, synced: oneshot::Sende
         if changed {
             debug!(services = tx.borrow().len(), "kubernetes services changed");
         }
+        let cluster = state.index.cluster();
+        cluster_tx.send_if_modified(|current| {
+            let changed = *current != cluster;
+            if changed {
+                *current = cluster;
+            }
+            changed
+        });
         if let Some(synced) = synced.take() {
             info!(services = tx.borrow().len(), "kubernetes discovery synced");
             let _ = synced.send(());
@@ -121,6 +145,7 @@ struct State {
     services: Relist<K8sService>,
     slices: Relist<EndpointSlice>,
     pods: Relist<PartialObjectMeta<Pod>>,
+    namespaces: Relist<Namespace>,
 }
 
 impl State {
@@ -129,12 +154,13 @@ impl State {
             Update::Service(e) => self.services.handle(&mut self.index, *e, "Service"),
             Update::Slice(e) => self.slices.handle(&mut self.index, e, "EndpointSlice"),
             Update::Pod(e) => self.pods.handle(&mut self.index, e, "Pod"),
+            Update::Namespace(e) => self.namespaces.handle(&mut self.index, e, "Namespace"),
         }
     }
 
     /// Every kind listed at least once, and none in the middle of a relist.
     fn ready(&self) -> bool {
-        self.services.ready() && self.slices.ready() && self.pods.ready()
+        self.services.ready() && self.slices.ready() && self.pods.ready() && self.namespaces.ready()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Gateway API's own status, as its specification writes it: per HTTPRoute parent
 //! `Accepted` and `ResolvedRefs` with the spec's reasons, and on a Gateway `Accepted`,
-//! `Programmed` and one `status.listeners[]` entry per listener (`attachedRoutes`,
-//! `supportedKinds`, `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`). Pure:
+//! `Programmed`, its `status.addresses` and one `status.listeners[]` entry per listener
+//! (`attachedRoutes`, `supportedKinds`, `Accepted`, `Programmed`, `ResolvedRefs`,
+//! `Conflicted`). Pure:
 //! [`route_patch`] and [`gateway_patch`] answer `None` when the object already says it.
 
 use k8s_openapi::jiff::Timestamp;
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::status::{same, since_for, CONTROLLER};
 use crate::ingest::FieldError;
-use crate::model::{ListenerStatus, NotTrue, UnresolvedRef};
+use crate::model::{GatewayAddress, ListenerStatus, NotTrue, UnresolvedRef};
 
 /// One condition: `Ok` is `True` with the condition's own reason.
 pub type Outcome = Result<(), NotTrue>;
@@ -145,25 +146,44 @@ pub fn route_patch(object: &Value, states: &[ParentState], now: Timestamp) -> Op
     Some(json!({"status": {"parents": all}}))
 }
 
-/// The Gateway status patch: `Accepted` and `Programmed` (both `Invalid` for a rejected
-/// Gateway), and per listener its attached routes and conditions. Conditions of other
-/// types are kept.
-pub fn gateway_patch(
-    object: &Value,
-    outcome: &Outcome,
-    listeners: &[ListenerStatus],
-    now: Timestamp,
-) -> Option<Value> {
+/// What a Gateway's status says.
+#[derive(Debug, Clone, Copy)]
+pub struct Gateway<'a> {
+    /// `Accepted`: a rejected Gateway's reason (`Invalid`, `UnsupportedAddress`);
+    /// `Programmed` is then `Invalid`.
+    pub outcome: &'a Outcome,
+    pub listeners: &'a [ListenerStatus],
+    /// `status.addresses`: none is an absent list.
+    pub addresses: &'a [GatewayAddress],
+}
+
+/// The Gateway status patch: `Accepted` and `Programmed`, its addresses, and per
+/// listener its attached routes and conditions. Conditions of other types are kept.
+pub fn gateway_patch(object: &Value, gateway: &Gateway<'_>, now: Timestamp) -> Option<Value> {
+    let Gateway {
+        outcome,
+        listeners,
+        addresses,
+    } = *gateway;
     let generation = object["metadata"]["generation"].as_i64();
     let status = &object["status"];
     let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
     let ours_type = |c: &Value| c["type"] == "Accepted" || c["type"] == "Programmed";
     let (ours, mut theirs): (Vec<Value>, Vec<Value>) = conditions.into_iter().partition(ours_type);
     let old = Value::Array(ours.clone());
+    let programmed = outcome.clone().map_err(|n| NotTrue {
+        reason: "Invalid",
+        message: n.message,
+    });
     let mine = vec![
         condition("Accepted", outcome, generation, Some(&old), now),
-        condition("Programmed", outcome, generation, Some(&old), now),
+        condition("Programmed", &programmed, generation, Some(&old), now),
     ];
+    let old_addresses = status["addresses"].as_array().cloned().unwrap_or_default();
+    let addresses: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({"type": a.kind, "value": a.value}))
+        .collect();
     let old_listeners = status["listeners"].as_array().cloned().unwrap_or_default();
     let listeners: Vec<Value> = listeners
         .iter()
@@ -201,11 +221,16 @@ pub fn gateway_patch(
             })
         })
         .collect();
-    if same(&ours, &mine) && same(&old_listeners, &listeners) {
+    if same(&ours, &mine) && same(&old_listeners, &listeners) && old_addresses == addresses {
         return None;
     }
     theirs.extend(mine);
-    Some(json!({"status": {"conditions": theirs, "listeners": listeners}}))
+    // A merge patch: `null` takes away addresses written before.
+    let addresses = match addresses.is_empty() {
+        true => Value::Null,
+        false => Value::Array(addresses),
+    };
+    Some(json!({"status": {"conditions": theirs, "listeners": listeners, "addresses": addresses}}))
 }
 
 #[cfg(test)]
@@ -286,7 +311,16 @@ mod tests {
             kinds: vec!["HTTPRoute", "GRPCRoute"],
             problem: None,
         }];
-        let patch = gateway_patch(&gateway, &Ok(()), &listeners, at(0)).unwrap();
+        let addresses = [GatewayAddress {
+            kind: "IPAddress",
+            value: "203.0.113.7".into(),
+        }];
+        let state = Gateway {
+            outcome: &Ok(()),
+            listeners: &listeners,
+            addresses: &addresses,
+        };
+        let patch = gateway_patch(&gateway, &state, at(0)).unwrap();
         let status = &patch["status"];
         let types: Vec<&str> = status["conditions"]
             .as_array()
@@ -296,6 +330,10 @@ mod tests {
             .collect();
         assert_eq!(types, ["Other", "Accepted", "Programmed"]);
         assert_eq!(status["listeners"][0]["attachedRoutes"], 3);
+        assert_eq!(
+            status["addresses"],
+            json!([{"type": "IPAddress", "value": "203.0.113.7"}])
+        );
         assert_eq!(
             status["listeners"][0]["supportedKinds"][0]["kind"],
             "HTTPRoute"
@@ -311,6 +349,39 @@ mod tests {
         assert_eq!(status["listeners"][0]["conditions"][3]["status"], "False");
         let mut echoed = gateway.clone();
         echoed["status"] = patch["status"].clone();
-        assert_eq!(gateway_patch(&echoed, &Ok(()), &listeners, at(5)), None);
+        assert_eq!(gateway_patch(&echoed, &state, at(5)), None);
+        // Addresses gone (the fronting Service lost its ingress and IPs): written away.
+        let bare = Gateway {
+            addresses: &[],
+            ..state
+        };
+        let patch = gateway_patch(&echoed, &bare, at(6)).unwrap();
+        assert_eq!(patch["status"]["addresses"], Value::Null);
+        assert!(patch["status"]
+            .as_object()
+            .unwrap()
+            .contains_key("addresses"));
+    }
+
+    #[test]
+    fn a_gateway_with_an_unsupported_address_is_not_accepted_with_that_reason() {
+        let gateway = json!({"metadata": {"name": "gw", "generation": 1}, "spec": {}});
+        let outcome = Err(NotTrue {
+            reason: "UnsupportedAddress",
+            message: "spec.addresses[0].type: address type \"NamedAddress\" is not supported"
+                .into(),
+        });
+        let state = Gateway {
+            outcome: &outcome,
+            listeners: &[],
+            addresses: &[],
+        };
+        let patch = gateway_patch(&gateway, &state, at(0)).unwrap();
+        let conditions = &patch["status"]["conditions"];
+        assert_eq!(conditions[0]["type"], "Accepted");
+        assert_eq!(conditions[0]["reason"], "UnsupportedAddress");
+        assert_eq!(conditions[1]["type"], "Programmed");
+        assert_eq!(conditions[1]["reason"], "Invalid");
+        assert_eq!(conditions[1]["status"], "False");
     }
 }

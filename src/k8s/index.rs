@@ -21,17 +21,22 @@
 //! - Health: see [`to_health`]: ready → Healthy, terminating but serving → Draining,
 //!   anything else is left out.
 //! - ExternalName Services are not discovered.
+//! - For the Gateway API ([`Index::cluster`]): each Namespace's labels, and the
+//!   addresses of the Services that front a Gateway's Envoys (see
+//!   [`to_gateway_front`]), by Gateway.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, Service as K8sService};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 
-use super::convert::{to_health, to_service_port};
+use super::convert::{to_gateway_front, to_health, to_service_port};
+use crate::gateway_api::NamespaceLabels;
 use crate::model::{
-    Endpoint, EndpointHealth, Kind, Labels, Resolution, ResourceKey, Service, ServicePort,
+    Endpoint, EndpointHealth, GatewayAddress, Kind, Labels, Resolution, ResourceKey, Service,
+    ServicePort,
 };
 
 /// The label that ties an EndpointSlice to its Service.
@@ -49,6 +54,19 @@ pub struct Index {
     services: BTreeMap<Key, Vec<ServicePort>>,
     slices: BTreeMap<Key, Slice>,
     pods: BTreeMap<Key, Labels>,
+    namespaces: NamespaceLabels,
+    /// Services that front a Gateway: its name and the addresses they give it.
+    fronts: BTreeMap<Key, (String, Vec<GatewayAddress>)>,
+}
+
+/// What the Gateway API reads of the cluster besides Services: the labels of each
+/// Namespace (which `from: Selector` listeners match) and each Gateway's addresses
+/// from the Services that front it (by `(namespace, gateway name)`; every such
+/// Service's, in the order of their names).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cluster {
+    pub namespaces: NamespaceLabels,
+    pub gateway_addresses: BTreeMap<(String, String), Vec<GatewayAddress>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +139,26 @@ impl Index {
             .collect()
     }
 
+    /// The namespaces' labels and the Gateways' addresses.
+    pub fn cluster(&self) -> Cluster {
+        let mut gateway_addresses: BTreeMap<(String, String), Vec<GatewayAddress>> =
+            BTreeMap::new();
+        for ((ns, _), (gateway, addresses)) in &self.fronts {
+            let entry = gateway_addresses
+                .entry((ns.clone(), gateway.clone()))
+                .or_default();
+            for a in addresses {
+                if !entry.contains(a) {
+                    entry.push(a.clone());
+                }
+            }
+        }
+        Cluster {
+            namespaces: self.namespaces.clone(),
+            gateway_addresses,
+        }
+    }
+
     /// One endpoint per (address, ports): when slices list it with different health
     /// (a pod moving between slices), the healthiest entry wins. Sorted by address,
     /// then ports.
@@ -165,6 +203,10 @@ fn key_of(meta: &ObjectMeta) -> Key {
 impl Indexed for K8sService {
     fn apply_to(&self, index: &mut Index) {
         let key = key_of(&self.metadata);
+        match to_gateway_front(self) {
+            Some(front) => index.fronts.insert(key.clone(), front),
+            None => index.fronts.remove(&key),
+        };
         let spec = self.spec.as_ref();
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             index.services.remove(&key);
@@ -177,10 +219,12 @@ impl Indexed for K8sService {
 
     fn delete_from(&self, index: &mut Index) {
         index.services.remove(&key_of(&self.metadata));
+        index.fronts.remove(&key_of(&self.metadata));
     }
 
     fn clear(index: &mut Index) {
         index.services.clear();
+        index.fronts.clear();
     }
 }
 
@@ -262,6 +306,23 @@ impl Indexed for Pod {
 
     fn clear(index: &mut Index) {
         index.pods.clear();
+    }
+}
+
+impl Indexed for Namespace {
+    fn apply_to(&self, index: &mut Index) {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        let labels = self.metadata.labels.clone().unwrap_or_default();
+        index.namespaces.insert(name, labels.into_iter().collect());
+    }
+
+    fn delete_from(&self, index: &mut Index) {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        index.namespaces.remove(&name);
+    }
+
+    fn clear(index: &mut Index) {
+        index.namespaces.clear();
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::Services;
+use crate::gateway_api::NamespaceLabels;
 use crate::ingest::{self, Document, FieldError};
 use crate::resource_set;
 
@@ -70,8 +71,12 @@ pub fn to_document_value(id: &ObjectId, object: &Value) -> Value {
 }
 
 /// Applies the rule of this module to `objects` (document values, see
-/// [`to_document_value`]).
-pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judged {
+/// [`to_document_value`]), with the namespaces' labels.
+pub fn judge(
+    objects: &BTreeMap<ObjectId, Value>,
+    discovered: &Services,
+    namespaces: &NamespaceLabels,
+) -> Judged {
     let mut judged = Judged::default();
     let mut candidates: Vec<(ObjectId, Document)> = Vec::new();
     for (id, value) in objects {
@@ -93,7 +98,7 @@ pub fn judge(objects: &BTreeMap<ObjectId, Value>, discovered: &Services) -> Judg
     }
     while !candidates.is_empty() {
         let docs: Vec<Document> = candidates.iter().map(|(_, d)| d.clone()).collect();
-        let Err(errors) = resource_set::build_config(&docs, discovered) else {
+        let Err(errors) = resource_set::build_config_with(&docs, discovered, namespaces) else {
             break;
         };
         let mut named: BTreeMap<ObjectId, Vec<FieldError>> = BTreeMap::new();
@@ -134,6 +139,7 @@ pub fn keep_last_accepted(
     judged: &mut Judged,
     last: &BTreeMap<ObjectId, Document>,
     discovered: &Services,
+    namespaces: &NamespaceLabels,
 ) {
     let mut kept: BTreeMap<ObjectId, Document> = judged
         .rejected
@@ -147,7 +153,7 @@ pub fn keep_last_accepted(
             .chain(kept.values())
             .cloned()
             .collect();
-        let Err(errors) = resource_set::build_config(&docs, discovered) else {
+        let Err(errors) = resource_set::build_config_with(&docs, discovered, namespaces) else {
             break;
         };
         let before = kept.len();
@@ -224,7 +230,7 @@ mod tests {
             entry("a", "a.example", "10.0.0.1"),
             route("web", "a.example"),
         ]);
-        let judged = judge(&objects, &Services::new());
+        let judged = judge(&objects, &Services::new(), &NamespaceLabels::new());
         assert_eq!(names(judged.accepted.into_keys()), ["a", "web"]);
         assert!(judged.rejected.is_empty());
     }
@@ -238,7 +244,7 @@ mod tests {
             route("web", "a.example"),
             bad,
         ]);
-        let judged = judge(&objects, &Services::new());
+        let judged = judge(&objects, &Services::new(), &NamespaceLabels::new());
         assert_eq!(names(judged.accepted.into_keys()), ["a", "web"]);
         let errors = judged.rejected.values().next().unwrap();
         assert_eq!(names(judged.rejected.keys().cloned()), ["bad"]);
@@ -258,7 +264,7 @@ mod tests {
             entry("b", "b.example", "10.0.0.2"),
             route("other", "b.example"),
         ]);
-        let judged = judge(&objects, &Services::new());
+        let judged = judge(&objects, &Services::new(), &NamespaceLabels::new());
         assert_eq!(names(judged.accepted.into_keys()), ["b", "other"]);
         assert_eq!(names(judged.rejected.keys().cloned()), ["a", "web"]);
         let web = judged
@@ -279,14 +285,19 @@ mod tests {
             entry("a", "a.example", "10.0.0.1"),
             route("web", "a.example"),
         ]);
-        let judged = judge(&first, &Services::new());
+        let judged = judge(&first, &Services::new(), &NamespaceLabels::new());
         // The route moves to a host not known yet (its Service is on its way).
         let second = BTreeMap::from([
             entry("a", "a.example", "10.0.0.1"),
             route("web", "b.example"),
         ]);
-        let mut again = judge(&second, &Services::new());
-        keep_last_accepted(&mut again, &judged.accepted, &Services::new());
+        let mut again = judge(&second, &Services::new(), &NamespaceLabels::new());
+        keep_last_accepted(
+            &mut again,
+            &judged.accepted,
+            &Services::new(),
+            &NamespaceLabels::new(),
+        );
         let served = &again.accepted[&route("web", "a.example").0];
         assert_eq!(served, &judged.accepted[&route("web", "a.example").0]);
         let errors = &again.rejected[&route("web", "a.example").0];
@@ -296,8 +307,13 @@ mod tests {
         );
         assert!(errors.iter().any(|e| e.message.contains("last accepted")));
         // A route that was never accepted has nothing to keep.
-        let mut fresh = judge(&second, &Services::new());
-        keep_last_accepted(&mut fresh, &BTreeMap::new(), &Services::new());
+        let mut fresh = judge(&second, &Services::new(), &NamespaceLabels::new());
+        keep_last_accepted(
+            &mut fresh,
+            &BTreeMap::new(),
+            &Services::new(),
+            &NamespaceLabels::new(),
+        );
         assert_eq!(names(fresh.accepted.into_keys()), ["a"]);
     }
 
@@ -306,7 +322,7 @@ mod tests {
         let mut bad = route("web", "a.example");
         bad.1["spec"]["tcp"] = json!([]);
         let objects = BTreeMap::from([entry("a", "a.example", "10.0.0.1"), bad]);
-        let judged = judge(&objects, &Services::new());
+        let judged = judge(&objects, &Services::new(), &NamespaceLabels::new());
         assert_eq!(names(judged.rejected.keys().cloned()), ["web"]);
         assert_eq!(names(judged.accepted.into_keys()), ["a"]);
     }

@@ -1,5 +1,6 @@
 //! Kubernetes discovery: Services, EndpointSlices and Pod labels into
-//! `model::Service`s, for `coalmine serve --kubernetes`.
+//! `model::Service`s, and Namespace labels and Gateway addresses for the Gateway API,
+//! for `coalmine serve --kubernetes`.
 //!
 //! - [`index`]: the pure reduction (`apply` / `delete` / `replace`), tested without a
 //!   cluster.
@@ -32,5 +33,5 @@ pub mod rollout_status;
 pub mod route_patch;
 pub mod status;
 
-pub use discovery::{discover, follow, Services};
-pub use index::{host, Index, Indexed};
+pub use discovery::{discover, follow, Discovery, Services};
+pub use index::{host, Cluster, Index, Indexed};

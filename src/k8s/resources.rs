@@ -14,8 +14,12 @@
 //! ([`super::judge`]: invalid ones are left out, the rest served) and the accepted set
 //! replaces the stored one through [`Desired::replace_all`], as one revision when it
 //! changed. Routes are judged against every Service seen since start (endpoints
-//! aside), so a Service deleted and re-added never takes its routes down with it. Every object's `Accepted` condition goes to the status writer
-//! ([`super::status::write`]), which writes only on the leader.
+//! aside), so a Service deleted and re-added never takes its routes down with it, and
+//! with the namespaces' labels (for `from: Selector` listeners), which go to the store
+//! first ([`Desired::set_namespaces`]). Every object's `Accepted` condition goes to the
+//! status writer ([`super::status::write`]), which writes only on the leader; a
+//! Gateway's `status.addresses` are its `spec.addresses`, else those of the Services
+//! fronting it ([`super::Cluster`]), and are rewritten when those change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -37,8 +41,9 @@ use super::gateway_api_status;
 use super::gateway_class;
 use super::judge::{judge, keep_last_accepted, to_document_value, Judged, ObjectId};
 use super::status::{self, to_patch, Verdict, Wanted};
-use super::Services;
+use super::{Cluster, Discovery, Services};
 use crate::desired::{self, Desired};
+use crate::gateway_api::NamespaceLabels;
 use crate::resource_set;
 
 /// The most events reduced before a judgement, however many more are waiting.
@@ -106,10 +111,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
 /// ([`super::leader`], configured from the environment) and the route resources, with
 /// status writes on the leader. Returns once the first set is stored; the receiver
 /// says whether this replica leads (for the rollout controller).
-pub async fn serve(
-    desired: Arc<Desired>,
-    discovered: watch::Receiver<Services>,
-) -> Result<watch::Receiver<bool>> {
+pub async fn serve(desired: Arc<Desired>, discovered: Discovery) -> Result<watch::Receiver<bool>> {
     let client = Client::try_default().await?;
     let lease = super::leader::LeaseConfig::from_env();
     info!(identity = %lease.identity, namespace = %lease.namespace, "kubernetes: leader election on Lease {}", lease.name);
@@ -124,7 +126,7 @@ pub async fn serve(
 pub async fn start(
     client: Client,
     desired: Arc<Desired>,
-    discovered: watch::Receiver<Services>,
+    discovered: Discovery,
     leader: watch::Receiver<bool>,
 ) -> Result<()> {
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
@@ -132,7 +134,8 @@ pub async fn start(
     tokio::spawn(status::write(client.clone(), wanted_rx, leader));
     let sync = Sync {
         desired,
-        discovered,
+        discovered: discovered.services,
+        cluster: discovered.cluster,
         wanted: wanted_tx,
         seen: Services::new(),
         last: None,
@@ -172,6 +175,7 @@ async fn run(client: Client, mut sync: Sync, synced: oneshot::Sender<()>) {
                 }
             }
             changed = sync.discovered.changed() => if changed.is_err() { return },
+            changed = sync.cluster.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(RETRY), if retry => {}
         }
         if !states.iter().all(KindState::ready) {
@@ -193,13 +197,15 @@ async fn run(client: Client, mut sync: Sync, synced: oneshot::Sender<()>) {
 struct Sync {
     desired: Arc<Desired>,
     discovered: watch::Receiver<Services>,
+    /// Namespace labels and Gateway addresses.
+    cluster: watch::Receiver<Cluster>,
     wanted: watch::Sender<Vec<Wanted>>,
     /// Every service discovered so far, without endpoints: routes are judged against
     /// these, so a route to a Service that vanished stays accepted (and is served
     /// without endpoints, as `Desired::set_discovered` keeps it) instead of flapping.
     seen: Services,
     /// The last input judged, and its outcome.
-    last: Option<(BTreeMap<ObjectId, Value>, Services, Judged)>,
+    last: Option<(BTreeMap<ObjectId, Value>, Services, NamespaceLabels, Judged)>,
     /// What was last served of each object: a rejected edit keeps it served (see
     /// [`keep_last_accepted`]).
     served: BTreeMap<ObjectId, crate::ingest::Document>,
@@ -225,16 +231,29 @@ impl Sync {
             self.seen.insert(host.clone(), shape);
         }
         let services = self.seen.clone();
-        let judged = match &self.last {
-            Some((d, s, judged)) if *d == docs && *s == services => judged.clone(),
-            _ => {
-                let mut judged = judge(&docs, &services);
-                keep_last_accepted(&mut judged, &self.served, &services);
-                judged
+        let cluster = self.cluster.borrow_and_update().clone();
+        let namespaces = cluster.namespaces.clone();
+        let (judged, namespaces_moved) = match &self.last {
+            Some((d, s, n, judged)) if *d == docs && *s == services && *n == namespaces => {
+                (judged.clone(), false)
+            }
+            last => {
+                let mut judged = judge(&docs, &services, &namespaces);
+                keep_last_accepted(&mut judged, &self.served, &services, &namespaces);
+                (
+                    judged,
+                    last.as_ref().is_none_or(|(_, _, n, _)| *n != namespaces),
+                )
             }
         };
         self.served = judged.accepted.clone();
-        self.last = Some((docs, services, judged.clone()));
+        self.last = Some((docs, services, namespaces.clone(), judged.clone()));
+        if namespaces_moved {
+            // The documents judged with these labels replace the stored ones next.
+            if let Err(e) = self.desired.set_namespaces(namespaces.clone()) {
+                debug!("the stored set does not validate with the new namespace labels: {e}");
+            }
+        }
         let accepted: Vec<_> = judged.accepted.values().cloned().collect();
         let stored = match self.desired.replace_all(accepted, "kubernetes") {
             Ok(outcome) if outcome.changed.is_empty() => true,
@@ -260,7 +279,8 @@ impl Sync {
         };
         let now = Timestamp::now();
         let accepted: Vec<_> = judged.accepted.values().cloned().collect();
-        let config = resource_set::build_config(&accepted, &self.seen).unwrap_or_default();
+        let config =
+            resource_set::build_config_with(&accepted, &self.seen, &namespaces).unwrap_or_default();
         let wanted: Vec<Wanted> = objects
             .into_iter()
             .filter_map(|(ar, id, value)| {
@@ -269,7 +289,10 @@ impl Sync {
                 let class = gateway_class::is(&id, "GatewayClass");
                 let patch = match class {
                     true => gateway_class::class_patch(&value, now)?,
-                    false => status_patch(&id, &value, &verdict, errors, &config, now)?,
+                    false => {
+                        let seen = (&config, &cluster);
+                        status_patch(&id, &value, &verdict, errors, seen, now)?
+                    }
                 };
                 Some(Wanted {
                     cluster_scoped: class,
@@ -347,7 +370,7 @@ fn status_patch(
     value: &Value,
     verdict: &Verdict,
     errors: Option<&[crate::ingest::FieldError]>,
-    config: &crate::model::Config,
+    (config, cluster): (&crate::model::Config, &Cluster),
     now: Timestamp,
 ) -> Option<Value> {
     use crate::model::{Kind, NotTrue, ResourceKey};
@@ -375,16 +398,35 @@ fn status_patch(
                 id.namespace.clone(),
                 id.name.clone(),
             );
+            // A rejected Gateway says the reason of its first error that has one
+            // (`UnsupportedAddress`), else `Invalid`.
+            let reason = errors.into_iter().flatten().find_map(|e| e.reason);
             let outcome = match verdict.accepted {
                 true => Ok(()),
                 false => Err(NotTrue {
-                    reason: "Invalid",
+                    reason: reason.unwrap_or("Invalid"),
                     message: verdict.message.clone(),
                 }),
             };
             let listeners = config.gateway_status.listeners.get(&key);
             let listeners = listeners.map(Vec::as_slice).unwrap_or_default();
-            gateway_api_status::gateway_patch(value, &outcome, listeners, now)
+            let fronts = (id.namespace.clone(), id.name.clone());
+            let addresses = match verdict.accepted {
+                true => config
+                    .gateway_status
+                    .addresses
+                    .get(&key)
+                    .or_else(|| cluster.gateway_addresses.get(&fronts))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                false => &[],
+            };
+            let gateway = gateway_api_status::Gateway {
+                outcome: &outcome,
+                listeners,
+                addresses,
+            };
+            gateway_api_status::gateway_patch(value, &gateway, now)
         }
         _ => to_patch(value, verdict, now),
     }

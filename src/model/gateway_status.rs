@@ -1,6 +1,7 @@
 //! What the Gateway API status of Gateways and their routes says, as the reading of a
 //! set found it: for each route, whether each parentRef attached it and why not; for
-//! each Gateway, each listener's attached routes. `k8s::status` writes it.
+//! each Gateway, each listener's attached routes and the addresses its spec asks for.
+//! `k8s::status` writes it.
 
 use std::collections::BTreeMap;
 
@@ -33,4 +34,14 @@ pub struct GatewayStatus {
     pub parents: BTreeMap<ResourceKey, Vec<Option<NotTrue>>>,
     /// Per Gateway API Gateway, its listeners in order.
     pub listeners: BTreeMap<ResourceKey, Vec<ListenerStatus>>,
+    /// Per Gateway API Gateway that names any, its `spec.addresses` in order.
+    pub addresses: BTreeMap<ResourceKey, Vec<GatewayAddress>>,
+}
+
+/// An address of a Gateway, as `spec.addresses[]` and `status.addresses[]` write it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GatewayAddress {
+    /// `IPAddress` or `Hostname`.
+    pub kind: &'static str,
+    pub value: String,
 }

@@ -13,7 +13,7 @@ mod route;
 mod service;
 mod weight;
 
-pub use gateway_status::{GatewayStatus, ListenerStatus, NotTrue};
+pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
     Analysis, BuiltinMetric, Metric, MetricSource, Rollout, Strategy, ThresholdRange, Webhook,

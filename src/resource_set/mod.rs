@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::gateway_api::{self, Pending};
+use crate::gateway_api::{self, NamespaceLabels, Pending};
 use crate::ingest::{Document, Errors, Read, Report, Result};
 use crate::istio::{try_destination_rule, try_gateway, try_service_entry, try_virtual_service};
 use crate::model::{Config, Kind, Service};
@@ -27,8 +27,20 @@ use check::check;
 ///
 /// `discovered` are services known from elsewhere (Kubernetes) in addition to
 /// ServiceEntry hosts; a ServiceEntry host takes precedence over a discovered one.
-/// Every list in the Config is sorted by key.
+/// Every list in the Config is sorted by key. Namespaces have only the label
+/// Kubernetes gives each (see [`build_config_with`]).
 pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -> Result<Config> {
+    build_config_with(docs, discovered, &NamespaceLabels::new())
+}
+
+/// [`build_config`], with the labels of the cluster's namespaces, which Gateway API
+/// listeners with `allowedRoutes.namespaces.from: Selector` match (a namespace not in
+/// `namespaces` has only `kubernetes.io/metadata.name`).
+pub fn build_config_with(
+    docs: &[Document],
+    discovered: &BTreeMap<String, Service>,
+    namespaces: &NamespaceLabels,
+) -> Result<Config> {
     let mut sorted: Vec<&Document> = docs.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut errors = Vec::new();
@@ -46,7 +58,7 @@ pub fn build_config(docs: &[Document], discovered: &BTreeMap<String, Service>) -
         }
         errors.extend(r.errors);
     }
-    gateway_api::attach_routes(&mut read, pending, discovered, &mut errors);
+    gateway_api::attach_routes(&mut read, pending, discovered, namespaces, &mut errors);
     let config = check(read, discovered, &mut errors);
     if errors.is_empty() {
         Ok(config)

@@ -98,21 +98,26 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let initial = discovered
         .as_ref()
-        .map(|rx| rx.borrow().clone())
+        .map(|d| {
+            (
+                d.services.borrow().clone(),
+                d.cluster.borrow().namespaces.clone(),
+            )
+        })
         .unwrap_or_default();
-    let desired =
-        Arc::new(Desired::open(store, initial).context("cannot load the stored configuration")?);
+    let desired = Desired::open(store, initial.0, initial.1);
+    let desired = Arc::new(desired.context("cannot load the stored configuration")?);
     // --kubernetes: route resources from the cluster and the Lease election.
     let cluster_leader = match &discovered {
-        Some(rx) => Some(crate::k8s::resources::serve(desired.clone(), rx.clone()).await?),
+        Some(d) => Some(crate::k8s::resources::serve(desired.clone(), d.clone()).await?),
         None => None,
     };
     let mut tasks = Tasks::default();
-    if let Some(rx) = discovered {
+    if let Some(discovery) = discovered {
         let desired = desired.clone();
         tasks.worker(
             "kubernetes discovery",
-            crate::k8s::follow(rx, move |services| {
+            crate::k8s::follow(discovery.services, move |services| {
                 let desired = desired.clone();
                 async move {
                     let stored = desired::blocking(move || desired.set_discovered(services));
@@ -297,12 +302,14 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 }
 
 /// Connects to Kubernetes (in-cluster config or `KUBECONFIG`) and waits for the first
-/// full sync of Services, EndpointSlices and Pods.
-async fn discover_kubernetes() -> anyhow::Result<watch::Receiver<crate::k8s::Services>> {
+/// full sync of Services, EndpointSlices, Pods and Namespaces.
+async fn discover_kubernetes() -> anyhow::Result<crate::k8s::Discovery> {
     let client = kube::Client::try_default()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
-    info!("kubernetes: waiting for the first sync of services, endpoint slices and pods");
+    info!(
+        "kubernetes: waiting for the first sync of services, endpoint slices, pods and namespaces"
+    );
     Ok(crate::k8s::discover(client).await?)
 }
 

@@ -13,6 +13,8 @@
 //! - Objects: GET, POST (create), PUT (replace, with resourceVersion conflicts), PATCH
 //!   (merge, strategic treated as merge, server-side apply as merge-or-create), DELETE,
 //!   and the `/status` subresource; label and field selectors (equality-based).
+//! - As Kubernetes does: `creationTimestamp`, `generation` (moving with the spec only)
+//!   and, on a Namespace, the label `kubernetes.io/metadata.name: <name>`.
 //! - `/version`, `/api`, `/apis` for discovery.
 //!
 //! Tests drive it synchronously: `apply`, `delete`, `compact`, `close_watches`.

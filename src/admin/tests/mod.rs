@@ -25,8 +25,14 @@ struct Fixture {
 
 fn mk_fixture(token: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let desired =
-        Arc::new(Desired::open(Store::open(dir.path(), 100).unwrap(), Default::default()).unwrap());
+    let desired = Arc::new(
+        Desired::open(
+            Store::open(dir.path(), 100).unwrap(),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap(),
+    );
     let published = desired.published();
     let (_tx, snapshots) = watch::channel(Arc::new(Snapshot::new(
         published.config,

@@ -307,3 +307,37 @@ fn health_is_kept_per_address_and_port() {
     let health: Vec<EndpointHealth> = services[HOST].endpoints.iter().map(|e| e.health).collect();
     assert_eq!(health, [EndpointHealth::Draining, EndpointHealth::Healthy]);
 }
+
+#[test]
+fn namespaces_and_gateway_fronts_follow_their_objects() {
+    let mut index = Index::default();
+    let ns: Namespace = mk(json!({"metadata": {"name": "shop",
+        "labels": {"team": "web", "kubernetes.io/metadata.name": "shop"}}}));
+    index.apply(&ns);
+    assert_eq!(index.cluster().namespaces["shop"]["team"], "web");
+    let front = |name: &str, ip: &str| -> K8sService {
+        mk(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"gateway.networking.k8s.io/gateway-name": "edge"},
+                     "clusterIP": ip}
+        }))
+    };
+    index.apply(&front("edge-b", "10.96.0.2"));
+    index.apply(&front("edge-a", "10.96.0.1"));
+    let key = ("default".to_string(), "edge".to_string());
+    let values = |index: &Index| -> Vec<String> {
+        let cluster = index.cluster();
+        let addresses = cluster.gateway_addresses.get(&key).cloned();
+        addresses.into_iter().flatten().map(|a| a.value).collect()
+    };
+    assert_eq!(values(&index), ["10.96.0.1", "10.96.0.2"]);
+    // A Service whose selector no longer names the Gateway stops fronting it.
+    let mut moved = front("edge-a", "10.96.0.1");
+    moved.spec.as_mut().unwrap().selector = Some([("app".to_string(), "x".to_string())].into());
+    index.apply(&moved);
+    assert_eq!(values(&index), ["10.96.0.2"]);
+    index.delete(&front("edge-b", "10.96.0.2"));
+    assert_eq!(values(&index), Vec::<String>::new());
+    index.delete(&ns);
+    assert!(index.cluster().namespaces.is_empty());
+}

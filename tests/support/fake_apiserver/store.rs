@@ -199,6 +199,13 @@ impl Store {
             .as_object_mut()
             .expect("metadata is an object");
         meta.insert("generation".into(), json!(generation));
+        // As in Kubernetes: every Namespace is labelled with its name.
+        if resource == "api/v1/namespaces" {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(key.1));
+            }
+        }
         if let (Some(api_version), Some(kind)) = (obj["apiVersion"].as_str(), obj["kind"].as_str())
         {
             self.kinds
