@@ -125,13 +125,14 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let per_type = |out: &mut String, name: &str, help: &str, values: &[AtomicU64; TypeKind::COUNT]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for kind in TypeKind::ALL {
-                let v = values[kind.index()].load(Relaxed);
-                let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {v}");
-            }
-        };
+        let per_type =
+            |out: &mut String, name: &str, help: &str, values: &[AtomicU64; TypeKind::COUNT]| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for kind in TypeKind::ALL {
+                    let v = values[kind.index()].load(Relaxed);
+                    let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {v}");
+                }
+            };
         per_type(
             &mut out,
             "coalmine_xds_pushes_total",

@@ -56,7 +56,8 @@ mod tests {
             map,
             ResourceMap::new(),
             ResourceMap::new(),
-            ResourceMap::new(), ResourceMap::new(),
+            ResourceMap::new(),
+            ResourceMap::new(),
         ])
     }
 

@@ -197,7 +197,8 @@ mod tests {
             map,
             ResourceMap::new(),
             ResourceMap::new(),
-            ResourceMap::new(), ResourceMap::new(),
+            ResourceMap::new(),
+            ResourceMap::new(),
         ])
     }
 

@@ -56,7 +56,10 @@ pub fn client_config(record: &ProxyRecord, view: Option<&View>) -> ClientConfig 
 
 /// The same answer without resource contents (`exclude_resource_contents`).
 pub fn drop_contents(config: &mut ClientConfig) {
-    config.generic_xds_configs.iter_mut().for_each(without_contents);
+    config
+        .generic_xds_configs
+        .iter_mut()
+        .for_each(without_contents);
 }
 
 fn without_contents(entry: &mut GenericXdsConfig) {

@@ -196,7 +196,8 @@ fn what_the_view_has_but_was_not_sent_is_not_sent() {
             .iter()
             .map(|(n, v)| (n.to_string(), mk(L, n, v)))
             .collect(),
-        ResourceMap::new(), ResourceMap::new(),
+        ResourceMap::new(),
+        ResourceMap::new(),
     ]);
     let config = client_config(&record, Some(&view));
     let a = entry(&config, L, "a");
@@ -248,7 +249,8 @@ fn a_sotw_stream_holds_what_it_sent_and_what_was_acked() {
                 .iter()
                 .map(|(n, v)| (n.to_string(), mk(L, n, v)))
                 .collect(),
-            ResourceMap::new(), ResourceMap::new(),
+            ResourceMap::new(),
+            ResourceMap::new(),
         ]))
     };
     let mut s = SotwStream::new(view("1"));

@@ -20,7 +20,8 @@ fn mk_view(clusters: &[(&str, &str)], endpoints: &[(&str, &str)]) -> Arc<View> {
         mk_map(clusters),
         mk_map(endpoints),
         ResourceMap::new(),
-        ResourceMap::new(), ResourceMap::new(),
+        ResourceMap::new(),
+        ResourceMap::new(),
     ]))
 }
 

@@ -27,7 +27,8 @@ fn mk_view(cluster_version: &str) -> Arc<View> {
         mk_map(&[("a", cluster_version), ("b", "1")]),
         mk_map(&[("a", "1"), ("b", "1")]),
         mk_map(&[("l", "1")]),
-        mk_map(&[("r", "1")]), ResourceMap::new(),
+        mk_map(&[("r", "1")]),
+        ResourceMap::new(),
     ]))
 }
 
@@ -211,7 +212,8 @@ fn endpoint_change_sends_only_the_changed_assignment_but_clusters_go_whole() {
         mk_map(&[("a", "2"), ("b", "1")]),
         mk_map(&[("a", "1"), ("b", "2")]),
         mk_map(&[("l", "1")]),
-        mk_map(&[("r", "1")]), ResourceMap::new(),
+        mk_map(&[("r", "1")]),
+        ResourceMap::new(),
     ]));
     let out = s.handle_view(changed);
     assert_eq!(out.responses.len(), 2);
@@ -242,7 +244,8 @@ fn legacy_wildcard_stays_wildcard_when_acks_name_nothing() {
         ResourceMap::new(),
         ResourceMap::new(),
         mk_map(&[("l", "1"), ("l2", "1")]),
-        ResourceMap::new(), ResourceMap::new(),
+        ResourceMap::new(),
+        ResourceMap::new(),
     ])));
     assert_eq!(names(&out.responses[0]), ["l", "l2"]);
 }
@@ -267,7 +270,8 @@ fn new_view_is_pushed_in_xds_order_and_only_changed_types() {
         mk_map(&[("a", "2"), ("b", "1")]),
         mk_map(&[("a", "2"), ("b", "1")]),
         mk_map(&[("l", "1")]),
-        mk_map(&[("r", "2")]), ResourceMap::new(),
+        mk_map(&[("r", "2")]),
+        ResourceMap::new(),
     ]));
     let out = s.handle_view(changed);
     let kinds: Vec<TypeKind> = out.responses.iter().map(|r| r.kind).collect();
@@ -407,7 +411,8 @@ fn named_listener_and_cluster_subscriptions_get_what_exists_and_an_answer_per_ch
         clusters,
         maps[1].clone(),
         maps[2].clone(),
-        maps[3].clone(), ResourceMap::new(),
+        maps[3].clone(),
+        ResourceMap::new(),
     ]));
     assert!(s.handle_view(view).responses.is_empty());
     let out = s.handle_view(mk_view("2"));

@@ -95,7 +95,11 @@ impl Warmth {
     /// Keeps, for up to [`ABSENT_GRACE`](super::ABSENT_GRACE), the endpoints of an assignment that would go
     /// empty while routes the proxy holds use its cluster (a Kubernetes Service deleted
     /// before the route leaves it): its cluster is then as good as absent.
-    fn keep_emptied(&mut self, wanted: Vec<Arc<Encoded>>, held: [&Held; TypeKind::COUNT]) -> Vec<Arc<Encoded>> {
+    fn keep_emptied(
+        &mut self,
+        wanted: Vec<Arc<Encoded>>,
+        held: [&Held; TypeKind::COUNT],
+    ) -> Vec<Arc<Encoded>> {
         let on_proxy = held[TypeKind::Endpoint.index()];
         wanted
             .into_iter()
