@@ -154,6 +154,17 @@ impl State {
             Update::Service(e) => self.services.handle(&mut self.index, *e, "Service"),
             Update::Slice(e) => self.slices.handle(&mut self.index, e, "EndpointSlice"),
             Update::Pod(e) => self.pods.handle(&mut self.index, e, "Pod"),
+            // Namespace labels only serve `from: Selector`: without RBAC to read
+            // Namespaces (an older rbac.yaml), discovery goes on without them.
+            Update::Namespace(Err(e)) if super::resources::is_absent(&e) => {
+                if !self.namespaces.synced {
+                    warn!(
+                        "cannot list Namespaces ({e}); allowedRoutes from: Selector sees only \
+                         kubernetes.io/metadata.name"
+                    );
+                    self.namespaces.synced = true;
+                }
+            }
             Update::Namespace(e) => self.namespaces.handle(&mut self.index, e, "Namespace"),
         }
     }

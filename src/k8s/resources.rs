@@ -519,7 +519,7 @@ impl KindState {
 
 /// A list or watch that failed because the resource is not served (no CRD: 404) or
 /// not ours to read (403).
-fn is_absent(e: &watcher::Error) -> bool {
+pub(super) fn is_absent(e: &watcher::Error) -> bool {
     let client_error = match e {
         watcher::Error::InitialListFailed(e)
         | watcher::Error::WatchStartFailed(e)
