@@ -250,6 +250,22 @@ fn envoy_diff(state: &AdminState, current: &Snapshot, next: &Snapshot) -> Vec<En
     out
 }
 
+/// A Secret as the API shows it: its name and type, and in place of its keys a hash
+/// of them (`dataHash`, SHA-256 of `data` and `stringData` as stored), so a rotation
+/// shows without the keys ever leaving the server.
+fn redacted(mut secret: serde_json::Value) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    let Some(obj) = secret.as_object_mut() else {
+        return secret;
+    };
+    let data = obj.remove("data").unwrap_or_default();
+    let string_data = obj.remove("stringData").unwrap_or_default();
+    let bytes = serde_json::to_vec(&(data, string_data)).unwrap_or_default();
+    let hash = hex::encode(Sha256::digest(&bytes));
+    obj.insert("dataHash".into(), format!("sha256:{hash}").into());
+    secret
+}
+
 /// The document with its `status`: accepted or rejected by the proxies it reaches and,
 /// for a Rollout, the release's progress under `status.rollout`.
 async fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
@@ -287,7 +303,10 @@ async fn with_status(state: &AdminState, doc: Document) -> serde_json::Value {
         rollout,
     };
     let status = serde_json::to_value(status).expect("status serializes");
-    let mut value = doc.value;
+    let mut value = match doc.key.kind {
+        Kind::Secret => redacted(doc.value),
+        _ => doc.value,
+    };
     if let Some(obj) = value.as_object_mut() {
         obj.insert("status".into(), status);
     }

@@ -112,6 +112,7 @@ pub(super) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
             protocol: Protocol::Http,
             hosts: vec![l.hostname.clone()],
             tls: None,
+            https_redirect: false,
         })
         .collect();
     let selector = Labels::from([(GATEWAY_NAME_LABEL.to_string(), key.name.clone())]);

@@ -21,6 +21,12 @@ pub const GATEWAY_API: Api = Api {
     versions: &["v1", "v1beta1"],
 };
 
+/// Kubernetes' core group (`apiVersion: v1`): `Secret`.
+pub const CORE: Api = Api {
+    group: "",
+    versions: &["v1"],
+};
+
 /// coalmine's own kinds (`Rollout`).
 pub const COALMINE: Api = Api {
     group: "coalmine.dev",
@@ -31,7 +37,7 @@ pub const COALMINE: Api = Api {
 pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
 /// Every group coalmine reads, in the order errors list them.
-pub const ALL: [Api; 3] = [ISTIO, GATEWAY_API, COALMINE];
+pub const ALL: [Api; 4] = [ISTIO, GATEWAY_API, COALMINE, CORE];
 
 impl Api {
     /// The group a kind's documents are written in.
@@ -44,12 +50,17 @@ impl Api {
                 GATEWAY_API
             }
             Kind::Rollout => COALMINE,
+            Kind::Secret => CORE,
         }
     }
 
     /// The known group that `api_version` (`group/version`) names, whatever its version.
     pub fn named_by(api_version: &str) -> Option<Api> {
-        let (group, _) = api_version.split_once('/')?;
+        let group = match api_version.split_once('/') {
+            Some((group, _)) => group,
+            // The core group has no name: `v1`.
+            None => CORE.versions.contains(&api_version).then_some("")?,
+        };
         ALL.into_iter().find(|api| api.group == group)
     }
 
@@ -64,13 +75,17 @@ impl Api {
 
     /// Every `group/version` accepted, in order.
     pub fn api_versions(self) -> impl Iterator<Item = String> {
-        self.versions
-            .iter()
-            .map(move |v| format!("{}/{v}", self.group))
+        self.versions.iter().map(move |v| match self.group {
+            "" => v.to_string(),
+            group => format!("{group}/{v}"),
+        })
     }
 
     /// Whether `api_version` is `group/version` with an accepted version.
     pub fn accepts(self, api_version: &str) -> bool {
+        if self.group.is_empty() {
+            return self.versions.contains(&api_version);
+        }
         let version = api_version
             .strip_prefix(self.group)
             .and_then(|rest| rest.strip_prefix('/'));
@@ -80,6 +95,9 @@ impl Api {
     /// `group/v1, v1beta1 or v1alpha3`: what an error says is expected.
     pub fn expected(self) -> String {
         let (last, rest) = self.versions.split_last().expect("an API has a version");
+        if self.group.is_empty() {
+            return self.api_versions().collect::<Vec<_>>().join(" or ");
+        }
         match rest {
             [] => format!("{}/{last}", self.group),
             _ => format!("{}/{} or {last}", self.group, rest.join(", ")),

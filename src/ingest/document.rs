@@ -288,7 +288,13 @@ fn try_api_version(envelope: Obj<'_, '_>, kind: Option<Kind>, r: &mut Report) ->
         Some(api) if api.accepts(&api_version) => return Some(api_version),
         Some(api) => api.expected(),
         None => {
-            let groups: Vec<&str> = api::ALL.iter().map(|api| api.group).collect();
+            let groups: Vec<&str> = api::ALL
+                .iter()
+                .map(|api| match api.group {
+                    "" => "v1 (Secret)",
+                    group => group,
+                })
+                .collect();
             let (last, rest) = groups.split_last().expect("groups are listed");
             format!("a version of {} or {last}", rest.join(", "))
         }
@@ -338,10 +344,10 @@ mod tests {
     #[test]
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
-                         DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant or \
-                         GRPCRoute)";
+                         DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant, \
+                         GRPCRoute or Secret)";
         let any_group = "(expected a version of networking.istio.io, \
-                         gateway.networking.k8s.io or coalmine.dev)";
+                         gateway.networking.k8s.io, coalmine.dev or v1 (Secret))";
         assert_eq!(
             errors_of("apps/v1", "Deployment", "a"),
             vec![
@@ -353,8 +359,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            errors_of("v1", "Deployment", "a")[1].1,
-            format!("unsupported apiVersion \"v1\" {any_group}")
+            errors_of("v2", "Deployment", "a")[1].1,
+            format!("unsupported apiVersion \"v2\" {any_group}")
         );
         // A known group with a version it does not have.
         assert_eq!(

@@ -16,9 +16,10 @@ mod duration;
 mod error;
 mod http_match;
 mod read;
+mod secret;
 mod walk;
 
-pub use api::{Api, COALMINE, COALMINE_API_VERSION, GATEWAY_API, ISTIO};
+pub use api::{Api, COALMINE, COALMINE_API_VERSION, CORE, GATEWAY_API, ISTIO};
 pub use document::{parse_documents, Document};
 pub use error::{Errors, FieldError, Result};
 
@@ -26,4 +27,5 @@ pub(crate) use destination::{check_host, try_destination};
 pub(crate) use error::Report;
 pub(crate) use http_match::{check_regex, is_header_name, try_matches, try_string_match};
 pub(crate) use read::Read;
+pub(crate) use secret::try_secret;
 pub(crate) use walk::{Fields, Obj};

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    DestinationRule, Gateway, GatewayStatus, ResourceKey, Rollout, Service, UnresolvedRef,
-    VirtualService,
+    DestinationRule, Gateway, GatewayStatus, ResourceKey, Rollout, Service, TlsSecret,
+    UnresolvedRef, VirtualService,
 };
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
@@ -18,6 +18,8 @@ pub(crate) struct Read {
     /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
     pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
     pub rollouts: Vec<Rollout>,
+    /// Certificate Secrets.
+    pub secrets: Vec<TlsSecret>,
     /// References of accepted resources that could not be resolved.
     pub unresolved: Vec<UnresolvedRef>,
     /// The Gateway API status found while attaching routes.
@@ -37,4 +39,6 @@ pub(crate) struct Broken {
     pub rule_hosts: Vec<(String, String)>,
     /// VirtualServices (a Rollout's target may be one).
     pub virtual_services: BTreeSet<ResourceKey>,
+    /// `namespace/name` of Secrets.
+    pub secrets: BTreeSet<String>,
 }

@@ -2,8 +2,9 @@
 
 use serde_json::Value;
 
+use super::server_tls::{try_tls, Tls};
 use crate::ingest::{Fields, Obj, Report};
-use crate::model::{Gateway, Protocol, ResourceKey, Server, ServerTls};
+use crate::model::{Gateway, Protocol, ResourceKey, Server};
 
 const SPEC: Fields = Fields::known(&["selector", "servers"]);
 const SERVER: Fields = Fields {
@@ -14,23 +15,6 @@ const PORT: Fields = Fields {
     known: &["number", "name", "protocol"],
     unsupported: &["targetPort"],
 };
-const TLS: Fields = Fields {
-    known: &["mode", "serverCertificate", "privateKey", "caCertificates"],
-    unsupported: &[
-        "credentialName",
-        "credentialNames",
-        "httpsRedirect",
-        "subjectAltNames",
-        "verifyCertificateSpki",
-        "verifyCertificateHash",
-        "minProtocolVersion",
-        "maxProtocolVersion",
-        "cipherSuites",
-        "caCrl",
-        "tlsCertificates",
-    ],
-};
-
 /// Reads a Gateway spec; every problem goes to `r`.
 pub(crate) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Option<Gateway> {
     let spec = Obj::new(r, "spec", spec, SPEC)?;
@@ -41,22 +25,10 @@ pub(crate) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
         r.push(spec.at("servers"), "at least one server is required");
     }
     for (path, item) in items {
-        let Some(server) = try_server(&path, item, r) else {
+        let Some(server) = try_server(&path, item, &key.namespace, r) else {
             continue;
         };
-        let same_port = servers.iter().position(|s| s.port == server.port);
-        if let Some(other) = same_port.map(|i| (i, &servers[i])) {
-            if other.1.protocol != server.protocol || other.1.tls != server.tls {
-                r.push(
-                    format!("{path}.port.number"),
-                    format!(
-                        "port {} is already used by spec.servers[{}] with another protocol \
-                         or other tls settings",
-                        server.port, other.0
-                    ),
-                );
-            }
-        }
+        check_port(&path, &server, &servers, r);
         servers.push(server);
     }
     Some(Gateway {
@@ -66,7 +38,48 @@ pub(crate) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
     })
 }
 
-fn try_server(path: &str, value: &Value, r: &mut Report) -> Option<Server> {
+/// Servers on one port share its protocol; HTTPS servers with other TLS settings need
+/// hosts SNI tells apart (no host in common, no `*` on either).
+fn check_port(path: &str, server: &Server, servers: &[Server], r: &mut Report) {
+    for (i, other) in servers.iter().enumerate() {
+        if other.port != server.port {
+            continue;
+        }
+        let message = if other.protocol != server.protocol {
+            format!(
+                "port {} is already used by spec.servers[{i}] with another protocol",
+                server.port
+            )
+        } else if other.tls != server.tls && shares_a_host(other, server) {
+            format!(
+                "port {} is already used by spec.servers[{i}] with other tls settings for a \
+                 host of this server (TLS clients choose a certificate by host name: give \
+                 each its own hosts, without *)",
+                server.port
+            )
+        } else if other.https_redirect != server.https_redirect {
+            format!(
+                "port {} is already used by spec.servers[{i}] with another httpsRedirect",
+                server.port
+            )
+        } else {
+            continue;
+        };
+        r.push(format!("{path}.port.number"), message);
+        return;
+    }
+}
+
+fn shares_a_host(a: &Server, b: &Server) -> bool {
+    let wild = |s: &Server| s.hosts.iter().any(|h| h == "*");
+    wild(a)
+        || wild(b)
+        || a.hosts
+            .iter()
+            .any(|h| b.hosts.iter().any(|o| o.eq_ignore_ascii_case(h)))
+}
+
+fn try_server(path: &str, value: &Value, namespace: &str, r: &mut Report) -> Option<Server> {
     let server = Obj::new(r, path, value, SERVER)?;
     let port_path = server.at("port");
     let port = match server.get("port") {
@@ -83,20 +96,20 @@ fn try_server(path: &str, value: &Value, r: &mut Report) -> Option<Server> {
     let port_name = port.and_then(|p| p.string(r, "name"));
     let protocol = port.and_then(|p| try_protocol(p, r));
     let hosts = try_hosts(server, r);
-    let tls = match (protocol, server.get("tls")) {
-        (Some(Protocol::Https), Some(tls)) => try_tls(&server.at("tls"), tls, r),
-        (Some(Protocol::Https), None) => {
-            r.push(server.at("tls"), "required for an HTTPS server");
+    let https = protocol == Some(Protocol::Https);
+    let tls = match server.get("tls") {
+        Some(tls) => try_tls(&server.at("tls"), tls, namespace, https, r),
+        None => {
+            if https {
+                r.push(server.at("tls"), "required for an HTTPS server");
+            }
             None
         }
-        (Some(Protocol::Http), Some(_)) => {
-            r.push(
-                server.at("tls"),
-                "only an HTTPS server takes tls (httpsRedirect is not supported)",
-            );
-            None
-        }
-        _ => None,
+    };
+    let (tls, https_redirect) = match tls {
+        Some(Tls::Terminate(tls)) => (Some(tls), false),
+        Some(Tls::Redirect) => (None, true),
+        None => (None, false),
     };
     let name = server.string(r, "name").or(port_name);
     Some(Server {
@@ -105,6 +118,7 @@ fn try_server(path: &str, value: &Value, r: &mut Report) -> Option<Server> {
         protocol: protocol?,
         hosts,
         tls,
+        https_redirect,
     })
 }
 
@@ -143,30 +157,10 @@ fn try_hosts(server: Obj<'_, '_>, r: &mut Report) -> Vec<String> {
     out
 }
 
-fn try_tls(path: &str, value: &Value, r: &mut Report) -> Option<ServerTls> {
-    let tls = Obj::new(r, path, value, TLS)?;
-    match tls.string(r, "mode").as_deref() {
-        Some("SIMPLE") => {}
-        None => r.push(tls.at("mode"), "required (only SIMPLE is supported)"),
-        Some(mode) => r.push(
-            tls.at("mode"),
-            format!("mode {mode:?} is not supported (only SIMPLE)"),
-        ),
-    }
-    let server_certificate = tls.required_string(r, "serverCertificate");
-    let private_key = tls.required_string(r, "privateKey");
-    let ca_certificates = tls.string(r, "caCertificates").filter(|s| !s.is_empty());
-    Some(ServerTls {
-        server_certificate: server_certificate?,
-        private_key: private_key?,
-        ca_certificates,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Kind;
+    use crate::model::{CaSource, CertificateSource, Kind, ServerTls, TlsVersion};
     use serde_json::json;
 
     fn read(spec: Value) -> (Option<Gateway>, Vec<(String, String)>) {
@@ -183,11 +177,17 @@ mod tests {
             "selector": {"istio": "ingressgateway"},
             "servers": [
                 {"port": {"number": 80, "name": "http", "protocol": "http"},
-                 "hosts": ["default/web.example.com", "*"]},
+                 "hosts": ["default/web.example.com", "*"], "tls": {"httpsRedirect": true}},
                 {"name": "secure", "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
                  "hosts": ["./web.example.com"],
-                 "tls": {"mode": "SIMPLE", "serverCertificate": "/certs/tls.crt",
-                         "privateKey": "/certs/tls.key", "caCertificates": "/certs/ca.crt"}}
+                 "tls": {"mode": "MUTUAL", "serverCertificate": "/certs/tls.crt",
+                         "privateKey": "/certs/tls.key", "caCertificates": "/certs/ca.crt",
+                         "subjectAltNames": ["client.example.com"],
+                         "minProtocolVersion": "TLSV1_2", "maxProtocolVersion": "TLSV1_3",
+                         "cipherSuites": ["ECDHE-RSA-AES256-GCM-SHA384"]}},
+                {"port": {"number": 443, "name": "https-api", "protocol": "HTTPS"},
+                 "hosts": ["api.example.com"],
+                 "tls": {"mode": "SIMPLE", "credentialName": "api-cert"}}
             ]
         }));
         assert_eq!(errors, vec![]);
@@ -201,18 +201,26 @@ mod tests {
                 protocol: Protocol::Http,
                 hosts: vec!["web.example.com".into(), "*".into()],
                 tls: None,
+                https_redirect: true,
             }
         );
         let https = &gateway.servers[1];
         assert_eq!(https.name.as_deref(), Some("secure"));
         assert_eq!(https.hosts, vec!["web.example.com".to_string()]);
+        let mut mutual = ServerTls::simple(CertificateSource::Files {
+            certificate: "/certs/tls.crt".into(),
+            private_key: "/certs/tls.key".into(),
+        });
+        mutual.client_ca = Some(CaSource::File("/certs/ca.crt".into()));
+        mutual.subject_alt_names = vec!["client.example.com".into()];
+        mutual.min_version = Some(TlsVersion::V1_2);
+        mutual.max_version = Some(TlsVersion::V1_3);
+        mutual.cipher_suites = vec!["ECDHE-RSA-AES256-GCM-SHA384".into()];
+        assert_eq!(https.tls, Some(mutual));
+        let api = gateway.servers[2].tls.clone().unwrap();
         assert_eq!(
-            https.tls,
-            Some(ServerTls {
-                server_certificate: "/certs/tls.crt".into(),
-                private_key: "/certs/tls.key".into(),
-                ca_certificates: Some("/certs/ca.crt".into()),
-            })
+            api.certificate,
+            CertificateSource::Secret("default/api-cert".into())
         );
     }
 
@@ -223,9 +231,11 @@ mod tests {
                 {"port": {"number": 0, "protocol": "TCP"}, "hosts": []},
                 {"port": {"number": 443, "protocol": "HTTPS"}, "hosts": ["a"]},
                 {"port": {"number": 8443, "protocol": "HTTPS"}, "hosts": ["a"],
-                 "tls": {"mode": "MUTUAL", "credentialName": "cert"}},
+                 "tls": {"mode": "PASSTHROUGH", "credentialName": "cert", "privateKey": "k"}},
                 {"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["a"],
-                 "tls": {"httpsRedirect": true}}
+                 "tls": {"mode": "SIMPLE"}},
+                {"port": {"number": 8443, "protocol": "HTTPS"}, "hosts": ["*"],
+                 "tls": {"mode": "SIMPLE", "credentialName": "other"}}
             ]
         }));
         let fields: Vec<(&str, &str)> = errors
@@ -233,7 +243,7 @@ mod tests {
             .map(|(f, m)| (f.as_str(), m.as_str()))
             .collect();
         assert_eq!(
-            fields,
+            fields[..4].to_vec(),
             vec![
                 (
                     "spec.servers[0].port.number",
@@ -245,19 +255,19 @@ mod tests {
                 ),
                 ("spec.servers[0].hosts", "at least one host is required"),
                 ("spec.servers[1].tls", "required for an HTTPS server"),
-                ("spec.servers[2].tls.credentialName", "not supported"),
-                (
-                    "spec.servers[2].tls.mode",
-                    "mode \"MUTUAL\" is not supported (only SIMPLE)"
-                ),
-                ("spec.servers[2].tls.serverCertificate", "required"),
-                ("spec.servers[2].tls.privateKey", "required"),
-                (
-                    "spec.servers[3].tls",
-                    "only an HTTPS server takes tls (httpsRedirect is not supported)"
-                ),
             ]
         );
+        let only: Vec<&str> = fields[4..].iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            only,
+            [
+                "spec.servers[2].tls.mode",
+                "spec.servers[2].tls.credentialName",
+                "spec.servers[3].tls.mode",
+                "spec.servers[4].port.number",
+            ]
+        );
+        assert!(fields[4].1.contains("PASSTHROUGH") || fields[4].1.contains("not supported"));
     }
 
     #[test]

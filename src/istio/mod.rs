@@ -10,6 +10,7 @@
 mod destination_rule;
 mod gateway;
 mod http_policy;
+mod server_tls;
 mod service_entry;
 mod virtual_service;
 

@@ -31,6 +31,7 @@ pub mod replica_acks;
 pub mod resources;
 pub mod rollout_status;
 pub mod route_patch;
+pub mod secrets;
 pub mod status;
 
 pub use discovery::{discover, follow, Discovery, Services};

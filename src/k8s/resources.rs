@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 use super::gateway_api_status;
 use super::gateway_class;
 use super::judge::{judge, keep_last_accepted, to_document_value, Judged, ObjectId};
+use super::secrets;
 use super::status::{self, to_patch, Verdict, Wanted};
 use super::{Cluster, Discovery, Services};
 use crate::desired::{self, Desired};
@@ -68,7 +69,10 @@ pub fn watched() -> Vec<ApiResource> {
     let mk = |group: &str, version: &str, kind: &str, plural: &str| ApiResource {
         group: group.into(),
         version: version.into(),
-        api_version: format!("{group}/{version}"),
+        api_version: match group {
+            "" => version.to_string(),
+            _ => format!("{group}/{version}"),
+        },
         kind: kind.into(),
         plural: plural.into(),
     };
@@ -85,6 +89,7 @@ pub fn watched() -> Vec<ApiResource> {
         mk(gateway_api, "v1beta1", "ReferenceGrant", "referencegrants"),
         mk(gateway_api, "v1", "GatewayClass", "gatewayclasses"),
         mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
+        mk("", "v1", "Secret", "secrets"),
     ]
 }
 
@@ -99,6 +104,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::KubernetesGateway => ("gateway.networking.k8s.io/v1", "Gateway"),
         Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
         Kind::GrpcRoute => ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+        Kind::Secret => ("v1", "Secret"),
         Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
     };
@@ -337,9 +343,16 @@ fn ours(
         })
         .map(|(_, id, _)| format!("{}/{}", id.namespace, id.name))
         .collect();
+    let named = secrets::named_by_gateways(all.iter().map(|(_, id, v)| (id, v)));
     let mut docs = BTreeMap::new();
     let mut objects = Vec::new();
     for (ar, id, value) in all {
+        if secrets::is_secret(&id) {
+            if named.contains(&format!("{}/{}", id.namespace, id.name)) {
+                docs.insert(id.clone(), to_document_value(&id, &value));
+            }
+            continue;
+        }
         let route = gateway_class::is(&id, "HTTPRoute") || gateway_class::is(&id, "GRPCRoute");
         let value = if gateway_class::is(&id, "GatewayClass") {
             objects.push((ar, id, value));
@@ -376,6 +389,8 @@ fn status_patch(
     use crate::model::{Kind, NotTrue, ResourceKey};
     let gateway_api = id.api_version.starts_with("gateway.networking.k8s.io/");
     match (gateway_api, id.kind.as_str()) {
+        // A Secret has no status: a problem with it shows on the Gateway naming it.
+        (false, "Secret") => None,
         (true, route @ ("HTTPRoute" | "GRPCRoute")) => {
             let kind = match route {
                 "HTTPRoute" => Kind::HttpRoute,
@@ -553,6 +568,7 @@ mod tests {
                 "gateway.networking.k8s.io/v1beta1/referencegrants",
                 "gateway.networking.k8s.io/v1/gatewayclasses",
                 "coalmine.dev/v1alpha1/rollouts",
+                "v1/secrets",
             ]
         );
     }

@@ -19,6 +19,8 @@ pub enum Kind {
     ReferenceGrant,
     /// Gateway API `GRPCRoute`: routes by gRPC service and method.
     GrpcRoute,
+    /// Kubernetes `v1 Secret` holding a certificate for TLS termination.
+    Secret,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             Kind::HttpRoute => "HTTPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::GrpcRoute => "GRPCRoute",
+            Kind::Secret => "Secret",
         }
     }
 }
@@ -44,7 +47,7 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -54,6 +57,7 @@ impl Kind {
         Kind::HttpRoute,
         Kind::ReferenceGrant,
         Kind::GrpcRoute,
+        Kind::Secret,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the

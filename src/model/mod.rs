@@ -11,6 +11,7 @@ mod key;
 mod rollout;
 mod route;
 mod service;
+mod tls;
 mod weight;
 
 pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
@@ -28,6 +29,7 @@ pub use service::{
     host_candidates, ConnectionPool, DestinationRule, Endpoint, EndpointHealth, LoadBalancer,
     OutlierDetection, Resolution, Service, ServicePort, Subset, TrafficPolicy,
 };
+pub use tls::{CaSource, CertificateSource, ServerTls, TlsSecret, TlsVersion};
 pub use weight::Weight;
 
 use std::collections::BTreeMap;
@@ -52,6 +54,8 @@ pub struct Config {
     pub unresolved: Vec<UnresolvedRef>,
     /// What the Gateway API status of Gateways and HTTPRoutes says.
     pub gateway_status: GatewayStatus,
+    /// Certificate Secrets by `namespace/name`, as servers name them.
+    pub secrets: BTreeMap<String, TlsSecret>,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.
@@ -73,21 +77,14 @@ pub struct Server {
     /// `example.com`; a `namespace/` prefix is removed during parsing).
     pub hosts: Vec<String>,
     pub tls: Option<ServerTls>,
+    /// An HTTP server whose requests are redirected to HTTPS (Istio's `httpsRedirect`).
+    pub https_redirect: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
     Http,
     Https,
-}
-
-/// TLS termination for an HTTPS server, from certificate files on the proxy's disk
-/// (Istio's `SIMPLE` mode with `serverCertificate` / `privateKey`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerTls {
-    pub server_certificate: String,
-    pub private_key: String,
-    pub ca_certificates: Option<String>,
 }
 
 /// The name a virtual service uses for "every proxy that no Gateway selects".

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::resolve::{resolve, resolve_host, Known};
 use super::rollout_check::check_rollouts;
+use super::tls_check::check_tls;
 use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
     Config, DestinationRule, Gateway, Kind, Labels, ResourceKey, RouteAction, Service,
@@ -84,14 +85,17 @@ pub(crate) fn check(
     );
     let mut services = services;
     speak_grpc(&virtual_services, &mut services);
+    let mut gateways = read.gateways;
+    let secrets = check_tls(&mut gateways, read.secrets, &read.broken.secrets, errors);
     Config {
-        gateways: read.gateways,
+        gateways,
         virtual_services,
         destination_rules,
         services,
         rollouts,
         unresolved: read.unresolved,
         gateway_status: read.gateway_status,
+        secrets,
     }
 }
 

@@ -7,6 +7,7 @@
 mod check;
 mod resolve;
 mod rollout_check;
+mod tls_check;
 
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::gateway_api::{self, NamespaceLabels, Pending};
-use crate::ingest::{Document, Errors, Read, Report, Result};
+use crate::ingest::{try_secret, Document, Errors, Read, Report, Result};
 use crate::istio::{try_destination_rule, try_gateway, try_service_entry, try_virtual_service};
 use crate::model::{Config, Kind, Service};
 use crate::rollout_kind::try_rollout;
@@ -71,6 +72,16 @@ pub fn build_config_with(
 /// are attached), or, when it has errors, records what it would have defined in
 /// `read.broken`.
 fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut Pending) {
+    if doc.key.kind == Kind::Secret {
+        match try_secret(&doc.key, &doc.value, r).filter(|_| r.is_clean()) {
+            Some(secret) => read.secrets.push(secret),
+            None => {
+                let name = format!("{}/{}", doc.key.namespace, doc.key.name);
+                read.broken.secrets.insert(name);
+            }
+        }
+        return;
+    }
     let Some(spec) = doc.value.get("spec") else {
         r.push("spec", "required");
         return;
@@ -121,6 +132,8 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
             gateway_api::read_grpc_route(key, spec, created, r, read, pending)
         }
         Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
+        // Read above: a Secret has no spec.
+        Kind::Secret => {}
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);

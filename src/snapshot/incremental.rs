@@ -21,7 +21,9 @@ pub enum Delta {
 
 /// Rollouts are not translated, so they take no part.
 pub fn classify(old: &Config, new: &Config) -> Delta {
-    let rest_same = old.gateways == new.gateways && old.destination_rules == new.destination_rules;
+    let rest_same = old.gateways == new.gateways
+        && old.destination_rules == new.destination_rules
+        && old.secrets == new.secrets;
     if !rest_same {
         return Delta::Other;
     }

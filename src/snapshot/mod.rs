@@ -282,6 +282,13 @@ impl Snapshot {
                 if !clusters.iter().eq(maps[TypeKind::Cluster.index()].keys()) {
                     return None;
                 }
+                if !routed
+                    .secrets
+                    .iter()
+                    .eq(maps[TypeKind::Secret.index()].keys())
+                {
+                    return None;
+                }
                 let listeners = routed.listeners.iter().map(|(n, l)| {
                     (
                         n,
@@ -390,6 +397,16 @@ fn encode_view(resources: &Resources, encoded: &mut EncodedCache) -> View {
     for (name, r) in &resources.routes {
         let e = encode_one(TypeKind::Route, name, route_parts(r), encoded);
         by_type[TypeKind::Route.index()].insert(name.clone(), e);
+    }
+    for (name, r) in &resources.secrets {
+        let bytes = r.encode_to_vec();
+        let e = encode_one(
+            TypeKind::Secret,
+            name,
+            (bytes.clone(), bytes, Box::default()),
+            encoded,
+        );
+        by_type[TypeKind::Secret.index()].insert(name.clone(), e);
     }
     View::new(by_type)
 }

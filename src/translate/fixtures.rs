@@ -158,12 +158,12 @@ pub(super) fn mk_two_port_gateway_config() -> Config {
         protocol,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         tls,
+        https_redirect: false,
     };
-    let tls = ServerTls {
-        server_certificate: "/etc/certs/tls.crt".into(),
+    let tls = ServerTls::simple(CertificateSource::Files {
+        certificate: "/etc/certs/tls.crt".into(),
         private_key: "/etc/certs/tls.key".into(),
-        ca_certificates: None,
-    };
+    });
     let gateway = Gateway {
         key: ResourceKey::new(Kind::Gateway, "default", "public"),
         selector: mk_labels(&[("app", "ingress")]),

@@ -1,20 +1,18 @@
-//! Listeners: `0.0.0.0_PORT`, one filter chain with an HTTP connection manager that
-//! takes its routes over RDS (`http.PORT`), and TLS termination for HTTPS servers.
+//! Listeners: `0.0.0.0_PORT`, filter chains (one per TLS setting, chosen by SNI) with
+//! an HTTP connection manager that takes its routes over RDS (`http.PORT`).
 
 use envoy_types::pb::envoy::config::core::v3::{
-    address, data_source::Specifier, socket_address::PortSpecifier, transport_socket, Address,
-    DataSource, SocketAddress, TransportSocket,
+    address, socket_address::PortSpecifier, Address, SocketAddress,
 };
-use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager::RouteSpecifier, http_filter, HttpConnectionManager, HttpFilter, Rds,
-};
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    common_tls_context::ValidationContextType, CertificateValidationContext, CommonTlsContext,
-    DownstreamTlsContext, TlsCertificate,
 };
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 use envoy_types::util::pack_any;
@@ -22,14 +20,17 @@ use envoy_types::util::pack_any;
 use super::ads_config_source;
 use super::route::{route_config_name, FiltersUsed};
 use super::route_filter::{CORS_FILTER, FAULT_FILTER, ROUTER_FILTER};
-use crate::model::ServerTls;
+use super::select::ChainPlan;
+use super::tls::to_transport_socket;
 
 pub(super) fn listener_name(port: u32) -> String {
     format!("0.0.0.0_{port}")
 }
 
-/// The listener for one port; `filters` says which optional HTTP filters its routes use.
-pub(super) fn to_listener(port: u32, tls: Option<&ServerTls>, filters: FiltersUsed) -> Listener {
+/// The listener for one port, a filter chain per [`ChainPlan`] (chains with server
+/// names are picked by SNI, which the TLS inspector reads); `filters` says which
+/// optional HTTP filters its routes use.
+pub(super) fn to_listener(port: u32, chains: &[ChainPlan<'_>], filters: FiltersUsed) -> Listener {
     let name = listener_name(port);
     let hcm = Filter {
         name: "envoy.filters.network.http_connection_manager".into(),
@@ -37,14 +38,37 @@ pub(super) fn to_listener(port: u32, tls: Option<&ServerTls>, filters: FiltersUs
             to_http_connection_manager(&name, port, filters),
         ))),
     };
+    let filter_chains: Vec<FilterChain> = chains
+        .iter()
+        .map(|chain| FilterChain {
+            filter_chain_match: (!chain.server_names.is_empty()).then(|| FilterChainMatch {
+                server_names: chain.server_names.clone(),
+                ..Default::default()
+            }),
+            filters: vec![hcm.clone()],
+            transport_socket: chain.tls.map(to_transport_socket),
+            ..Default::default()
+        })
+        .collect();
+    let sni = chains.iter().any(|c| !c.server_names.is_empty());
     Listener {
         name: name.clone(),
         address: Some(to_address("0.0.0.0", port)),
-        filter_chains: vec![FilterChain {
-            filters: vec![hcm],
-            transport_socket: tls.map(to_transport_socket),
-            ..Default::default()
-        }],
+        filter_chains,
+        listener_filters: match sni {
+            true => vec![tls_inspector()],
+            false => Vec::new(),
+        },
+        ..Default::default()
+    }
+}
+
+fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
         ..Default::default()
     }
 }
@@ -92,45 +116,17 @@ pub(super) fn to_http_filter(name: &str, config: Any) -> HttpFilter {
     }
 }
 
-/// TLS termination from certificate files on the proxy's disk (Istio's `SIMPLE` mode);
-/// with a CA file, client certificates are verified against it (`MUTUAL`).
-fn to_transport_socket(tls: &ServerTls) -> TransportSocket {
-    let file = |path: &String| DataSource {
-        specifier: Some(Specifier::Filename(path.clone())),
-        ..Default::default()
-    };
-    let context = DownstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_certificates: vec![TlsCertificate {
-                certificate_chain: Some(file(&tls.server_certificate)),
-                private_key: Some(file(&tls.private_key)),
-                ..Default::default()
-            }],
-            alpn_protocols: vec!["h2".into(), "http/1.1".into()],
-            validation_context_type: tls.ca_certificates.as_ref().map(|ca| {
-                ValidationContextType::ValidationContext(CertificateValidationContext {
-                    trusted_ca: Some(file(ca)),
-                    ..Default::default()
-                })
-            }),
-            ..Default::default()
-        }),
-        require_client_certificate: tls
-            .ca_certificates
-            .as_ref()
-            .map(|_| BoolValue { value: true }),
-        ..Default::default()
-    };
-    TransportSocket {
-        name: "envoy.transport_sockets.tls".into(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use prost::Message;
+
+    fn plain() -> ChainPlan<'static> {
+        ChainPlan {
+            server_names: Vec::new(),
+            tls: None,
+        }
+    }
 
     fn hcm_of(listener: &Listener) -> HttpConnectionManager {
         let filter = &listener.filter_chains[0].filters[0];
@@ -147,7 +143,7 @@ mod tests {
     #[test]
     fn router_is_last_and_optional_filters_only_when_used() {
         let names = |filters| -> Vec<String> {
-            let hcm = hcm_of(&to_listener(8080, None, filters));
+            let hcm = hcm_of(&to_listener(8080, &[plain()], filters));
             hcm.http_filters.into_iter().map(|f| f.name).collect()
         };
         assert_eq!(names(FiltersUsed::default()), [ROUTER_FILTER]);
@@ -162,7 +158,7 @@ mod tests {
 
     #[test]
     fn rds_names_the_port_route_config() {
-        let listener = to_listener(8080, None, FiltersUsed::default());
+        let listener = to_listener(8080, &[plain()], FiltersUsed::default());
         assert_eq!(listener.name, "0.0.0.0_8080");
         let Some(RouteSpecifier::Rds(rds)) = hcm_of(&listener).route_specifier else {
             panic!("no rds");

@@ -22,6 +22,7 @@ mod route;
 mod route_filter;
 mod route_match;
 mod select;
+mod tls;
 
 #[cfg(test)]
 mod fixtures;
@@ -43,6 +44,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
 use envoy_types::pb::google::protobuf::Duration;
 
@@ -59,6 +61,8 @@ pub struct Resources {
     pub endpoints: BTreeMap<String, ClusterLoadAssignment>,
     pub listeners: BTreeMap<String, Listener>,
     pub routes: BTreeMap<String, RouteConfiguration>,
+    /// SDS secrets, by the names the listeners give them.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Everything a proxy selected by exactly `gateways` is served (empty: a proxy no
@@ -78,6 +82,8 @@ pub struct Routed {
     pub listeners: BTreeMap<String, Listener>,
     pub routes: BTreeMap<String, RouteConfiguration>,
     pub destinations: BTreeSet<Destination>,
+    /// The SDS names the listeners use.
+    pub secrets: BTreeSet<String>,
 }
 
 impl Routed {
@@ -91,6 +97,7 @@ impl Routed {
         let mut out = Resources {
             listeners: self.listeners,
             routes: self.routes,
+            secrets: tls::to_secrets(config, &self.secrets),
             ..Resources::default()
         };
         for destination in &self.destinations {
@@ -111,7 +118,9 @@ pub fn translate_routes(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Ro
     for plan in &plans {
         let routes = route::to_route_configuration(plan);
         let features = route::filters_used(plan);
-        let listener = listener::to_listener(plan.port, plan.tls, features);
+        let listener = listener::to_listener(plan.port, &plan.chains, features);
+        let tls = plan.chains.iter().filter_map(|c| c.tls);
+        out.secrets.extend(tls.flat_map(tls::secret_names));
         for vhost in &plan.virtual_hosts {
             destinations.extend(vhost.http_routes().flat_map(select::route_destinations));
         }

@@ -47,6 +47,16 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
                 .values()
                 .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
         }
+        // A Secret shapes the proxies whose Gateways terminate TLS with it.
+        Kind::Secret => {
+            let name = format!("{}/{}", key.namespace, key.name);
+            config
+                .gateways
+                .iter()
+                .filter(|g| gateways.contains(&g.key))
+                .flat_map(|g| g.servers.iter().filter_map(|s| s.tls.as_ref()))
+                .any(|tls| tls.secrets().any(|s| s == name))
+        }
         // A grant can change what any HTTPRoute of the class resolves to.
         Kind::ReferenceGrant => config
             .virtual_services

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     retry_policy::{self, RetryHostPredicate},
     route::Action,
     route_action::{self, ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy},
+    virtual_host,
     weighted_cluster::ClusterWeight,
     DirectResponseAction, RedirectAction, RetryPolicy, Route, RouteAction as EnvoyRouteAction,
     RouteConfiguration, VirtualHost, WeightedCluster,
@@ -58,7 +59,14 @@ pub(super) fn to_route_configuration(plan: &ListenerPlan<'_>) -> RouteConfigurat
         virtual_hosts: plan
             .virtual_hosts
             .iter()
-            .map(|v| to_virtual_host(v, plan.port))
+            .map(|v| {
+                let mut vhost = to_virtual_host(v, plan.port);
+                // httpsRedirect: Envoy answers 301 to the same URL over https.
+                if plan.https_redirect {
+                    vhost.require_tls = virtual_host::TlsRequirementType::All as i32;
+                }
+                vhost
+            })
             .collect(),
         ..Default::default()
     }

@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 
 use crate::model::{
     Config, Destination, Gateway, GrpcMethod, HttpRoute, Kind, Labels, Protocol, ResourceKey,
-    RouteAction, RouteMatch, ServerTls, StringMatch, VirtualService, DEFAULT_LISTENER_PORT,
+    RouteAction, RouteMatch, Server, ServerTls, StringMatch, VirtualService, DEFAULT_LISTENER_PORT,
     MESH_GATEWAY,
 };
 
@@ -29,14 +29,50 @@ pub fn select_gateways(config: &Config, labels: &Labels) -> BTreeSet<ResourceKey
         .collect()
 }
 
-/// One listener to build: its port, TLS, and the virtual hosts of its route config.
+/// One listener to build: its port, filter chains, and the virtual hosts of its route
+/// config.
 #[derive(Debug)]
 pub(super) struct ListenerPlan<'a> {
     pub port: u32,
-    /// The first HTTPS server's TLS on this port, if any (servers on one port share one
-    /// filter chain, so one certificate).
-    pub tls: Option<&'a ServerTls>,
+    /// One chain per distinct TLS setting of the port's servers (one plain chain for
+    /// HTTP), each for the host names it serves; sorted.
+    pub chains: Vec<ChainPlan<'a>>,
+    /// Requests on this (HTTP) port are redirected to HTTPS (Istio's `httpsRedirect`).
+    pub https_redirect: bool,
     pub virtual_hosts: Vec<VirtualHostPlan<'a>>,
+}
+
+/// One filter chain: TLS clients that ask for one of `server_names` (SNI) get its
+/// certificate; empty names is the chain for every other client.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct ChainPlan<'a> {
+    pub server_names: Vec<String>,
+    pub tls: Option<&'a ServerTls>,
+}
+
+/// The chains of one port's servers: one per TLS setting with the union of their hosts
+/// (no names when one of them is `*`), sorted so that output is deterministic. A port
+/// with one TLS setting has one chain without names: clients that send no SNI (or
+/// another name) still get its certificate.
+fn to_chains<'a>(servers: &[&'a Server]) -> Vec<ChainPlan<'a>> {
+    let mut by_tls: BTreeMap<Option<&'a ServerTls>, BTreeSet<String>> = BTreeMap::new();
+    for server in servers {
+        let names = by_tls.entry(server.tls.as_ref()).or_default();
+        names.extend(server.hosts.iter().map(|h| h.to_ascii_lowercase()));
+    }
+    let single = by_tls.len() == 1;
+    let mut chains: Vec<ChainPlan<'a>> = by_tls
+        .into_iter()
+        .map(|(tls, names)| ChainPlan {
+            server_names: match single || names.contains("*") || tls.is_none() {
+                true => Vec::new(),
+                false => names.into_iter().collect(),
+            },
+            tls,
+        })
+        .collect();
+    chains.sort();
+    chains
 }
 
 #[derive(Debug)]
@@ -128,27 +164,35 @@ pub(super) fn plan_listeners<'a>(
             .map(|vs| (*vs, vs.hosts.clone()));
         return vec![ListenerPlan {
             port: DEFAULT_LISTENER_PORT,
-            tls: None,
+            chains: vec![ChainPlan {
+                server_names: Vec::new(),
+                tls: None,
+            }],
+            https_redirect: false,
             virtual_hosts: to_virtual_hosts(bound),
         }];
     }
 
-    let mut ports: BTreeMap<u32, Option<&ServerTls>> = BTreeMap::new();
+    let mut ports: BTreeMap<u32, Vec<&Server>> = BTreeMap::new();
     for server in selected.iter().flat_map(|g| &g.servers) {
-        let tls = ports.entry(server.port).or_default();
-        if tls.is_none() && server.protocol == Protocol::Https {
-            *tls = server.tls.as_ref();
-        }
+        ports.entry(server.port).or_default().push(server);
     }
     ports
         .into_iter()
-        .map(|(port, tls)| {
+        .map(|(port, servers)| {
             let bound = services
                 .iter()
                 .map(|vs| (*vs, hosts_on_port(vs, &selected, port)));
+            // Servers of one port share a protocol (checked); HTTP ones have no TLS.
+            let https = servers.iter().any(|s| s.protocol == Protocol::Https);
+            let servers: Vec<&Server> = match https {
+                true => servers.into_iter().filter(|s| s.tls.is_some()).collect(),
+                false => servers,
+            };
             ListenerPlan {
                 port,
-                tls,
+                chains: to_chains(&servers),
+                https_redirect: servers.iter().any(|s| s.https_redirect),
                 virtual_hosts: to_virtual_hosts(bound),
             }
         })
@@ -416,6 +460,7 @@ mod tests {
             protocol: Protocol::Http,
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             tls: None,
+            https_redirect: false,
         }
     }
 

@@ -499,10 +499,13 @@ impl SotwStream {
     }
 }
 
-/// Route configurations and endpoints may go as only what changed; clusters and
+/// Route configurations, endpoints and secrets may go as only what changed; clusters and
 /// listeners always go whole.
 fn is_partial(kind: TypeKind) -> bool {
-    matches!(kind, TypeKind::Endpoint | TypeKind::Route)
+    matches!(
+        kind,
+        TypeKind::Endpoint | TypeKind::Route | TypeKind::Secret
+    )
 }
 
 impl Subscription {
