@@ -128,6 +128,16 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
 }
 
 const ENVELOPE: Fields = Fields::known(&["apiVersion", "kind", "metadata", "spec", "status"]);
+/// A Secret has no spec: its contents sit at the top (read by [`super::try_secret`]).
+const SECRET_ENVELOPE: Fields = Fields::known(&[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "type",
+    "data",
+    "stringData",
+    "immutable",
+]);
 
 /// Checks the envelope of one document, naming it by its key once kind and name read.
 fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -> Option<Document> {
@@ -137,10 +147,12 @@ fn try_document(mut value: Value, number: usize, errors: &mut Vec<FieldError>) -
         Some(key) => Report::new(key.to_string()),
         None => Report::new(format!("document {number}")),
     };
-    let envelope = Obj::new(&mut report, "", &value, ENVELOPE);
+    let secret = kind == Some(Kind::Secret);
+    let fields = if secret { SECRET_ENVELOPE } else { ENVELOPE };
+    let envelope = Obj::new(&mut report, "", &value, fields);
     report.adopt(key_report);
     let api_version = envelope.and_then(|envelope| try_api_version(envelope, kind, &mut report));
-    if let Some(envelope) = envelope {
+    if let Some(envelope) = envelope.filter(|_| !secret) {
         match envelope.get("spec") {
             None => report.push("spec", "required"),
             Some(Value::Object(_)) => {}

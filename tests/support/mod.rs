@@ -21,6 +21,7 @@ pub mod process;
 pub mod prometheus;
 pub mod rollout;
 pub mod scenario;
+pub mod tls_client;
 pub mod traffic;
 
 use std::net::TcpListener;
