@@ -219,3 +219,114 @@ fn gateways_terminate_tls_from_secrets_over_sds() {
         "config_dump holds the SDS secrets"
     );
 }
+
+/// Gateway API HTTPS listeners: a certificateRef of the Gateway's namespace, one of
+/// another namespace allowed by a ReferenceGrant, and one to a missing Secret, whose
+/// listener is not served while the others are.
+#[test]
+fn gateway_api_https_listeners_take_certificate_refs() {
+    let pki = Pki::new();
+    let ca = read(&pki.ca());
+    let secure = pki.server("secure", &["secure.example.com"]);
+    let shared = pki.server("shared", &["granted.example.com"]);
+    let v1 = Backend::start("v1");
+    let name = support::unique("gapi-tls");
+    let port = support::free_port();
+    let shared_secret = secret("shared-cert", &shared, None).replace(
+        "metadata: {name: shared-cert}",
+        "metadata: {name: shared-cert, namespace: certs}",
+    );
+    let gateway = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}}}
+spec:
+  gatewayClassName: coalmine
+  listeners:
+  - name: secure
+    port: {port}
+    protocol: HTTPS
+    hostname: secure.example.com
+    tls: {{mode: Terminate, certificateRefs: [{{name: secure-cert}}]}}
+  - name: granted
+    port: {port}
+    protocol: HTTPS
+    hostname: granted.example.com
+    tls: {{certificateRefs: [{{kind: Secret, name: shared-cert, namespace: certs}}]}}
+  - name: missing
+    port: {port}
+    protocol: HTTPS
+    hostname: missing.example.com
+    tls: {{certificateRefs: [{{name: no-such-secret}}]}}
+"
+    );
+    let grant = "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: gateways-here, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: default}]
+  to: [{group: \"\", kind: Secret}]
+";
+    let route = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web}}
+spec:
+  parentRefs: [{{name: {name}}}]
+  hostnames: [secure.example.com, granted.example.com, missing.example.com]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+"
+    );
+    let coalmine = Coalmine::start_bare(&[]);
+    let set = docs(&[
+        &service_entry("v1", "v1", &[(v1.port(), "v1")]),
+        &secret("secure-cert", &secure, None),
+        &shared_secret,
+        grant,
+        &gateway,
+        &route,
+    ]);
+    apply(&coalmine, &set);
+    let labels = [(coalmine::gateway_api::GATEWAY_NAME_LABEL, name.as_str())];
+    let _envoy = Envoy::start(&coalmine.bootstrap(&name, &labels, false));
+
+    let mut conn = wait_for_certificate(
+        port,
+        "secure.example.com",
+        &ca,
+        &der_of(&read(&secure.cert)),
+    );
+    assert_eq!(
+        conn.get("secure.example.com", "/").unwrap(),
+        (200, "v1".into())
+    );
+    let mut granted = connect(port, "granted.example.com", &ca, None).expect("granted");
+    assert_eq!(granted.peer_certificate(), der_of(&read(&shared.cert)));
+    assert_eq!(
+        granted.get("granted.example.com", "/").unwrap(),
+        (200, "v1".into())
+    );
+    let missing = connect(port, "missing.example.com", &ca, None)
+        .and_then(|mut c| c.get("missing.example.com", "/"));
+    assert!(
+        missing.is_err(),
+        "a listener without its Secret served: {missing:?}"
+    );
+
+    // Without the grant, the other namespace's Secret is refused: that listener goes.
+    let path = "/api/v1/resources/ReferenceGrant/certs/gateways-here";
+    let r = coalmine.admin_request("DELETE", path, "application/json", "");
+    assert_eq!(r.status, 200, "delete the grant: {}", r.body);
+    let deadline = Instant::now() + WAIT;
+    while connect(port, "granted.example.com", &ca, None).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still served without a ReferenceGrant"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        conn.get("secure.example.com", "/").unwrap(),
+        (200, "v1".into())
+    );
+}

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backend_ref::Unresolved;
+use super::certificates;
 use super::gateway::Listener;
 use super::http_route::{abort_500, BackendSlot, ParentRef, Route};
 use super::reference_grant::{permitted, Grant, Target};
@@ -59,6 +60,7 @@ pub(crate) fn attach_routes(
         pending.broken_gateways.insert(name);
         false
     });
+    certificates::resolve_certificates(read, &mut pending.listeners, &pending.grants);
     let mut services: BTreeMap<&str, &Service> =
         discovered.iter().map(|(h, s)| (h.as_str(), s)).collect();
     for (_, entry) in &read.service_entries {

@@ -9,16 +9,28 @@ use super::addresses::try_addresses;
 use super::label_selector::{try_label_selector, LabelSelector};
 use super::{API_GROUP, GATEWAY_NAME_LABEL};
 use crate::ingest::{check_host, Fields, Obj, Report};
-use crate::model::{Gateway, GatewayAddress, Labels, NotTrue, Protocol, ResourceKey, Server};
+use crate::model::{
+    CertificateSource, Gateway, GatewayAddress, Labels, NotTrue, Protocol, ResourceKey, Server,
+    ServerTls,
+};
 
 const SPEC: Fields = Fields {
     known: &["gatewayClassName", "listeners", "addresses"],
     unsupported: &["infrastructure", "backendTLS", "allowedListeners"],
 };
-const LISTENER: Fields = Fields {
-    known: &["name", "hostname", "port", "protocol", "allowedRoutes"],
-    unsupported: &["tls"],
+const LISTENER: Fields = Fields::known(&[
+    "name",
+    "hostname",
+    "port",
+    "protocol",
+    "allowedRoutes",
+    "tls",
+]);
+const TLS: Fields = Fields {
+    known: &["mode", "certificateRefs"],
+    unsupported: &["options", "frontendValidation"],
 };
+const CERTIFICATE_REF: Fields = Fields::known(&["group", "kind", "name", "namespace"]);
 const ALLOWED_ROUTES: Fields = Fields::known(&["namespaces", "kinds"]);
 const NAMESPACES: Fields = Fields::known(&["from", "selector"]);
 const ROUTE_KIND: Fields = Fields::known(&["group", "kind"]);
@@ -41,6 +53,9 @@ pub(super) struct Listener {
     /// Why the listener is not served, when it is not (an unsupported protocol or
     /// value): the Gateway's other listeners still are, as the Gateway API says.
     pub problem: Option<NotTrue>,
+    /// An HTTPS listener's certificate Secret, `(namespace, name)` (the first of its
+    /// `certificateRefs`), resolved once every document is read.
+    pub certificate: Option<(String, String)>,
 }
 
 /// `allowedRoutes.namespaces`: whose routes a listener admits.
@@ -97,6 +112,20 @@ pub(super) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
             );
             r.push(format!("{path}.hostname"), message);
         }
+        let mut listener = listener;
+        let tls = listener.certificate.is_some();
+        let conflict = listeners
+            .iter()
+            .position(|l| l.port == listener.port && l.certificate.is_some() != tls);
+        if let Some(i) = conflict.filter(|_| listener.problem.is_none()) {
+            listener.problem = Some(NotTrue {
+                reason: "ProtocolConflict",
+                message: format!(
+                    "port {} is taken by spec.listeners[{i}] with another protocol",
+                    listener.port
+                ),
+            });
+        }
         listeners.push(listener);
     }
     // With no listener left to serve, the Gateway is rejected with every problem.
@@ -109,9 +138,14 @@ pub(super) fn try_gateway(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
         .map(|l| Server {
             name: Some(l.name.clone()),
             port: l.port,
-            protocol: Protocol::Http,
+            protocol: match l.certificate {
+                Some(_) => Protocol::Https,
+                None => Protocol::Http,
+            },
             hosts: vec![l.hostname.clone()],
-            tls: None,
+            tls: l.certificate.as_ref().map(|(namespace, name)| {
+                ServerTls::simple(CertificateSource::Secret(format!("{namespace}/{name}")))
+            }),
             https_redirect: false,
         })
         .collect();
@@ -144,16 +178,26 @@ fn try_listener(
     }
     let r = &mut own;
     let protocol = listener.required_string(r, "protocol");
+    let https = protocol.as_deref() == Some("HTTPS");
     match protocol.as_deref() {
-        None | Some("HTTP") => {}
+        None | Some("HTTP" | "HTTPS") => {}
         Some(other) => r.push(
             listener.at("protocol"),
-            format!(
-                "protocol {other:?} is not supported (only HTTP; for TLS termination use an \
-                 Istio Gateway with an HTTPS server)"
-            ),
+            format!("protocol {other:?} is not supported (HTTP or HTTPS)"),
         ),
     }
+    let certificate = match (https, listener.get("tls")) {
+        (true, Some(tls)) => try_tls(&listener.at("tls"), tls, &key.namespace, r),
+        (true, None) => {
+            r.push(listener.at("tls"), "required for an HTTPS listener");
+            None
+        }
+        (false, Some(_)) => {
+            r.push(listener.at("tls"), "only an HTTPS listener terminates TLS");
+            None
+        }
+        (false, None) => None,
+    };
     let hostname = listener.string(r, "hostname");
     if let Some(hostname) = &hostname {
         if hostname == "*" || check_host(hostname).is_err() || hostname.contains(':') {
@@ -192,8 +236,46 @@ fn try_listener(
         namespaces,
         kinds,
         problem,
+        certificate,
     };
     Some((listener, own))
+}
+
+/// `tls` of an HTTPS listener: `mode: Terminate` (the default) and the first of its
+/// `certificateRefs` (a Secret; the namespace defaults to the Gateway's).
+fn try_tls(path: &str, value: &Value, namespace: &str, r: &mut Report) -> Option<(String, String)> {
+    let tls = Obj::new(r, path, value, TLS)?;
+    match tls.string(r, "mode").as_deref() {
+        None | Some("Terminate") => {}
+        Some(other) => {
+            let message = format!("{other:?} is not supported (Terminate: coalmine routes HTTP)");
+            r.push(tls.at("mode"), message);
+        }
+    }
+    let refs = tls.list(r, "certificateRefs");
+    if refs.is_empty() {
+        r.push(tls.at("certificateRefs"), "at least one Secret is required");
+    }
+    let mut first = None;
+    for (ref_path, value) in refs {
+        let Some(cert) = Obj::new(r, &ref_path, value, CERTIFICATE_REF) else {
+            continue;
+        };
+        let group = cert.string(r, "group").unwrap_or_default();
+        let kind = cert.string(r, "kind").unwrap_or_else(|| "Secret".into());
+        if !group.is_empty() || kind != "Secret" {
+            let message = format!("{kind:?} of group {group:?} is not supported (a Secret)");
+            r.push(cert.at("kind"), message);
+        }
+        let name = cert.required_string(r, "name");
+        let ns = cert
+            .string(r, "namespace")
+            .unwrap_or_else(|| namespace.into());
+        if first.is_none() {
+            first = name.map(|name| (ns, name));
+        }
+    }
+    first
 }
 
 /// The namespaces whose routes may attach, and the route kinds that may.
@@ -313,23 +395,39 @@ mod tests {
             "gatewayClassName": "coalmine",
             "listeners": [
                 {"name": "http", "port": 80, "protocol": "HTTP"},
-                {"name": "https", "port": 443, "protocol": "HTTPS",
-                 "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
+                {"name": "tls", "port": 443, "protocol": "TLS",
+                 "tls": {"mode": "Passthrough"}},
                 {"name": "odd", "port": 81, "protocol": "HTTP",
-                 "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}]}}
+                 "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}]}},
+                {"name": "https", "port": 8443, "protocol": "HTTPS",
+                 "tls": {"certificateRefs": [{"name": "cert", "namespace": "certs"}]}},
+                {"name": "conflict", "port": 80, "protocol": "HTTPS", "hostname": "a.example.com",
+                 "tls": {"certificateRefs": [{"name": "cert"}]}}
             ]
         }));
         assert_eq!(errors, vec![]);
         let (gateway, listeners, _) = out.unwrap();
         let ports: Vec<u32> = gateway.servers.iter().map(|s| s.port).collect();
-        assert_eq!(ports, [80]);
+        assert_eq!(ports, [80, 8443]);
+        let https = &gateway.servers[1];
+        assert_eq!(https.protocol, Protocol::Https);
+        assert_eq!(
+            https.tls.as_ref().unwrap().certificate,
+            CertificateSource::Secret("certs/cert".into())
+        );
         let reasons: Vec<Option<&str>> = listeners
             .iter()
             .map(|l| l.problem.as_ref().map(|p| p.reason))
             .collect();
         assert_eq!(
             reasons,
-            [None, Some("UnsupportedProtocol"), Some("UnsupportedValue")]
+            [
+                None,
+                Some("UnsupportedProtocol"),
+                Some("UnsupportedValue"),
+                None,
+                Some("ProtocolConflict")
+            ]
         );
         let https = listeners[1].problem.as_ref().unwrap();
         assert!(
@@ -345,7 +443,7 @@ mod tests {
             "addresses": [{"type": "NamedAddress", "value": "x"}],
             "listeners": [
                 {"name": "https", "port": 443, "protocol": "HTTPS",
-                 "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}},
+                 "tls": {"mode": "Passthrough", "certificateRefs": [{"kind": "ConfigMap"}]}},
                 {"name": "https", "port": 0, "protocol": "HTTP", "hostname": "bad host"},
                 {"name": "b", "protocol": "HTTP", "port": 80, "extra": 1,
                  "allowedRoutes": {"namespaces": {"from": "Selector", "selector":
@@ -361,8 +459,9 @@ mod tests {
             vec![
                 "spec.addresses[0].type",
                 "spec.gatewayClassName",
-                "spec.listeners[0].protocol",
-                "spec.listeners[0].tls",
+                "spec.listeners[0].tls.certificateRefs[0].kind",
+                "spec.listeners[0].tls.certificateRefs[0].name",
+                "spec.listeners[0].tls.mode",
                 "spec.listeners[1].hostname",
                 "spec.listeners[1].port",
                 "spec.listeners[2].allowedRoutes.kinds[0]",
@@ -371,9 +470,9 @@ mod tests {
             ]
         );
         let message = |field: &str| errors.iter().find(|(f, _)| f == field).unwrap().1.clone();
-        assert_eq!(message("spec.listeners[0].tls"), "not supported");
-        assert!(message("spec.listeners[0].protocol")
-            .starts_with("protocol \"HTTPS\" is not supported"));
+        assert!(
+            message("spec.listeners[0].tls.mode").starts_with("\"Passthrough\" is not supported")
+        );
     }
 
     #[test]

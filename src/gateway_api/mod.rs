@@ -33,6 +33,7 @@
 mod addresses;
 mod attach;
 mod backend_ref;
+mod certificates;
 mod filters;
 mod gateway;
 mod grpc_route;

@@ -252,8 +252,7 @@ fn unsupported_constructs_are_errors() {
     assert_eq!(
         got,
         vec![
-            (gateway.clone(), "spec.listeners[0].tls".into()),
-            (gateway, "spec.listeners[0].protocol".into()),
+            (gateway, "spec.listeners[0].tls.certificateRefs".into()),
             route("spec.rules[1].filters[1]"),
             route("spec.rules[2].filters[0].requestRedirect"),
         ]

@@ -196,14 +196,32 @@ pub fn gateway_patch(object: &Value, gateway: &Gateway<'_>, now: Timestamp) -> O
                 reason: "NoConflicts",
                 message: "no conflicts".into(),
             });
-            let served = match &l.problem {
-                None => Ok(()),
-                Some(problem) => Err(problem.clone()),
+            // A certificate that does not resolve is `ResolvedRefs: False`, a port
+            // taken by another protocol `Conflicted: True`; the listener is accepted
+            // either way and not programmed. Anything else is not accepted.
+            let problem = l.problem.clone();
+            let reason = problem.as_ref().map(|p| p.reason);
+            let refs = matches!(reason, Some("InvalidCertificateRef" | "RefNotPermitted"));
+            let conflicted = reason == Some("ProtocolConflict");
+            let (served, resolved) = match problem.clone() {
+                None => (Ok(()), Ok(())),
+                Some(p) if refs => (Ok(()), Err(p)),
+                Some(_) if conflicted => (Ok(()), Ok(())),
+                Some(p) => (Err(p), Ok(())),
             };
-            let programmed = served.clone().map_err(|p| NotTrue {
-                reason: "Invalid",
-                message: p.message,
-            });
+            let programmed = match problem {
+                None => Ok(()),
+                Some(p) => Err(NotTrue {
+                    reason: "Invalid",
+                    message: p.message,
+                }),
+            };
+            let mut conflict = condition("Conflicted", &no_conflict, generation, old, now);
+            if let (true, Some(p)) = (conflicted, &l.problem) {
+                conflict["status"] = json!("True");
+                conflict["reason"] = json!(p.reason);
+                conflict["message"] = json!(p.message);
+            }
             json!({
                 "name": l.name,
                 "attachedRoutes": l.attached_routes,
@@ -215,8 +233,8 @@ pub fn gateway_patch(object: &Value, gateway: &Gateway<'_>, now: Timestamp) -> O
                 "conditions": [
                     condition("Accepted", &served, generation, old, now),
                     condition("Programmed", &programmed, generation, old, now),
-                    condition("ResolvedRefs", &Ok(()), generation, old, now),
-                    condition("Conflicted", &no_conflict, generation, old, now),
+                    condition("ResolvedRefs", &resolved, generation, old, now),
+                    conflict,
                 ],
             })
         })

@@ -16,16 +16,16 @@ pub(super) fn check_tls(
 ) -> BTreeMap<String, TlsSecret> {
     let secrets: BTreeMap<String, TlsSecret> =
         secrets.into_iter().map(|s| (s.name.clone(), s)).collect();
-    for gateway in gateways.iter_mut() {
+    // A Gateway API listener's certificate was resolved with its listener (an
+    // unresolved one leaves only that listener unserved, as the Gateway API says).
+    let istio = gateways.iter_mut().filter(|g| g.key.kind == Kind::Gateway);
+    for gateway in istio {
         let resource = gateway.key.to_string();
         for (i, server) in gateway.servers.iter_mut().enumerate() {
             let Some(tls) = &mut server.tls else {
                 continue;
             };
-            let field = |name: &str| match gateway.key.kind {
-                Kind::KubernetesGateway => format!("spec.listeners[{i}].tls.certificateRefs"),
-                _ => format!("spec.servers[{i}].tls.{name}"),
-            };
+            let field = |name: &str| format!("spec.servers[{i}].tls.{name}");
             let mut fail = |field: String, message: String| {
                 errors.push(FieldError {
                     resource: resource.clone(),
