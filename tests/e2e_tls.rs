@@ -9,36 +9,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::certs::{Pair, Pki};
+use support::certs::{read, secret_yaml, Pair, Pki};
 use support::config::{docs, service_entry};
 use support::tls_client::{connect, der_of, TlsConn};
 use support::{traffic, Backend, Coalmine, Envoy};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn read(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).expect("read PEM")
-}
-
 fn secret(name: &str, pair: &Pair, ca: Option<&str>) -> String {
-    let indent = |pem: &str| pem.trim_end().replace('\n', "\n    ");
-    let ca = ca
-        .map(|ca| format!("  ca.crt: |\n    {}\n", indent(ca)))
-        .unwrap_or_default();
-    format!(
-        "apiVersion: v1
-kind: Secret
-metadata: {{name: {name}}}
-type: kubernetes.io/tls
-stringData:
-  tls.crt: |
-    {}
-  tls.key: |
-    {}
-{ca}",
-        indent(&read(&pair.cert)),
-        indent(&read(&pair.key))
-    )
+    secret_yaml(name, pair, ca)
 }
 
 fn gateway(label: &str, https: u16, http: u16) -> String {

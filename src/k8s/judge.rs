@@ -134,7 +134,9 @@ pub fn judge(
 /// (from `last`), when the set still validates with it: bad input changes nothing, and
 /// a route edited to a Service not seen yet (watch events come one object at a time)
 /// keeps sending traffic where it did. Each one kept gets a note in its errors. Objects
-/// gone from the cluster are not kept.
+/// gone from the cluster are not kept, except a Secret a Gateway still names for TLS:
+/// its listener keeps its last certificate (and the Gateway's status says the Secret
+/// is gone) until the Gateway stops naming it.
 pub fn keep_last_accepted(
     judged: &mut Judged,
     last: &BTreeMap<ObjectId, Document>,
@@ -146,6 +148,17 @@ pub fn keep_last_accepted(
         .keys()
         .filter_map(|id| Some((id.clone(), last.get(id)?.clone())))
         .collect();
+    let named = super::secrets::named_by_gateways(
+        last.iter()
+            .map(|(id, d)| (id.kind.as_str(), id.namespace.as_str(), &d.value)),
+    );
+    for (id, doc) in last {
+        let gone = !judged.accepted.contains_key(id) && !judged.rejected.contains_key(id);
+        let name = format!("{}/{}", id.namespace, id.name);
+        if gone && super::secrets::is_secret(&id.api_version, &id.kind) && named.contains(&name) {
+            kept.insert(id.clone(), doc.clone());
+        }
+    }
     while !kept.is_empty() {
         let docs: Vec<Document> = judged
             .accepted

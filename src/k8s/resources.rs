@@ -343,11 +343,14 @@ fn ours(
         })
         .map(|(_, id, _)| format!("{}/{}", id.namespace, id.name))
         .collect();
-    let named = secrets::named_by_gateways(all.iter().map(|(_, id, v)| (id, v)));
+    let named = secrets::named_by_gateways(
+        all.iter()
+            .map(|(_, id, v)| (id.kind.as_str(), id.namespace.as_str(), v)),
+    );
     let mut docs = BTreeMap::new();
     let mut objects = Vec::new();
     for (ar, id, value) in all {
-        if secrets::is_secret(&id) {
+        if secrets::is_secret(&id.api_version, &id.kind) {
             if named.contains(&format!("{}/{}", id.namespace, id.name)) {
                 docs.insert(id.clone(), to_document_value(&id, &value));
             }

@@ -7,22 +7,21 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::judge::ObjectId;
+/// An object as these functions see it: its kind, namespace and value.
+pub type Object<'a> = (&'a str, &'a str, &'a Value);
 
 /// `namespace/name` of the Secrets the Gateways among `objects` name.
-pub fn named_by_gateways<'a>(
-    objects: impl Iterator<Item = (&'a ObjectId, &'a Value)>,
-) -> BTreeSet<String> {
+pub fn named_by_gateways<'a>(objects: impl Iterator<Item = Object<'a>>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (id, value) in objects {
-        if id.kind != "Gateway" {
+    for (kind, namespace, value) in objects {
+        if kind != "Gateway" {
             continue;
         }
         let spec = &value["spec"];
         for server in spec["servers"].as_array().into_iter().flatten() {
             if let Some(name) = server["tls"]["credentialName"].as_str() {
-                out.insert(format!("{}/{name}", id.namespace));
-                out.insert(format!("{}/{name}-cacert", id.namespace));
+                out.insert(format!("{namespace}/{name}"));
+                out.insert(format!("{namespace}/{name}-cacert"));
             }
         }
         for listener in spec["listeners"].as_array().into_iter().flatten() {
@@ -34,7 +33,7 @@ pub fn named_by_gateways<'a>(
                 if kind.is_some_and(|k| k != "Secret") {
                     continue;
                 }
-                let namespace = r["namespace"].as_str().unwrap_or(&id.namespace);
+                let namespace = r["namespace"].as_str().unwrap_or(namespace);
                 out.insert(format!("{namespace}/{name}"));
             }
         }
@@ -42,9 +41,9 @@ pub fn named_by_gateways<'a>(
     out
 }
 
-/// Whether `id` is a core Secret.
-pub fn is_secret(id: &ObjectId) -> bool {
-    id.kind == "Secret" && id.api_version == "v1"
+/// Whether an object of this apiVersion and kind is a core Secret.
+pub fn is_secret(api_version: &str, kind: &str) -> bool {
+    kind == "Secret" && api_version == "v1"
 }
 
 #[cfg(test)]
@@ -52,35 +51,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn id(api_version: &str, kind: &str, name: &str) -> ObjectId {
-        ObjectId {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            namespace: "edge".into(),
-            name: name.into(),
-        }
-    }
-
     #[test]
     fn gateways_name_their_secrets() {
-        let istio = id("networking.istio.io/v1", "Gateway", "a");
         let istio_spec = json!({"spec": {"servers": [
             {"tls": {"mode": "SIMPLE", "credentialName": "web-cert"}},
             {"port": {"number": 80}}
         ]}});
-        let gapi = id("gateway.networking.k8s.io/v1", "Gateway", "b");
         let gapi_spec = json!({"spec": {"listeners": [
             {"tls": {"certificateRefs": [{"name": "api-cert"},
                                          {"name": "shared", "namespace": "certs", "kind": "Secret"},
                                          {"name": "cm", "kind": "ConfigMap"}]}}
         ]}});
-        let route = id("gateway.networking.k8s.io/v1", "HTTPRoute", "c");
         let route_spec = json!({"spec": {"servers": [{"tls": {"credentialName": "no"}}]}});
         let names = named_by_gateways(
             [
-                (&istio, &istio_spec),
-                (&gapi, &gapi_spec),
-                (&route, &route_spec),
+                ("Gateway", "edge", &istio_spec),
+                ("Gateway", "edge", &gapi_spec),
+                ("HTTPRoute", "edge", &route_spec),
             ]
             .into_iter(),
         );

@@ -73,3 +73,22 @@ impl Pki {
         pair
     }
 }
+
+/// The text of a PEM file.
+pub fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).expect("read PEM")
+}
+
+/// A `kubernetes.io/tls` Secret document holding `pair` (and a CA) as `stringData`.
+pub fn secret_yaml(name: &str, pair: &Pair, ca: Option<&str>) -> String {
+    let indent = |pem: &str| pem.trim_end().replace('\n', "\n    ");
+    let ca = ca
+        .map(|ca| format!("  ca.crt: |\n    {}\n", indent(ca)))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n\
+         stringData:\n  tls.crt: |\n    {}\n  tls.key: |\n    {}\n{ca}",
+        indent(&read(&pair.cert)),
+        indent(&read(&pair.key))
+    )
+}
