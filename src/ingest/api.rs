@@ -15,6 +15,12 @@ pub const ISTIO: Api = Api {
     versions: &["v1", "v1beta1", "v1alpha3"],
 };
 
+/// Istio's security kinds: RequestAuthentication, AuthorizationPolicy.
+pub const ISTIO_SECURITY: Api = Api {
+    group: "security.istio.io",
+    versions: &["v1", "v1beta1"],
+};
+
 /// The Kubernetes Gateway API kinds: Gateway, HTTPRoute, ReferenceGrant.
 pub const GATEWAY_API: Api = Api {
     group: "gateway.networking.k8s.io",
@@ -31,7 +37,7 @@ pub const COALMINE: Api = Api {
 pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
 /// Every group coalmine reads, in the order errors list them.
-pub const ALL: [Api; 3] = [ISTIO, GATEWAY_API, COALMINE];
+pub const ALL: [Api; 4] = [ISTIO, ISTIO_SECURITY, GATEWAY_API, COALMINE];
 
 impl Api {
     /// The group a kind's documents are written in.
@@ -44,6 +50,7 @@ impl Api {
                 GATEWAY_API
             }
             Kind::Rollout => COALMINE,
+            Kind::RequestAuthentication | Kind::AuthorizationPolicy => ISTIO_SECURITY,
         }
     }
 
@@ -135,5 +142,9 @@ mod tests {
             ]
         );
         assert_eq!(COALMINE.kinds(), ["Rollout"]);
+        assert_eq!(
+            ISTIO_SECURITY.kinds(),
+            ["RequestAuthentication", "AuthorizationPolicy"]
+        );
     }
 }

@@ -338,9 +338,9 @@ mod tests {
     #[test]
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
-                         DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant or \
-                         GRPCRoute)";
-        let any_group = "(expected a version of networking.istio.io, \
+                         DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant, \
+                         GRPCRoute, RequestAuthentication or AuthorizationPolicy)";
+        let any_group = "(expected a version of networking.istio.io, security.istio.io, \
                          gateway.networking.k8s.io or coalmine.dev)";
         assert_eq!(
             errors_of("apps/v1", "Deployment", "a"),

@@ -18,7 +18,7 @@ mod http_match;
 mod read;
 mod walk;
 
-pub use api::{Api, COALMINE, COALMINE_API_VERSION, GATEWAY_API, ISTIO};
+pub use api::{Api, COALMINE, COALMINE_API_VERSION, GATEWAY_API, ISTIO, ISTIO_SECURITY};
 pub use document::{parse_documents, Document};
 pub use error::{Errors, FieldError, Result};
 

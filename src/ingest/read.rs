@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    DestinationRule, Gateway, GatewayStatus, ResourceKey, Rollout, Service, UnresolvedRef,
-    VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, GatewayStatus, RequestAuthentication,
+    ResourceKey, Rollout, Service, UnresolvedRef, VirtualService,
 };
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
@@ -18,6 +18,8 @@ pub(crate) struct Read {
     /// Each ServiceEntry's services, with the index of the host in `spec.hosts`.
     pub service_entries: Vec<(ResourceKey, Vec<(usize, Service)>)>,
     pub rollouts: Vec<Rollout>,
+    pub request_authentications: Vec<RequestAuthentication>,
+    pub authorization_policies: Vec<AuthorizationPolicy>,
     /// References of accepted resources that could not be resolved.
     pub unresolved: Vec<UnresolvedRef>,
     /// The Gateway API status found while attaching routes.

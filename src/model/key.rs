@@ -19,6 +19,10 @@ pub enum Kind {
     ReferenceGrant,
     /// Gateway API `GRPCRoute`: routes by gRPC service and method.
     GrpcRoute,
+    /// Istio `security.istio.io` RequestAuthentication: the JWTs proxies accept.
+    RequestAuthentication,
+    /// Istio `security.istio.io` AuthorizationPolicy: who may reach what.
+    AuthorizationPolicy,
 }
 
 impl Kind {
@@ -33,6 +37,8 @@ impl Kind {
             Kind::HttpRoute => "HTTPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::GrpcRoute => "GRPCRoute",
+            Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
         }
     }
 }
@@ -44,7 +50,7 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -54,6 +60,8 @@ impl Kind {
         Kind::HttpRoute,
         Kind::ReferenceGrant,
         Kind::GrpcRoute,
+        Kind::RequestAuthentication,
+        Kind::AuthorizationPolicy,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the
@@ -79,6 +87,8 @@ impl Kind {
             "ro" => Some(Kind::Rollout),
             "gtw" | "gateways.gateway.networking.k8s.io" => Some(Kind::KubernetesGateway),
             "refgrant" => Some(Kind::ReferenceGrant),
+            "ra" => Some(Kind::RequestAuthentication),
+            "ap" => Some(Kind::AuthorizationPolicy),
             _ => None,
         };
         short.or_else(|| {
@@ -157,5 +167,13 @@ mod tests {
         assert_eq!(Kind::from_name("grpcroutes"), Some(Kind::GrpcRoute));
         assert_eq!(Kind::from_name("GRPCRoute"), Some(Kind::GrpcRoute));
         assert_eq!(Kind::from_name("gateway"), Some(Kind::Gateway));
+        assert_eq!(
+            Kind::from_name("requestauthentications"),
+            Some(Kind::RequestAuthentication)
+        );
+        assert_eq!(
+            Kind::from_name("AuthorizationPolicies"),
+            Some(Kind::AuthorizationPolicy)
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! protobuf, Envoy or Kubernetes, and a value of these types is always valid: the
 //! translation that consumes them cannot fail.
 
+mod auth;
 mod gateway_status;
 mod key;
 mod rollout;
@@ -13,6 +14,11 @@ mod route;
 mod service;
 mod weight;
 
+pub use auth::{
+    AuthAction, AuthRule, AuthSource, AuthorizationPolicy, ClaimMatch, ClaimToHeader, Condition,
+    ConditionKey, Jwks, JwksUri, JwtHeader, JwtRule, Operation, PolicyTarget,
+    RequestAuthentication,
+};
 pub use gateway_status::{GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
@@ -52,6 +58,9 @@ pub struct Config {
     pub unresolved: Vec<UnresolvedRef>,
     /// What the Gateway API status of Gateways and HTTPRoutes says.
     pub gateway_status: GatewayStatus,
+    /// JWT checks and access rules (`security.istio.io`), sorted by key.
+    pub request_authentications: Vec<RequestAuthentication>,
+    pub authorization_policies: Vec<AuthorizationPolicy>,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.

@@ -92,6 +92,8 @@ pub(crate) fn check(
         rollouts,
         unresolved: read.unresolved,
         gateway_status: read.gateway_status,
+        request_authentications: read.request_authentications,
+        authorization_policies: read.authorization_policies,
     }
 }
 

@@ -21,7 +21,10 @@ pub enum Delta {
 
 /// Rollouts are not translated, so they take no part.
 pub fn classify(old: &Config, new: &Config) -> Delta {
-    let rest_same = old.gateways == new.gateways && old.destination_rules == new.destination_rules;
+    let rest_same = old.gateways == new.gateways
+        && old.destination_rules == new.destination_rules
+        && old.request_authentications == new.request_authentications
+        && old.authorization_policies == new.authorization_policies;
     if !rest_same {
         return Delta::Other;
     }
