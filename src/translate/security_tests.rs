@@ -398,3 +398,22 @@ fn the_same_policies_encode_to_the_same_bytes() {
         assert_eq!(again, first);
     }
 }
+
+#[test]
+fn config_dump_renders_the_jwt_and_rbac_filters() {
+    use envoy_types::pb::google::protobuf::Any;
+    use prost::Name;
+    let config = config(&format!("{MESH}---\n{POLICIES}"));
+    let out = resources(&config, &edge_labels());
+    let any = Any {
+        type_url: Listener::type_url(),
+        value: out.listeners["0.0.0.0_8080"].encode_to_vec(),
+    };
+    let json = crate::envoy_json::any_to_json(&any.encode_to_vec()).unwrap();
+    let text = json.to_string();
+    assert!(
+        text.contains("\"issuer\":\"https://issuer.test\""),
+        "{text}"
+    );
+    assert!(text.contains("default/no-admin[0]"), "{text}");
+}
