@@ -9,7 +9,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::controller::Command;
-use crate::ingest::{COALMINE, GATEWAY_API, ISTIO};
+use crate::ingest::{COALMINE, GATEWAY_API, ISTIO, ISTIO_SECURITY};
 use crate::model::Kind;
 
 /// A DNS-1123 subdomain, as `metadata.name` must be.
@@ -49,7 +49,7 @@ fn any_object() -> ObjectBuilder {
 }
 
 fn api_versions() -> Vec<String> {
-    [ISTIO, GATEWAY_API, COALMINE]
+    [ISTIO, ISTIO_SECURITY, GATEWAY_API, COALMINE]
         .into_iter()
         .flat_map(|api| api.api_versions())
         .collect()

@@ -15,6 +15,12 @@ pub const ISTIO: Api = Api {
     versions: &["v1", "v1beta1", "v1alpha3"],
 };
 
+/// Istio's security kinds: RequestAuthentication, AuthorizationPolicy.
+pub const ISTIO_SECURITY: Api = Api {
+    group: "security.istio.io",
+    versions: &["v1", "v1beta1"],
+};
+
 /// The Kubernetes Gateway API kinds: Gateway, HTTPRoute, ReferenceGrant.
 pub const GATEWAY_API: Api = Api {
     group: "gateway.networking.k8s.io",
@@ -37,7 +43,7 @@ pub const COALMINE: Api = Api {
 pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
 /// Every group coalmine reads, in the order errors list them.
-pub const ALL: [Api; 4] = [ISTIO, GATEWAY_API, COALMINE, CORE];
+pub const ALL: [Api; 5] = [ISTIO, ISTIO_SECURITY, GATEWAY_API, COALMINE, CORE];
 
 impl Api {
     /// The group a kind's documents are written in.
@@ -51,6 +57,7 @@ impl Api {
             }
             Kind::Rollout => COALMINE,
             Kind::Secret => CORE,
+            Kind::RequestAuthentication | Kind::AuthorizationPolicy => ISTIO_SECURITY,
         }
     }
 
@@ -153,5 +160,9 @@ mod tests {
             ]
         );
         assert_eq!(COALMINE.kinds(), ["Rollout"]);
+        assert_eq!(
+            ISTIO_SECURITY.kinds(),
+            ["RequestAuthentication", "AuthorizationPolicy"]
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::error::Report;
 use super::walk::{Fields, Obj};
-use crate::model::{HeaderMatch, RouteMatch, StringMatch};
+use crate::model::{ClaimMatch, HeaderMatch, RouteMatch, StringMatch};
 
 const MATCH: Fields = Fields {
     known: &[
@@ -51,14 +51,16 @@ pub(crate) fn try_matches(route: Obj<'_, '_>, r: &mut Report) -> Vec<RouteMatch>
                 query_params.insert(name.to_string(), matcher);
             }
         }
+        let mut claims = Vec::new();
         out.push(RouteMatch {
             name: m.string(r, "name"),
             uri,
             method,
             authority,
-            headers: try_header_matches(m, "headers", r),
-            without_headers: try_header_matches(m, "withoutHeaders", r),
+            headers: try_header_matches(m, "headers", &mut claims, r),
+            without_headers: try_header_matches(m, "withoutHeaders", &mut claims, r),
             query_params,
+            claims,
             grpc: None,
         });
     }
@@ -66,18 +68,39 @@ pub(crate) fn try_matches(route: Obj<'_, '_>, r: &mut Report) -> Vec<RouteMatch>
 }
 
 /// Header name (lower-cased) to condition; `{}` means the header is present.
-fn try_header_matches(m: Obj<'_, '_>, key: &str, r: &mut Report) -> BTreeMap<String, HeaderMatch> {
+/// `@request.auth.claims.NAME` keys go to `claims` instead (inverted under
+/// `withoutHeaders`).
+fn try_header_matches(
+    m: Obj<'_, '_>,
+    key: &str,
+    claims: &mut Vec<ClaimMatch>,
+    r: &mut Report,
+) -> BTreeMap<String, HeaderMatch> {
     let mut out = BTreeMap::new();
     for (path, name, value) in m.entries(r, key) {
+        let matcher = match value {
+            Value::Object(map) if map.values().all(Value::is_null) => Some(HeaderMatch::Present),
+            _ => try_string_match(&path, value, r).map(HeaderMatch::Value),
+        };
+        if let Some(claim) = name.strip_prefix(CLAIM_PREFIX) {
+            match claim_path(claim) {
+                Some(path) => claims.extend(matcher.map(|matcher| ClaimMatch {
+                    path,
+                    matcher,
+                    invert: key == "withoutHeaders",
+                })),
+                None => r.push(
+                    &path,
+                    "is not a claim: @request.auth.claims.NAME, .A.B or .[A][B]",
+                ),
+            }
+            continue;
+        }
         let lower = name.to_ascii_lowercase();
         if !is_header_name(&lower) {
             r.push(&path, "is not a valid header name");
             continue;
         }
-        let matcher = match value {
-            Value::Object(map) if map.values().all(Value::is_null) => Some(HeaderMatch::Present),
-            _ => try_string_match(&path, value, r).map(HeaderMatch::Value),
-        };
         match out.entry(lower) {
             Entry::Occupied(e) => r.push(&path, format!("header {:?} is matched twice", e.key())),
             Entry::Vacant(e) => {
@@ -88,6 +111,21 @@ fn try_header_matches(m: Obj<'_, '_>, key: &str, r: &mut Report) -> BTreeMap<Str
         }
     }
     out
+}
+
+/// Istio's header key for a claim of the request's verified JWT.
+const CLAIM_PREFIX: &str = "@request.auth.claims.";
+
+/// `name`, `a.b` (nested) or `[a.b][c]` (names that hold dots): the claim's path.
+fn claim_path(claim: &str) -> Option<Vec<String>> {
+    let path: Vec<String> = match claim.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
+        Some(inner) => inner.split("][").map(str::to_string).collect(),
+        None => claim.split('.').map(str::to_string).collect(),
+    };
+    let valid = path
+        .iter()
+        .all(|p| !p.is_empty() && !p.contains(['[', ']']));
+    valid.then_some(path)
 }
 
 /// An HTTP header name: one or more token characters (RFC 9110).
@@ -177,6 +215,48 @@ mod tests {
             HeaderMatch::Value(StringMatch::Prefix("1".into()))
         );
         assert_eq!(m.query_params["v"], StringMatch::Exact("2".into()));
+    }
+
+    #[test]
+    fn claims_are_read_apart_from_headers() {
+        let (matches, errors) = read(json!({"match": [{
+            "headers": {
+                "@request.auth.claims.group": {"exact": "beta-testers"},
+                "@request.auth.claims.realm.role": {"prefix": "ops"},
+                "@request.auth.claims.[example.com/tier][level]": {},
+                "@request.auth.claims.": {"exact": "x"},
+            },
+            "withoutHeaders": {"@request.auth.claims.banned": {}}
+        }]}));
+        assert_eq!(
+            errors,
+            [(
+                "spec.http[0].match[0].headers.@request.auth.claims.".to_string(),
+                "is not a claim: @request.auth.claims.NAME, .A.B or .[A][B]".to_string()
+            )]
+        );
+        let m = &matches[0];
+        assert!(m.headers.is_empty() && m.without_headers.is_empty());
+        let mut got: Vec<(Vec<&str>, bool)> = m
+            .claims
+            .iter()
+            .map(|c| (c.path.iter().map(String::as_str).collect(), c.invert))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (vec!["banned"], true),
+                (vec!["example.com/tier", "level"], false),
+                (vec!["group"], false),
+                (vec!["realm", "role"], false),
+            ]
+        );
+        let group = m.claims.iter().find(|c| c.path == ["group"]).unwrap();
+        assert_eq!(
+            group.matcher,
+            HeaderMatch::Value(StringMatch::Exact("beta-testers".into()))
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod read;
 mod secret;
 mod walk;
 
-pub use api::{Api, COALMINE, COALMINE_API_VERSION, CORE, GATEWAY_API, ISTIO};
+pub use api::{Api, COALMINE, COALMINE_API_VERSION, CORE, GATEWAY_API, ISTIO, ISTIO_SECURITY};
 pub use document::{parse_documents, Document};
 pub use error::{Errors, FieldError, Result};
 

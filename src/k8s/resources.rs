@@ -77,12 +77,25 @@ pub fn watched() -> Vec<ApiResource> {
         plural: plural.into(),
     };
     let istio = "networking.istio.io";
+    let security = "security.istio.io";
     let gateway_api = "gateway.networking.k8s.io";
     vec![
         mk(istio, "v1", "Gateway", "gateways"),
         mk(istio, "v1", "VirtualService", "virtualservices"),
         mk(istio, "v1", "DestinationRule", "destinationrules"),
         mk(istio, "v1", "ServiceEntry", "serviceentries"),
+        mk(
+            security,
+            "v1",
+            "RequestAuthentication",
+            "requestauthentications",
+        ),
+        mk(
+            security,
+            "v1",
+            "AuthorizationPolicy",
+            "authorizationpolicies",
+        ),
         mk(gateway_api, "v1", "Gateway", "gateways"),
         mk(gateway_api, "v1", "HTTPRoute", "httproutes"),
         mk(gateway_api, "v1", "GRPCRoute", "grpcroutes"),
@@ -107,6 +120,8 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::Secret => ("v1", "Secret"),
         Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
+        Kind::RequestAuthentication => ("security.istio.io/v1", "RequestAuthentication"),
+        Kind::AuthorizationPolicy => ("security.istio.io/v1", "AuthorizationPolicy"),
     };
     watched()
         .into_iter()
@@ -565,6 +580,8 @@ mod tests {
                 "networking.istio.io/v1/virtualservices",
                 "networking.istio.io/v1/destinationrules",
                 "networking.istio.io/v1/serviceentries",
+                "security.istio.io/v1/requestauthentications",
+                "security.istio.io/v1/authorizationpolicies",
                 "gateway.networking.k8s.io/v1/gateways",
                 "gateway.networking.k8s.io/v1/httproutes",
                 "gateway.networking.k8s.io/v1/grpcroutes",

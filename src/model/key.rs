@@ -21,6 +21,10 @@ pub enum Kind {
     GrpcRoute,
     /// Kubernetes `v1 Secret` holding a certificate for TLS termination.
     Secret,
+    /// Istio `security.istio.io` RequestAuthentication: the JWTs proxies accept.
+    RequestAuthentication,
+    /// Istio `security.istio.io` AuthorizationPolicy: who may reach what.
+    AuthorizationPolicy,
 }
 
 impl Kind {
@@ -36,6 +40,8 @@ impl Kind {
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::GrpcRoute => "GRPCRoute",
             Kind::Secret => "Secret",
+            Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
         }
     }
 }
@@ -47,7 +53,7 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -58,6 +64,8 @@ impl Kind {
         Kind::ReferenceGrant,
         Kind::GrpcRoute,
         Kind::Secret,
+        Kind::RequestAuthentication,
+        Kind::AuthorizationPolicy,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the
@@ -83,6 +91,8 @@ impl Kind {
             "ro" => Some(Kind::Rollout),
             "gtw" | "gateways.gateway.networking.k8s.io" => Some(Kind::KubernetesGateway),
             "refgrant" => Some(Kind::ReferenceGrant),
+            "ra" => Some(Kind::RequestAuthentication),
+            "ap" => Some(Kind::AuthorizationPolicy),
             _ => None,
         };
         short.or_else(|| {
@@ -161,5 +171,13 @@ mod tests {
         assert_eq!(Kind::from_name("grpcroutes"), Some(Kind::GrpcRoute));
         assert_eq!(Kind::from_name("GRPCRoute"), Some(Kind::GrpcRoute));
         assert_eq!(Kind::from_name("gateway"), Some(Kind::Gateway));
+        assert_eq!(
+            Kind::from_name("requestauthentications"),
+            Some(Kind::RequestAuthentication)
+        );
+        assert_eq!(
+            Kind::from_name("AuthorizationPolicies"),
+            Some(Kind::AuthorizationPolicy)
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! protobuf, Envoy or Kubernetes, and a value of these types is always valid: the
 //! translation that consumes them cannot fail.
 
+mod auth;
 mod gateway_status;
 mod key;
 mod rollout;
@@ -14,6 +15,11 @@ mod service;
 mod tls;
 mod weight;
 
+pub use auth::{
+    AuthAction, AuthRule, AuthSource, AuthorizationPolicy, ClaimMatch, ClaimToHeader, Condition,
+    ConditionKey, Jwks, JwksUri, JwtHeader, JwtRule, Operation, PolicyTarget,
+    RequestAuthentication,
+};
 pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
@@ -56,6 +62,9 @@ pub struct Config {
     pub gateway_status: GatewayStatus,
     /// Certificate Secrets by `namespace/name`, as servers name them.
     pub secrets: BTreeMap<String, TlsSecret>,
+    /// JWT checks and access rules (`security.istio.io`), sorted by key.
+    pub request_authentications: Vec<RequestAuthentication>,
+    pub authorization_policies: Vec<AuthorizationPolicy>,
 }
 
 /// An ingress point: the proxies it selects open one listener per server port.

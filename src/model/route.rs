@@ -84,6 +84,8 @@ pub struct RouteMatch {
     /// Headers that must be absent, or present without matching the given value.
     pub without_headers: BTreeMap<String, HeaderMatch>,
     pub query_params: BTreeMap<String, StringMatch>,
+    /// Conditions on the claims of the request's verified JWT.
+    pub claims: Vec<super::ClaimMatch>,
     /// A GRPCRoute's method match (instead of `uri`): the translation turns it into a
     /// match of the request path `/service/method`.
     pub grpc: Option<GrpcMethod>,

@@ -96,6 +96,8 @@ pub(crate) fn check(
         unresolved: read.unresolved,
         gateway_status: read.gateway_status,
         secrets,
+        request_authentications: read.request_authentications,
+        authorization_policies: read.authorization_policies,
     }
 }
 

@@ -18,7 +18,10 @@ use serde_json::Value;
 
 use crate::gateway_api::{self, NamespaceLabels, Pending};
 use crate::ingest::{try_secret, Document, Errors, Read, Report, Result};
-use crate::istio::{try_destination_rule, try_gateway, try_service_entry, try_virtual_service};
+use crate::istio::{
+    try_authorization_policy, try_destination_rule, try_gateway, try_request_authentication,
+    try_service_entry, try_virtual_service,
+};
 use crate::model::{Config, Kind, Service};
 use crate::rollout_kind::try_rollout;
 use check::check;
@@ -138,6 +141,14 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);
             }
+        }
+        Kind::RequestAuthentication => {
+            let ra = try_request_authentication(key, spec, r).filter(|_| r.is_clean());
+            read.request_authentications.extend(ra);
+        }
+        Kind::AuthorizationPolicy => {
+            let ap = try_authorization_policy(key, spec, r).filter(|_| r.is_clean());
+            read.authorization_policies.extend(ap);
         }
     }
 }

@@ -23,7 +23,9 @@ pub enum Delta {
 pub fn classify(old: &Config, new: &Config) -> Delta {
     let rest_same = old.gateways == new.gateways
         && old.destination_rules == new.destination_rules
-        && old.secrets == new.secrets;
+        && old.secrets == new.secrets
+        && old.request_authentications == new.request_authentications
+        && old.authorization_policies == new.authorization_policies;
     if !rest_same {
         return Delta::Other;
     }

@@ -274,11 +274,12 @@ impl Snapshot {
             Delta::Routes => {
                 let routed = class.translate_routes(&self.config);
                 let mut maps = prev.to_maps();
-                let clusters: BTreeSet<String> = routed
+                let mut clusters: BTreeSet<String> = routed
                     .destinations
                     .iter()
                     .map(translate::cluster_name)
                     .collect();
+                clusters.extend(routed.clusters.keys().cloned());
                 if !clusters.iter().eq(maps[TypeKind::Cluster.index()].keys()) {
                     return None;
                 }
@@ -346,7 +347,11 @@ fn endpoint_parts(e: &ClusterLoadAssignment) -> Parts {
 }
 
 fn listener_parts(l: &Listener) -> Parts {
-    (l.encode_to_vec(), canonical::listener(l), Box::default())
+    (
+        l.encode_to_vec(),
+        canonical::listener(l),
+        uses::of_listener(l),
+    )
 }
 
 fn route_parts(r: &RouteConfiguration) -> Parts {

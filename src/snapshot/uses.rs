@@ -3,21 +3,72 @@
 //! cluster, the assignment it warms with (EDS clusters). The xDS state machines hold a
 //! resource back until what it uses is warm on that proxy (see `xds::warm`).
 //!
-//! Listeners name route configurations over RDS, never clusters: Envoy warms a
-//! listener on its route configuration by itself, so a listener uses nothing here.
+//! Listeners name route configurations over RDS, which Envoy warms a listener on by
+//! itself; a listener uses the clusters its JWT filter fetches keys through, which
+//! must be warm before it goes (else its first key fetch fails).
 
 use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType},
     Cluster,
 };
+use envoy_types::pb::envoy::config::core::v3::http_uri::HttpUpstreamType;
 use envoy_types::pb::envoy::config::core::v3::HealthStatus;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{filter::ConfigType, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
     route::Action, route_action::ClusterSpecifier, RouteConfiguration,
 };
-use prost::Message;
+use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
+    jwt_provider::JwksSourceSpecifier, JwtAuthentication,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_filter, HttpConnectionManager,
+};
+use prost::{Message, Name};
 
 use crate::translate::UNRESOLVED_CLUSTER;
+
+/// The clusters a listener's JWT filters fetch keys through, sorted, without repeats.
+pub fn of_listener(listener: &Listener) -> Box<[String]> {
+    let mut out = Vec::new();
+    let filters = listener.filter_chains.iter().flat_map(|c| &c.filters);
+    let typed = filters.filter_map(|f| match &f.config_type {
+        Some(ConfigType::TypedConfig(any)) => Some(any),
+        _ => None,
+    });
+    let managers = typed
+        .filter(|any| any.type_url == HttpConnectionManager::type_url())
+        .filter_map(|any| HttpConnectionManager::decode(any.value.as_slice()).ok());
+    for hcm in managers {
+        for filter in &hcm.http_filters {
+            let Some(http_filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+                continue;
+            };
+            if any.type_url != JwtAuthentication::type_url() {
+                continue;
+            }
+            let Ok(jwt) = JwtAuthentication::decode(any.value.as_slice()) else {
+                continue;
+            };
+            for provider in jwt.providers.values() {
+                let Some(JwksSourceSpecifier::RemoteJwks(remote)) = &provider.jwks_source_specifier
+                else {
+                    continue;
+                };
+                let upstream = remote
+                    .http_uri
+                    .as_ref()
+                    .and_then(|u| u.http_upstream_type.as_ref());
+                if let Some(HttpUpstreamType::Cluster(name)) = upstream {
+                    out.push(name.clone());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.into_boxed_slice()
+}
 
 /// The clusters a route configuration sends requests to, sorted, without repeats.
 pub fn of_route(rc: &RouteConfiguration) -> Box<[String]> {
@@ -134,5 +185,32 @@ mod tests {
         c.cluster_discovery_type =
             Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32));
         assert!(of_cluster(&c).is_empty());
+    }
+
+    #[test]
+    fn a_listener_uses_the_clusters_its_jwt_filter_fetches_keys_through() {
+        let text = r#"
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt}
+spec:
+  jwtRules:
+  - {issuer: a, jwksUri: "http://keys.test:8080/a"}
+  - {issuer: b, jwksUri: "http://keys.test:8080/b"}
+  - {issuer: c, jwks: '{"keys":[{"kty":"EC"}]}'}
+"#;
+        let docs = crate::ingest::parse_documents(text).unwrap();
+        let config =
+            crate::resource_set::build_config(&docs, &std::collections::BTreeMap::new()).unwrap();
+        let class = crate::translate::select_gateways(&config, &Default::default());
+        let out = crate::translate::translate(&config, &class);
+        let listener = &out.listeners["0.0.0.0_10000"];
+        assert_eq!(&*of_listener(listener), ["coalmine|jwks|keys.test|8080"]);
+        let cluster = &out.clusters["coalmine|jwks|keys.test|8080"];
+        assert!(
+            of_cluster(cluster).is_empty(),
+            "a DNS cluster, no assignment"
+        );
+        assert!(of_listener(&Listener::default()).is_empty());
     }
 }

@@ -88,7 +88,7 @@ fn to_http_connection_manager(
     port: u32,
     filters: FiltersUsed,
 ) -> HttpConnectionManager {
-    let mut http_filters = Vec::new();
+    let mut http_filters = filters.security;
     if filters.fault {
         http_filters.push(to_http_filter(FAULT_FILTER, pack_any(HttpFault::default())));
     }
@@ -150,7 +150,8 @@ mod tests {
         assert_eq!(
             names(FiltersUsed {
                 fault: true,
-                cors: true
+                cors: true,
+                ..FiltersUsed::default()
             }),
             [FAULT_FILTER, CORS_FILTER, ROUTER_FILTER]
         );

@@ -5,22 +5,30 @@
 //! [`route_match`] and per-filter configs in [`route_filter`]), the clusters those
 //! routes name ([`cluster`]) and, for EDS clusters, their endpoints ([`endpoint`]).
 //! [`select`] decides which listeners a class gets and which virtual services each
-//! serves. Proxyless gRPC clients are one more class, with API listeners instead of
+//! serves. The RequestAuthentications and AuthorizationPolicies of a class become
+//! JWT and RBAC filters on its listeners ([`security`], [`jwt`], [`rbac`]).
+//! Proxyless gRPC clients are one more class, with API listeners instead of
 //! sockets ([`grpc`]). Nothing here does I/O, reads the clock or iterates a `HashMap`.
 //!
 //! prost encodes protobuf maps (`typed_per_filter_config`, ...) in `HashMap` iteration
 //! order, so every map filled here holds one entry, and encoding the same resources
 //! gives the same bytes. The one exception: a redirect or fault-only route with both
-//! a fault and a CORS policy carries two entries, whose encoded order may vary.
+//! a fault and a CORS policy carries two entries, whose encoded order may vary. Maps
+//! that hold several entries inside a typed config (JWT providers, RBAC policies) are
+//! written in key order ([`packed`]).
 
 mod cluster;
 mod endpoint;
 pub mod grpc;
+mod jwt;
 mod listener;
+mod packed;
+mod rbac;
 mod reach;
 mod route;
 mod route_filter;
 mod route_match;
+mod security;
 mod select;
 mod tls;
 
@@ -34,6 +42,8 @@ mod golden_tests;
 mod grpc_route_tests;
 #[cfg(test)]
 mod render;
+#[cfg(test)]
+mod security_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,6 +94,8 @@ pub struct Routed {
     pub destinations: BTreeSet<Destination>,
     /// The SDS names the listeners use.
     pub secrets: BTreeSet<String>,
+    /// Clusters the listeners' filters use themselves (JWKS fetches), by name.
+    pub clusters: BTreeMap<String, Cluster>,
 }
 
 impl Routed {
@@ -98,6 +110,7 @@ impl Routed {
             listeners: self.listeners,
             routes: self.routes,
             secrets: tls::to_secrets(config, &self.secrets),
+            clusters: self.clusters,
             ..Resources::default()
         };
         for destination in &self.destinations {
@@ -113,11 +126,18 @@ impl Routed {
 
 pub fn translate_routes(config: &Config, gateways: &BTreeSet<ResourceKey>) -> Routed {
     let plans = select::plan_listeners(config, gateways);
-    let mut out = Routed::default();
+    let security = security::for_class(config, gateways);
+    let mut out = Routed {
+        clusters: security.clusters,
+        ..Routed::default()
+    };
     let mut destinations = BTreeSet::new();
     for plan in &plans {
         let routes = route::to_route_configuration(plan);
-        let features = route::filters_used(plan);
+        let features = route::FiltersUsed {
+            security: security.filters.clone(),
+            ..route::filters_used(plan)
+        };
         let listener = listener::to_listener(plan.port, &plan.chains, features);
         let tls = plan.chains.iter().filter_map(|c| c.tls);
         out.secrets.extend(tls.flat_map(tls::secret_names));

@@ -5,10 +5,18 @@ use std::collections::BTreeSet;
 
 use crate::model::{Config, Kind, ResourceKey, MESH_GATEWAY};
 
-/// Whether a stored resource shapes what a proxy of this gateway class is served.
+/// Whether a stored resource shapes what a proxy of this class (its Gateways and
+/// security policies, see [`super::select_gateways`]) is served.
 pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceKey>) -> bool {
+    let policy = |k: &&ResourceKey| {
+        matches!(
+            k.kind,
+            Kind::RequestAuthentication | Kind::AuthorizationPolicy
+        )
+    };
+    let only_policies = gateways.iter().all(|k| policy(&k));
     let bound = |names: &[String]| {
-        if gateways.is_empty() {
+        if only_policies {
             names.iter().any(|g| g == MESH_GATEWAY)
         } else {
             gateways
@@ -31,7 +39,10 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
             .collect()
     };
     match key.kind {
-        Kind::Gateway | Kind::KubernetesGateway => gateways.contains(key),
+        Kind::Gateway
+        | Kind::KubernetesGateway
+        | Kind::RequestAuthentication
+        | Kind::AuthorizationPolicy => gateways.contains(key),
         Kind::VirtualService | Kind::HttpRoute | Kind::GrpcRoute => config
             .virtual_services
             .iter()

@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, RedirectAction, RetryPolicy, Route, RouteAction as EnvoyRouteAction,
     RouteConfiguration, VirtualHost, WeightedCluster,
 };
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
 use envoy_types::pb::google::protobuf::{Any, UInt32Value};
@@ -35,10 +36,12 @@ const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
 /// The HTTP filters a listener's routes need besides the router.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct FiltersUsed {
     pub fault: bool,
     pub cors: bool,
+    /// JWT and RBAC filters, first in the chain (see `security`).
+    pub security: Vec<HttpFilter>,
 }
 
 pub(super) fn route_config_name(port: u32) -> String {
@@ -50,6 +53,7 @@ pub(super) fn filters_used(plan: &ListenerPlan<'_>) -> FiltersUsed {
     FiltersUsed {
         fault: routes().any(|r| r.fault.is_some()),
         cors: routes().any(|r| r.cors.is_some()),
+        security: Vec::new(),
     }
 }
 

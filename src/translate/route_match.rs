@@ -7,10 +7,11 @@ use envoy_types::pb::envoy::config::route::v3::{
     RouteMatch as EnvoyRouteMatch,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
-    string_matcher::MatchPattern, RegexMatcher, StringMatcher,
+    string_matcher::MatchPattern, MetadataMatcher, RegexMatcher, StringMatcher,
 };
 
-use crate::model::{GrpcMethod, HeaderMatch, RouteMatch, StringMatch};
+use super::jwt;
+use crate::model::{ClaimMatch, GrpcMethod, HeaderMatch, RouteMatch, StringMatch};
 
 /// Every request: the match of a route that has no `match` entries.
 pub(super) fn match_all() -> EnvoyRouteMatch {
@@ -92,11 +93,27 @@ pub(super) fn to_route_match(m: &RouteMatch) -> EnvoyRouteMatch {
             )),
         })
         .collect();
+    let dynamic_metadata = m.claims.iter().map(to_claim_matcher).collect();
     EnvoyRouteMatch {
         path_specifier: Some(path_specifier),
         headers,
         query_parameters,
+        dynamic_metadata,
         ..Default::default()
+    }
+}
+
+/// A claim of the verified JWT, from the payload `jwt_authn` leaves in the dynamic
+/// metadata (its providers clear the route cache, so routes are matched again once
+/// it is there). A list claim matches when one of its items does.
+fn to_claim_matcher(c: &ClaimMatch) -> MetadataMatcher {
+    let value = match &c.matcher {
+        HeaderMatch::Present => jwt::present(),
+        HeaderMatch::Value(sm) => jwt::string_or_item(to_string_matcher(sm)),
+    };
+    MetadataMatcher {
+        invert: c.invert,
+        ..jwt::claim_matcher(&c.path, value)
     }
 }
 

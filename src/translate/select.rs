@@ -19,14 +19,31 @@ use crate::model::{
 };
 
 /// The Gateways that select a proxy with these node-metadata labels (selector ⊆
-/// labels; an empty selector selects all). Sorted.
+/// labels; an empty selector selects all), and the RequestAuthentications and
+/// AuthorizationPolicies that apply to it (by the same labels, or by targeting one of
+/// those Gateways): the proxy's class. Sorted.
 pub fn select_gateways(config: &Config, labels: &Labels) -> BTreeSet<ResourceKey> {
-    config
+    let mut class: BTreeSet<ResourceKey> = config
         .gateways
         .iter()
         .filter(|g| g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
         .map(|g| g.key.clone())
-        .collect()
+        .collect();
+    let authentications = config
+        .request_authentications
+        .iter()
+        .map(|p| (&p.key, &p.target));
+    let authorizations = config
+        .authorization_policies
+        .iter()
+        .map(|p| (&p.key, &p.target));
+    let policies: Vec<ResourceKey> = authentications
+        .chain(authorizations)
+        .filter(|(_, target)| target.selects(labels, &class))
+        .map(|(key, _)| key.clone())
+        .collect();
+    class.extend(policies);
+    class
 }
 
 /// One listener to build: its port, filter chains, and the virtual hosts of its route

@@ -16,6 +16,7 @@ pub mod envoy;
 pub mod fake_apiserver;
 pub mod grpc;
 pub mod http;
+pub mod jwt;
 pub mod pip;
 pub mod process;
 pub mod prometheus;

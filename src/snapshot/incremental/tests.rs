@@ -282,3 +282,33 @@ spec:
     every_class_matches_full(DNS, &emptied, Delta::Endpoints(hosts.clone()));
     every_class_matches_full(&emptied, DNS, Delta::Endpoints(hosts));
 }
+
+const JWT: &str = r#"
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt}
+spec:
+  selector: {matchLabels: {app: gw}}
+  jwtRules: [{issuer: i, jwksUri: "http://keys.test/jwks"}]
+"#;
+
+#[test]
+fn a_route_change_beside_a_key_cluster_stays_incremental() {
+    let old = format!("{BASE}{JWT}");
+    let new = old
+        .replace("weight: 90", "weight: 50")
+        .replace("weight: 10", "weight: 50");
+    let (before, after) = assert_incremental_matches_full(&old, &new, Delta::Routes);
+    let jwks = "coalmine|jwks|keys.test|80";
+    assert!(reused(&before, &after, TypeKind::Cluster, jwks));
+    assert!(after.uses(jwks), "the listener uses its key cluster");
+}
+
+#[test]
+fn a_policy_change_translates_in_full() {
+    let old = format!("{BASE}{JWT}");
+    let new = old.replace("issuer: i,", "issuer: j,");
+    assert_incremental_matches_full(&old, &new, Delta::Other);
+    assert_incremental_matches_full(BASE, &old, Delta::Other);
+}

@@ -2,7 +2,7 @@
 
 use super::tests::mk_req as req;
 use super::*;
-use crate::xds::warm::fixtures::{names, view};
+use crate::xds::warm::fixtures::{names, view, with_listener_using};
 use envoy_types::pb::google::rpc::Status;
 
 /// Plays Envoy on one stream: remembers the last response per type and answers it.
@@ -84,6 +84,7 @@ impl Envoy {
 const C: TypeKind = TypeKind::Cluster;
 const E: TypeKind = TypeKind::Endpoint;
 const R: TypeKind = TypeKind::Route;
+const L: TypeKind = TypeKind::Listener;
 
 #[test]
 fn a_route_to_a_new_cluster_waits_until_its_assignment_is_acked() {
@@ -379,4 +380,21 @@ fn a_warm_cluster_left_in_the_same_revision_goes_after_the_route_ack() {
     );
     assert_eq!(e.ack(R, &["r"]), [C], "then a goes");
     assert_eq!(e.got(C), ["b"]);
+}
+
+#[test]
+fn a_listener_whose_jwt_filter_needs_a_new_cluster_waits_until_it_is_warm() {
+    let v1 = view(&[("a", "1")], &[("r", &["a"])]);
+    let mut e = Envoy::synced(v1.clone(), &["a"], &["r"]);
+    let v2 = with_listener_using(&v1, "jwks");
+    assert_eq!(
+        e.view(v2),
+        [C],
+        "the cluster goes first, the listener waits"
+    );
+    assert_eq!(e.got(C), ["a", "jwks"]);
+    assert_eq!(e.ack(C, &[]), [L], "jwks is warm: the listener goes");
+    assert_eq!(e.got(L), ["l"]);
+    assert!(e.ack(L, &[]).is_empty());
+    assert!(e.s.converged());
 }

@@ -50,3 +50,12 @@ pub fn view_with_empty(
 pub fn names(resources: &[Arc<Encoded>]) -> Vec<&str> {
     resources.iter().map(|r| r.name.as_str()).collect()
 }
+
+/// `v` with one more cluster, `name`, that has no assignment (a STATIC or DNS
+/// cluster, as a JWKS fetch uses), and the listener `l` using it.
+pub fn with_listener_using(v: &View, name: &str) -> Arc<View> {
+    let mut maps = v.to_maps();
+    maps[TypeKind::Cluster.index()].insert(name.to_string(), encoded(name, "1", &[]));
+    maps[TypeKind::Listener.index()].insert("l".into(), encoded("l", name, &[name]));
+    Arc::new(View::new(maps))
+}
