@@ -137,3 +137,45 @@ fn the_example_routes_are_valid_coalmine_documents() {
     assert_eq!(replicas, [4, 1], "4 pods of v1 and 1 of v2");
     assert_eq!(docs.len(), 2);
 }
+
+/// The image the manifests run is the one the Dockerfile builds: a locked release
+/// build, run as the uid the Deployment requires, named `coalmine` in the
+/// kustomization's `images:`; and each gateway pod is a proxy of its own.
+#[test]
+fn the_image_and_the_manifests_agree() {
+    let dockerfile = read(&root().join("Dockerfile"));
+    assert!(
+        dockerfile.contains("cargo build --release --locked"),
+        "{dockerfile}"
+    );
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert_eq!(stages, 2, "a build stage and a runtime stage");
+    assert!(dockerfile.contains("USER 65532:65532"), "{dockerfile}");
+    let deployment = &objects(&root().join("deploy/coalmine/deployment.yaml"))[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["containers"][0]["image"], "coalmine");
+    let kustomization = &objects(&root().join("deploy/kustomization.yaml"))[0];
+    let images = kustomization["images"].as_array().expect("images:");
+    assert!(images.iter().any(|i| i["name"] == "coalmine"), "{images:?}");
+    let gateway = &objects(&root().join("deploy/gateway/deployment.yaml"))[0];
+    let envoy = &gateway["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = envoy["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let node = args
+        .iter()
+        .position(|a| *a == "--service-node")
+        .expect("--service-node");
+    assert_eq!(args[node + 1], "$(POD_NAME)");
+    assert_eq!(
+        envoy["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+}

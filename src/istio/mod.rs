@@ -12,9 +12,9 @@ mod authorization_policy;
 mod destination_rule;
 mod gateway;
 mod http_policy;
-mod server_tls;
 mod policy_target;
 mod request_authentication;
+mod server_tls;
 mod service_entry;
 mod virtual_service;
 
