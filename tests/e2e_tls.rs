@@ -1,4 +1,4 @@
-//! TLS termination from Secrets over SDS through a real Envoy 1.40, checked with a TLS
+//! TLS termination from Secrets over SDS (SotW and Delta) through a real Envoy 1.40, checked with a TLS
 //! client: an Istio Gateway with two HTTPS servers on one port, each with its own
 //! certificate chosen by SNI (one SIMPLE, one MUTUAL refusing a client without a
 //! certificate), an HTTP server redirecting to HTTPS, a rotated Secret reaching Envoy
@@ -78,7 +78,16 @@ fn wait_for_certificate(port: u16, sni: &str, ca: &str, want: &[u8]) -> TlsConn 
 }
 
 #[test]
-fn gateways_terminate_tls_from_secrets_over_sds() {
+fn gateways_terminate_tls_from_secrets_over_sotw_sds() {
+    tls_through_envoy(false);
+}
+
+#[test]
+fn gateways_terminate_tls_from_secrets_over_delta_sds() {
+    tls_through_envoy(true);
+}
+
+fn tls_through_envoy(delta: bool) {
     let pki = Pki::new();
     let ca = read(&pki.ca());
     let web = pki.server("web", &["web.example.com"]);
@@ -107,7 +116,7 @@ fn gateways_terminate_tls_from_secrets_over_sds() {
     };
     apply(&coalmine, &set(&web));
     let labels = [("app", label.as_str())];
-    let envoy = Envoy::start(&coalmine.bootstrap(&label, &labels, false));
+    let envoy = Envoy::start(&coalmine.bootstrap(&label, &labels, delta));
 
     // Each host gets its own certificate by SNI.
     let mut kept = wait_for_certificate(https, "web.example.com", &ca, &der_of(&read(&web.cert)));

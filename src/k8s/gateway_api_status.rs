@@ -402,4 +402,50 @@ mod tests {
         assert_eq!(conditions[1]["reason"], "Invalid");
         assert_eq!(conditions[1]["status"], "False");
     }
+
+    #[test]
+    fn listener_certificates_and_conflicts_have_their_own_conditions() {
+        let gateway = json!({"metadata": {"name": "gw", "generation": 2}, "spec": {}});
+        let listener = |name: &str, reason: &'static str| ListenerStatus {
+            name: name.into(),
+            attached_routes: 0,
+            kinds: vec!["HTTPRoute"],
+            problem: Some(NotTrue {
+                reason,
+                message: format!("{name} is not served"),
+            }),
+        };
+        let listeners = [
+            listener("missing", "InvalidCertificateRef"),
+            listener("ungranted", "RefNotPermitted"),
+            listener("clash", "ProtocolConflict"),
+        ];
+        let state = Gateway {
+            outcome: &Ok(()),
+            listeners: &listeners,
+            addresses: &[],
+        };
+        let patch = gateway_patch(&gateway, &state, at(0)).unwrap();
+        let get = |i: usize, kind: &str| {
+            let conditions = patch["status"]["listeners"][i]["conditions"]
+                .as_array()
+                .unwrap();
+            let c = conditions.iter().find(|c| c["type"] == kind).unwrap();
+            (
+                c["status"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+            )
+        };
+        let pair = |status: &str, reason: &str| (status.to_string(), reason.to_string());
+        assert_eq!(get(0, "Accepted"), pair("True", "Accepted"));
+        assert_eq!(
+            get(0, "ResolvedRefs"),
+            pair("False", "InvalidCertificateRef")
+        );
+        assert_eq!(get(0, "Programmed"), pair("False", "Invalid"));
+        assert_eq!(get(1, "ResolvedRefs"), pair("False", "RefNotPermitted"));
+        assert_eq!(get(2, "Conflicted"), pair("True", "ProtocolConflict"));
+        assert_eq!(get(2, "ResolvedRefs"), pair("True", "ResolvedRefs"));
+        assert_eq!(get(2, "Programmed"), pair("False", "Invalid"));
+    }
 }
