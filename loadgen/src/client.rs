@@ -184,7 +184,9 @@ pub async fn run_sotw(
             lds.requested = true;
             tx.send(request(TypeKind::Listener, None, &[], lds)).await?;
         }
-        if !ready && states.iter().all(|s| s.acked) {
+        // Ready once every type a proxy without TLS asks for is ACKed (no secrets).
+        let needed = |i: &usize| *i != slot(TypeKind::Secret);
+        if !ready && (0..states.len()).filter(needed).all(|i| states[i].acked) {
             ready = true;
             tracker.mark_ready();
             drop(permit.take());

@@ -43,7 +43,7 @@ pub async fn run_delta(
     let mut clusters = ctx.names.empty();
     let mut listeners = ctx.names.empty();
     let mut requested = [true, false, false, false, false];
-    let mut acked = [false; 4];
+    let mut acked = [false; TypeKind::COUNT];
     let mut seen = Seen::default();
     let mut ready = false;
     while let Some(resp) = inbound.message().await? {
@@ -90,7 +90,9 @@ pub async fn run_delta(
             tx.send(subscribe(TypeKind::Listener, None, &[], &[]))
                 .await?;
         }
-        if !ready && acked.iter().all(|a| *a) {
+        // Ready once every type a proxy without TLS asks for is ACKed (no secrets).
+        let needed = |i: &usize| *i != slot(TypeKind::Secret);
+        if !ready && (0..acked.len()).filter(needed).all(|i| acked[i]) {
             ready = true;
             tracker.mark_ready();
             drop(permit.take());
