@@ -1,6 +1,7 @@
 //! Canary releases analysed by outside systems, end to end through a real Envoy 1.40:
 //! a real Prometheus (scraping coalmine's own `/metrics`) as the metric provider, both
-//! passing (promoted) and failing (rolled back); and Flagger webhooks on an in-test
+//! passing (promoted) and failing (rolled back), inline and through a Flagger
+//! MetricTemplate; and Flagger webhooks on an in-test
 //! HTTP server: `confirm-promotion` holds the last step until it says yes, `event`
 //! receives every event, a failing `pre-rollout` counts as failed checks.
 
@@ -108,6 +109,41 @@ fn prometheus_metric_in_range_promotes() {
     let report = load.stop();
     assert_eq!(report.failures(), 0, "{report:?}");
     assert_eq!(w.send(100, &[]).get("v2"), Some(&100));
+}
+
+/// A Flagger MetricTemplate named by `templateRef`, its `{{ variables.NAME }}` filled
+/// from `templateVariables`, read through the same real Prometheus.
+#[test]
+fn flagger_metric_template_promotes() {
+    let (w, prom) = prometheus_world("ro-prom-tpl");
+    let template = format!(
+        "apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {{name: revision, namespace: default}}
+spec:
+  provider: {{type: prometheus, address: {}}}
+  query: 'max({{{{ variables.series }}}})'
+",
+        prom.address()
+    );
+    w.apply("template.yaml", &template);
+    let analysis = "    interval: 2s
+    threshold: 2
+    stepWeights: [10, 50]
+    metrics:
+    - name: revision-scraped
+      templateRef: {name: revision}
+      templateVariables: {series: coalmine_revision}
+      thresholdRange: {min: 1}
+";
+    let yaml = rollout_yaml(NAME, "petstore", "Canary", analysis);
+    w.apply("rollout.yaml", &yaml);
+    let mut seen = Seen::default();
+    let end = poll(&w.coalmine, NAME, &mut seen, TIMEOUT, |_| {}, is_final);
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
+    let m = metric(&end, "revision-scraped");
+    assert_eq!(m["verdict"], "pass", "{end}");
+    assert_value_from_prometheus(&prom, m, &end);
 }
 
 #[test]

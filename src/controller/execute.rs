@@ -1,14 +1,14 @@
 //! Carrying out a machine's actions: traffic revisions, checks, webhooks and events,
 //! feeding each result back into the machine until it asks for nothing more.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::release::Entry;
 use super::{clock, prometheus, webhook, Controller};
-use crate::model::{BuiltinMetric, MetricSource, Rollout, WebhookType};
+use crate::model::{BuiltinMetric, Metric, MetricSource, Rollout, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
 
@@ -101,18 +101,24 @@ impl Controller {
                     (value, window.requests)
                 }
                 MetricSource::Prometheus { address, query } => {
-                    let vars = prometheus::Vars {
-                        namespace: &rollout.target.namespace,
-                        target: &rollout.target.name,
-                        interval: metric.interval,
-                    };
-                    let promql = prometheus::render(query, &vars);
-                    match prometheus::query(&self.http, address, &promql, Duration::from_secs(10))
+                    let empty = BTreeMap::new();
+                    self.prometheus(rollout, metric, address, query, &empty)
                         .await
-                    {
-                        Ok(value) => (value, 0),
-                        Err(e) => {
-                            warn!(rollout = %rollout.key, metric = %metric.name, "{e}");
+                }
+                // Looked up now: a changed template counts from this check on.
+                MetricSource::Template {
+                    template,
+                    variables,
+                } => {
+                    let config = self.desired.published().config;
+                    match config.metric_templates.get(template) {
+                        Some(t) => {
+                            self.prometheus(rollout, metric, &t.address, &t.query, variables)
+                                .await
+                        }
+                        None => {
+                            warn!(rollout = %rollout.key, metric = %metric.name,
+                                "MetricTemplate {template} is gone");
                             (None, 0)
                         }
                     }
@@ -125,6 +131,32 @@ impl Controller {
             });
         }
         results
+    }
+
+    /// One Prometheus metric: the query with Flagger's variables filled in, or no value
+    /// (inconclusive) when Prometheus does not answer.
+    async fn prometheus(
+        &self,
+        rollout: &Rollout,
+        metric: &Metric,
+        address: &str,
+        query: &str,
+        variables: &BTreeMap<String, String>,
+    ) -> (Option<f64>, u64) {
+        let vars = prometheus::Vars {
+            namespace: &rollout.target.namespace,
+            target: &rollout.target.name,
+            interval: metric.interval,
+            variables,
+        };
+        let promql = prometheus::render(query, &vars);
+        match prometheus::query(&self.http, address, &promql, Duration::from_secs(10)).await {
+            Ok(value) => (value, 0),
+            Err(e) => {
+                warn!(rollout = %rollout.key, metric = %metric.name, "{e}");
+                (None, 0)
+            }
+        }
     }
 
     /// Calls every webhook of a type; true when all answered 2xx (or there are none).

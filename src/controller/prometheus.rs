@@ -22,18 +22,26 @@ pub struct Vars<'a> {
     /// The rollout's target (the VirtualService's name).
     pub target: &'a str,
     pub interval: Duration,
+    /// A template's `templateVariables`, as `{{ variables.NAME }}`.
+    pub variables: &'a std::collections::BTreeMap<String, String>,
 }
 
-/// Replaces `{{ namespace }}`, `{{ target }}` and `{{ interval }}` (spaces optional) in
-/// a query. The interval is written as Prometheus writes durations (`30s`, `1m`).
+/// Replaces `{{ namespace }}`, `{{ target }}`, `{{ interval }}` and
+/// `{{ variables.NAME }}` (spaces optional) in a query, as Flagger's templates write
+/// them. The interval is written as Prometheus writes durations (`30s`, `1m`).
 pub fn render(query: &str, vars: &Vars<'_>) -> String {
     let interval = prom_duration(vars.interval);
     let mut out = query.to_string();
-    for (name, value) in [
-        ("namespace", vars.namespace),
-        ("target", vars.target),
-        ("interval", interval.as_str()),
-    ] {
+    let fixed = [
+        ("namespace".to_string(), vars.namespace),
+        ("target".to_string(), vars.target),
+        ("interval".to_string(), interval.as_str()),
+    ];
+    let variables = vars
+        .variables
+        .iter()
+        .map(|(k, v)| (format!("variables.{k}"), v.as_str()));
+    for (name, value) in fixed.into_iter().chain(variables) {
         for pattern in [format!("{{{{ {name} }}}}"), format!("{{{{{name}}}}}")] {
             out = out.replace(&pattern, value);
         }
@@ -106,16 +114,17 @@ mod tests {
 
     #[test]
     fn renders_flagger_variables() {
+        let variables = std::collections::BTreeMap::from([("code".to_string(), "5..".to_string())]);
         let vars = Vars {
             namespace: "shop",
             target: "petstore",
             interval: Duration::from_secs(60),
+            variables: &variables,
         };
-        let q =
-            r#"sum(rate(errors{namespace="{{ namespace }}",app="{{target}}"}[{{ interval }}]))"#;
+        let q = r#"sum(rate(errors{namespace="{{ namespace }}",app="{{target}}",code=~"{{ variables.code }}"}[{{ interval }}]))"#;
         assert_eq!(
             render(q, &vars),
-            r#"sum(rate(errors{namespace="shop",app="petstore"}[1m]))"#
+            r#"sum(rate(errors{namespace="shop",app="petstore",code=~"5.."}[1m]))"#
         );
     }
 

@@ -27,6 +27,12 @@ pub const GATEWAY_API: Api = Api {
     versions: &["v1", "v1beta1"],
 };
 
+/// Flagger's kinds coalmine reads: `MetricTemplate`.
+pub const FLAGGER: Api = Api {
+    group: "flagger.app",
+    versions: &["v1beta1"],
+};
+
 /// Kubernetes' core group (`apiVersion: v1`): `Secret`.
 pub const CORE: Api = Api {
     group: "",
@@ -43,7 +49,7 @@ pub const COALMINE: Api = Api {
 pub const COALMINE_API_VERSION: &str = "coalmine.dev/v1alpha1";
 
 /// Every group coalmine reads, in the order errors list them.
-pub const ALL: [Api; 5] = [ISTIO, ISTIO_SECURITY, GATEWAY_API, COALMINE, CORE];
+pub const ALL: [Api; 6] = [ISTIO, ISTIO_SECURITY, GATEWAY_API, COALMINE, FLAGGER, CORE];
 
 impl Api {
     /// The group a kind's documents are written in.
@@ -57,6 +63,7 @@ impl Api {
             }
             Kind::Rollout => COALMINE,
             Kind::Secret => CORE,
+            Kind::MetricTemplate => FLAGGER,
             Kind::RequestAuthentication | Kind::AuthorizationPolicy => ISTIO_SECURITY,
         }
     }

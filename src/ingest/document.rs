@@ -357,9 +357,10 @@ mod tests {
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
                          DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant, \
-                         GRPCRoute, Secret, RequestAuthentication or AuthorizationPolicy)";
+                         GRPCRoute, Secret, RequestAuthentication, AuthorizationPolicy or \
+                         MetricTemplate)";
         let any_group = "(expected a version of networking.istio.io, security.istio.io, \
-                         gateway.networking.k8s.io, coalmine.dev or v1 (Secret))";
+                         gateway.networking.k8s.io, coalmine.dev, flagger.app or v1 (Secret))";
         assert_eq!(
             errors_of("apps/v1", "Deployment", "a"),
             vec![

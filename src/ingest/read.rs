@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, Gateway, GatewayStatus, RequestAuthentication,
-    ResourceKey, Rollout, Service, TlsSecret, UnresolvedRef, VirtualService,
+    AuthorizationPolicy, DestinationRule, Gateway, GatewayStatus, MetricTemplate,
+    RequestAuthentication, ResourceKey, Rollout, Service, TlsSecret, UnresolvedRef, VirtualService,
 };
 
 /// Resources that read cleanly, each kind sorted by key, and what the broken ones
@@ -20,6 +20,8 @@ pub(crate) struct Read {
     pub rollouts: Vec<Rollout>,
     /// Certificate Secrets.
     pub secrets: Vec<TlsSecret>,
+    /// Flagger MetricTemplates.
+    pub metric_templates: Vec<MetricTemplate>,
     pub request_authentications: Vec<RequestAuthentication>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// References of accepted resources that could not be resolved.

@@ -61,6 +61,24 @@ pub fn rollout() -> CustomResourceDefinition {
                 ),
             ),
             ("query", string("PromQL, for a metric through a provider.")),
+            (
+                "templateRef",
+                obj(
+                    &[
+                        ("name", string("A Flagger MetricTemplate's name.")),
+                        (
+                            "namespace",
+                            string("Its namespace; the Rollout's by default."),
+                        ),
+                    ],
+                    &["name"],
+                ),
+            ),
+            (
+                "templateVariables",
+                json!({"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "Values of the template's {{ variables.NAME }}."}),
+            ),
             ("minSamples", int("Requests needed for a verdict.")),
             (
                 "inconclusiveLimit",

@@ -102,6 +102,12 @@ pub fn watched() -> Vec<ApiResource> {
         mk(gateway_api, "v1beta1", "ReferenceGrant", "referencegrants"),
         mk(gateway_api, "v1", "GatewayClass", "gatewayclasses"),
         mk("coalmine.dev", "v1alpha1", "Rollout", "rollouts"),
+        mk(
+            "flagger.app",
+            "v1beta1",
+            "MetricTemplate",
+            "metrictemplates",
+        ),
         mk("", "v1", "Secret", "secrets"),
     ]
 }
@@ -118,6 +124,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
         Kind::GrpcRoute => ("gateway.networking.k8s.io/v1", "GRPCRoute"),
         Kind::Secret => ("v1", "Secret"),
+        Kind::MetricTemplate => ("flagger.app/v1beta1", "MetricTemplate"),
         Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
         Kind::RequestAuthentication => ("security.istio.io/v1", "RequestAuthentication"),
@@ -588,6 +595,7 @@ mod tests {
                 "gateway.networking.k8s.io/v1beta1/referencegrants",
                 "gateway.networking.k8s.io/v1/gatewayclasses",
                 "coalmine.dev/v1alpha1/rollouts",
+                "flagger.app/v1beta1/metrictemplates",
                 "v1/secrets",
             ]
         );

@@ -25,6 +25,8 @@ pub enum Kind {
     RequestAuthentication,
     /// Istio `security.istio.io` AuthorizationPolicy: who may reach what.
     AuthorizationPolicy,
+    /// Flagger's `MetricTemplate` (`flagger.app/v1beta1`): a query releases' metrics name.
+    MetricTemplate,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::MetricTemplate => "MetricTemplate",
         }
     }
 }
@@ -53,7 +56,7 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -66,6 +69,7 @@ impl Kind {
         Kind::Secret,
         Kind::RequestAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::MetricTemplate,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the

@@ -23,8 +23,8 @@ pub use auth::{
 pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
-    Analysis, BuiltinMetric, Metric, MetricSource, Rollout, Strategy, ThresholdRange, Webhook,
-    WebhookType,
+    Analysis, BuiltinMetric, Metric, MetricSource, MetricTemplate, Rollout, Strategy,
+    ThresholdRange, Webhook, WebhookType,
 };
 pub use route::{
     Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, GrpcMethod, HeaderMatch,
@@ -62,6 +62,8 @@ pub struct Config {
     pub gateway_status: GatewayStatus,
     /// Certificate Secrets by `namespace/name`, as servers name them.
     pub secrets: BTreeMap<String, TlsSecret>,
+    /// Flagger MetricTemplates by `namespace/name`.
+    pub metric_templates: BTreeMap<String, MetricTemplate>,
     /// JWT checks and access rules (`security.istio.io`), sorted by key.
     pub request_authentications: Vec<RequestAuthentication>,
     pub authorization_policies: Vec<AuthorizationPolicy>,

@@ -153,6 +153,23 @@ pub enum MetricSource {
         address: String,
         query: String,
     },
+    /// A Flagger `MetricTemplate` (`namespace/name`), looked up at each check, so a
+    /// changed template is used from the next check on without restarting the release;
+    /// `variables` fill its `{{ variables.NAME }}` (Flagger's `templateVariables`).
+    Template {
+        template: String,
+        variables: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// A Flagger `MetricTemplate` (`flagger.app/v1beta1`): a Prometheus query that
+/// releases' metrics name by `templateRef`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricTemplate {
+    pub key: super::ResourceKey,
+    /// The Prometheus HTTP API's address (`provider.address`).
+    pub address: String,
+    pub query: String,
 }
 
 /// Metrics coalmine computes from Envoy's own stats for the canary destination.

@@ -10,8 +10,8 @@ use super::rollout_check::check_rollouts;
 use super::tls_check::check_tls;
 use crate::ingest::{FieldError, Read, Report};
 use crate::model::{
-    Config, DestinationRule, Gateway, Kind, Labels, ResourceKey, RouteAction, Service,
-    VirtualService, MESH_GATEWAY,
+    Config, DestinationRule, Gateway, Kind, Labels, MetricSource, MetricTemplate, ResourceKey,
+    Rollout, RouteAction, Service, VirtualService, MESH_GATEWAY,
 };
 
 /// Runs every cross-resource check, adding errors to `errors`, and assembles the Config.
@@ -83,6 +83,7 @@ pub(crate) fn check(
         &known,
         errors,
     );
+    let metric_templates = check_templates(&rollouts, read.metric_templates, errors);
     let mut services = services;
     speak_grpc(&virtual_services, &mut services);
     let mut gateways = read.gateways;
@@ -96,9 +97,41 @@ pub(crate) fn check(
         unresolved: read.unresolved,
         gateway_status: read.gateway_status,
         secrets,
+        metric_templates,
         request_authentications: read.request_authentications,
         authorization_policies: read.authorization_policies,
     }
+}
+
+/// The MetricTemplates by `namespace/name`; a Rollout metric naming one that is not
+/// defined is an error naming the metric.
+fn check_templates(
+    rollouts: &[Rollout],
+    templates: Vec<MetricTemplate>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, MetricTemplate> {
+    let templates: BTreeMap<String, MetricTemplate> = templates
+        .into_iter()
+        .map(|t| (format!("{}/{}", t.key.namespace, t.key.name), t))
+        .collect();
+    for rollout in rollouts {
+        for (i, metric) in rollout.analysis.metrics.iter().enumerate() {
+            if let MetricSource::Template { template, .. } = &metric.source {
+                if !templates.contains_key(template) {
+                    errors.push(FieldError {
+                        resource: rollout.key.to_string(),
+                        field: format!("spec.analysis.metrics[{i}].templateRef"),
+                        message: format!(
+                            "metric {:?}: MetricTemplate {template} is not defined",
+                            metric.name
+                        ),
+                        reason: None,
+                    });
+                }
+            }
+        }
+    }
+    templates
 }
 
 /// Every service port a GRPCRoute sends to (or mirrors to) speaks gRPC, whatever its

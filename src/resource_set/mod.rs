@@ -23,7 +23,7 @@ use crate::istio::{
     try_service_entry, try_virtual_service,
 };
 use crate::model::{Config, Kind, Service};
-use crate::rollout_kind::try_rollout;
+use crate::rollout_kind::{try_metric_template, try_rollout};
 use check::check;
 
 /// Validates every document and the set as a whole, returning the consistent Config,
@@ -137,6 +137,11 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
         Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
         // Read above: a Secret has no spec.
         Kind::Secret => {}
+        Kind::MetricTemplate => {
+            if let Some(template) = try_metric_template(key, spec, r).filter(|_| r.is_clean()) {
+                read.metric_templates.push(template);
+            }
+        }
         Kind::Rollout => {
             if let Some(rollout) = try_rollout(key, spec, r).filter(|_| r.is_clean()) {
                 read.rollouts.push(rollout);

@@ -6,10 +6,14 @@
 //! Destinations come out unresolved (as for VirtualService destinations) and the
 //! target is not looked up: [`crate::resource_set`] does both.
 
+mod metric_template;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
+
+pub(crate) use metric_template::try_metric_template;
 
 use crate::ingest::{try_destination, try_matches, Fields, Obj, Report};
 use crate::model::{
@@ -50,9 +54,12 @@ const METRIC: Fields = Fields {
         "query",
         "minSamples",
         "inconclusiveLimit",
+        "templateRef",
+        "templateVariables",
     ],
-    unsupported: &["templateRef", "templateVariables", "threshold"],
+    unsupported: &["threshold"],
 };
+const TEMPLATE_REF: Fields = Fields::known(&["name", "namespace"]);
 const RANGE: Fields = Fields::known(&["min", "max"]);
 const PROVIDER: Fields = Fields::known(&["type", "address"]);
 const WEBHOOK: Fields = Fields {
@@ -99,9 +106,8 @@ pub(crate) fn try_rollout(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
             r.push(spec.at("analysis"), "required");
             None
         }
-        (Some(value), Some(strategy)) => {
-            Obj::new(r, "spec.analysis", value, ANALYSIS).and_then(|a| try_analysis(a, strategy, r))
-        }
+        (Some(value), Some(strategy)) => Obj::new(r, "spec.analysis", value, ANALYSIS)
+            .and_then(|a| try_analysis(a, strategy, &key.namespace, r)),
         (Some(_), None) => None,
     };
     Some(Rollout {
@@ -140,7 +146,12 @@ fn try_target(spec: Obj<'_, '_>, namespace: &str, r: &mut Report) -> Option<Reso
     Some(ResourceKey::new(kind?, namespace, name?))
 }
 
-fn try_analysis(a: Obj<'_, '_>, strategy: Strategy, r: &mut Report) -> Option<Analysis> {
+fn try_analysis(
+    a: Obj<'_, '_>,
+    strategy: Strategy,
+    namespace: &str,
+    r: &mut Report,
+) -> Option<Analysis> {
     let interval = a.duration(r, "interval").unwrap_or(DEFAULT_INTERVAL);
     if interval.is_zero() {
         r.push(a.at("interval"), "must be longer than 0");
@@ -180,7 +191,7 @@ fn try_analysis(a: Obj<'_, '_>, strategy: Strategy, r: &mut Report) -> Option<An
     if strategy == Strategy::ABTesting && matches.is_empty() {
         r.push(a.at("match"), "ABTesting requires at least one match");
     }
-    let metrics = try_metrics(a, interval, r);
+    let metrics = try_metrics(a, interval, namespace, r);
     let webhooks = try_webhooks(a, r);
     Some(Analysis {
         interval,
@@ -270,7 +281,22 @@ fn try_steps(a: Obj<'_, '_>, r: &mut Report) -> Vec<Weight> {
     }
 }
 
-fn try_metrics(a: Obj<'_, '_>, interval: Duration, r: &mut Report) -> Vec<Metric> {
+/// `templateRef` (`name`, `namespace` defaulting to the Rollout's) and
+/// `templateVariables`, as a metric source.
+fn try_template_ref(m: Obj<'_, '_>, namespace: &str, r: &mut Report) -> Option<MetricSource> {
+    let path = m.at("templateRef");
+    let template = Obj::new(r, &path, m.get("templateRef")?, TEMPLATE_REF)?;
+    let name = template.required_string(r, "name")?;
+    let ns = template
+        .string(r, "namespace")
+        .unwrap_or_else(|| namespace.to_string());
+    Some(MetricSource::Template {
+        template: format!("{ns}/{name}"),
+        variables: m.string_map(r, "templateVariables"),
+    })
+}
+
+fn try_metrics(a: Obj<'_, '_>, interval: Duration, namespace: &str, r: &mut Report) -> Vec<Metric> {
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
     for (path, value) in a.list(r, "metrics") {
@@ -290,7 +316,18 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, r: &mut Report) -> Vec<Metric
             .get("provider")
             .and_then(|p| try_provider(&m.at("provider"), p, r));
         let builtin = name.as_deref().and_then(BuiltinMetric::from_name);
+        let template = try_template_ref(m, namespace, r);
+        if template.is_some() && (m.has("provider") || m.has("query")) {
+            r.push(
+                m.at("templateRef"),
+                "either templateRef or provider and query, not both",
+            );
+        }
+        if m.has("templateVariables") && !m.has("templateRef") {
+            r.push(m.at("templateVariables"), "only with templateRef");
+        }
         let source = match (provider, query, builtin) {
+            _ if template.is_some() => template,
             (Some(address), Some(query), _) => Some(MetricSource::Prometheus { address, query }),
             (None, None, Some(builtin)) => Some(MetricSource::Builtin(builtin)),
             (Some(_), None, _) => {
@@ -301,12 +338,12 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, r: &mut Report) -> Vec<Metric
                 r.push(m.at("provider"), "required with query");
                 None
             }
-            (None, None, None) if m.has("provider") => None,
+            (None, None, None) if m.has("provider") || m.has("templateRef") => None,
             (None, None, None) => {
                 r.push(
                     m.at("provider"),
                     "required: the metric is not built in (request-success-rate, \
-                     request-duration), so it needs a provider and a query",
+                     request-duration), so it needs a provider and a query, or a templateRef",
                 );
                 None
             }
@@ -318,7 +355,11 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, r: &mut Report) -> Vec<Metric
                 None
             }
         });
-        if min_samples.is_some() && matches!(source, Some(MetricSource::Prometheus { .. })) {
+        let provided = matches!(
+            source,
+            Some(MetricSource::Prometheus { .. } | MetricSource::Template { .. })
+        );
+        if min_samples.is_some() && provided {
             r.push(
                 m.at("minSamples"),
                 "applies to built-in metrics only (a provider's \"no data\" is an empty result)",
@@ -331,7 +372,7 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, r: &mut Report) -> Vec<Metric
         };
         let min_samples = match source {
             MetricSource::Builtin(_) => min_samples.unwrap_or(DEFAULT_MIN_SAMPLES),
-            MetricSource::Prometheus { .. } => 0,
+            MetricSource::Prometheus { .. } | MetricSource::Template { .. } => 0,
         };
         out.push(Metric {
             name,

@@ -58,6 +58,8 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
                 .values()
                 .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
         }
+        // A template is read by the rollout controller, never by proxies.
+        Kind::MetricTemplate => false,
         // A Secret shapes the proxies whose Gateways terminate TLS with it.
         Kind::Secret => {
             let name = format!("{}/{}", key.namespace, key.name);

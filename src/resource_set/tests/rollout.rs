@@ -125,7 +125,7 @@ fn names_bad_fields() {
                 r,
                 "spec.analysis.metrics[0].provider",
                 "required: the metric is not built in (request-success-rate, request-duration), \
-                 so it needs a provider and a query"
+                 so it needs a provider and a query, or a templateRef"
             ),
             error(
                 r,
@@ -259,5 +259,40 @@ fn a_rollout_needs_coalmine_api_version() {
     assert_eq!(
         found[0].2,
         "unsupported apiVersion \"networking.istio.io/v1\" (expected coalmine.dev/v1alpha1)"
+    );
+}
+
+#[test]
+fn metrics_name_flagger_metric_templates() {
+    let spec = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n  \
+                analysis:\n    stepWeights: [50]\n    metrics:\n    \
+                - name: error-rate\n      templateRef: {name: error-rate, namespace: istio-system}\n      \
+                templateVariables: {code: '5..'}\n      thresholdRange: {max: 1}\n";
+    let template = "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\n\
+                    metadata: {name: error-rate, namespace: istio-system}\n\
+                    spec:\n  provider: {type: prometheus, address: 'http://prometheus:9090'}\n  \
+                    query: 'sum(rate(x{code=~\"{{ variables.code }}\"}[{{ interval }}]))'\n";
+    let text = format!("{BASE}{}{template}", rollout("petstore", spec));
+    let config = mk_config(&text).unwrap();
+    let MetricSource::Template {
+        template,
+        variables,
+    } = &config.rollouts[0].analysis.metrics[0].source
+    else {
+        panic!("{:?}", config.rollouts[0].analysis.metrics[0].source)
+    };
+    assert_eq!(template, "istio-system/error-rate");
+    assert_eq!(variables["code"], "5..");
+    let held = &config.metric_templates["istio-system/error-rate"];
+    assert_eq!(held.address, "http://prometheus:9090");
+    // Without the template, the metric names what is missing.
+    let found = errors(&[rollout("petstore", spec)]);
+    assert_eq!(
+        found,
+        [error(
+            "Rollout default/petstore",
+            "spec.analysis.metrics[0].templateRef",
+            "metric \"error-rate\": MetricTemplate istio-system/error-rate is not defined"
+        )]
     );
 }
