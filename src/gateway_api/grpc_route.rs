@@ -7,16 +7,14 @@
 use serde_json::Value;
 
 use super::filters::{try_filters, Scope};
-use super::http_route::{mk_route, try_backends, try_parents_and_hostnames, Route};
+use super::http_route::{mk_route, try_backends, try_route, BackendSlot, Route, RouteKind};
 use super::matches::try_named;
 use super::weights::normalize;
 use crate::ingest::{check_regex, Fields, Obj, Report};
 use crate::model::{
     Abort, Fault, GrpcMethod, HeaderMatch, HttpRoute, Mirror, ResourceKey, RouteAction, RouteMatch,
-    VirtualService,
 };
 
-const SPEC: Fields = Fields::known(&["parentRefs", "hostnames", "rules"]);
 const RULE: Fields = Fields {
     known: &["name", "matches", "filters", "backendRefs"],
     unsupported: &["sessionPersistence"],
@@ -34,39 +32,12 @@ pub(super) fn try_grpc_route(
     created: Option<String>,
     r: &mut Report,
 ) -> Option<Route> {
-    let spec = Obj::new(r, "spec", spec, SPEC)?;
-    let (parents, hosts) = try_parents_and_hostnames(spec, &key.namespace, r);
-    let mut backends = Vec::new();
-    let mut http = Vec::new();
-    let rules = spec.list(r, "rules");
-    let no_rules = rules.is_empty();
-    for (path, value) in rules {
-        let Some(rule) = Obj::new(r, &path, value, RULE) else {
-            continue;
-        };
-        let index = http.len();
-        let mut slots = Vec::new();
-        if let Some(route) = try_rule(rule, &key.namespace, index, &mut slots, r) {
-            http.push(route);
-            backends.extend(slots);
-        }
-    }
-    if no_rules {
-        http.push(unavailable(Vec::new()));
-    }
-    let vs = VirtualService {
-        key: key.clone(),
-        hosts,
-        gateways: Vec::new(),
-        http,
-        listeners: Vec::new(),
-        created,
+    let kind = RouteKind {
+        rule: RULE,
+        try_rule,
+        default: unavailable(Vec::new()),
     };
-    Some(Route {
-        vs,
-        parents,
-        backends,
-    })
+    try_route(key, spec, created, kind, r)
 }
 
 /// A rule that answers every request `UNAVAILABLE`.
@@ -88,7 +59,7 @@ fn try_rule(
     rule: Obj<'_, '_>,
     namespace: &str,
     index: usize,
-    slots: &mut Vec<super::http_route::BackendSlot>,
+    slots: &mut Vec<BackendSlot>,
     r: &mut Report,
 ) -> Option<HttpRoute> {
     let matches = try_matches(rule, r);
@@ -110,7 +81,7 @@ fn try_rule(
     };
     route.mirror = filters.mirror.map(|(path, backend, percent)| {
         let destination = backend.destination.clone();
-        slots.push(super::http_route::BackendSlot {
+        slots.push(BackendSlot {
             rule: index,
             slot: None,
             path,

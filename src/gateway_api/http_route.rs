@@ -74,6 +74,37 @@ pub(super) fn try_http_route(
     created: Option<String>,
     r: &mut Report,
 ) -> Option<Route> {
+    // The Gateway API's default rule: every request to the backends of none, a 500.
+    let default = mk_route(Vec::new(), RouteAction::None, Some(abort_500()));
+    let kind = RouteKind {
+        rule: RULE,
+        try_rule,
+        default,
+    };
+    try_route(key, spec, created, kind, r)
+}
+
+/// What tells the route kinds apart: a rule's fields, how a rule reads, and the rule
+/// a route without rules has.
+pub(super) struct RouteKind {
+    pub rule: Fields,
+    pub try_rule: RuleReader,
+    pub default: HttpRoute,
+}
+
+/// Reads one rule: `(rule, namespace, index in the route, backend slots, report)`.
+pub(super) type RuleReader =
+    fn(Obj<'_, '_>, &str, usize, &mut Vec<BackendSlot>, &mut Report) -> Option<HttpRoute>;
+
+/// A route spec (HTTPRoute or GRPCRoute): parentRefs and hostnames, then each rule as
+/// `kind` reads it; every problem goes to `r`.
+pub(super) fn try_route(
+    key: &ResourceKey,
+    spec: &Value,
+    created: Option<String>,
+    kind: RouteKind,
+    r: &mut Report,
+) -> Option<Route> {
     let spec = Obj::new(r, "spec", spec, SPEC)?;
     let (parents, hosts) = try_parents_and_hostnames(spec, &key.namespace, r);
     let mut backends = Vec::new();
@@ -81,20 +112,18 @@ pub(super) fn try_http_route(
     let rules = spec.list(r, "rules");
     let no_rules = rules.is_empty();
     for (path, value) in rules {
-        let Some(rule) = Obj::new(r, &path, value, RULE) else {
+        let Some(rule) = Obj::new(r, &path, value, kind.rule) else {
             continue;
         };
-        let namespace = &key.namespace;
         let index = http.len();
         let mut slots = Vec::new();
-        if let Some(route) = try_rule(rule, namespace, index, &mut slots, r) {
+        if let Some(route) = (kind.try_rule)(rule, &key.namespace, index, &mut slots, r) {
             http.push(route);
             backends.extend(slots);
         }
     }
     if no_rules {
-        // The Gateway API's default rule: every request to the backends of none, a 500.
-        http.push(mk_route(Vec::new(), RouteAction::None, Some(abort_500())));
+        http.push(kind.default);
     }
     let vs = VirtualService {
         key: key.clone(),

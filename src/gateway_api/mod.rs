@@ -58,7 +58,7 @@ pub(crate) use attach::attach_routes;
 pub use match_json::match_json;
 
 use crate::ingest::{Read, Report};
-use crate::model::{Labels, ResourceKey};
+use crate::model::{Kind, Labels, ResourceKey};
 
 /// The API group of the Gateway API kinds, as references name it.
 const API_GROUP: &str = crate::ingest::GATEWAY_API.group;
@@ -123,26 +123,9 @@ pub(crate) fn read_gateway(
     }
 }
 
-/// Reads an HTTPRoute's spec into `pending` (attached later), or records it as broken.
-pub(crate) fn read_http_route(
-    key: &ResourceKey,
-    spec: &Value,
-    created: Option<String>,
-    r: &mut Report,
-    read: &mut Read,
-    pending: &mut Pending,
-) {
-    match http_route::try_http_route(key, spec, created, r).filter(|_| r.is_clean()) {
-        Some(route) => pending.routes.push(route),
-        None => {
-            read.broken.virtual_services.insert(key.clone());
-        }
-    }
-}
-
-/// Reads a GRPCRoute's spec into `pending` (attached later, like an HTTPRoute), or
+/// Reads an HTTPRoute's or a GRPCRoute's spec into `pending` (attached later), or
 /// records it as broken.
-pub(crate) fn read_grpc_route(
+pub(crate) fn read_route(
     key: &ResourceKey,
     spec: &Value,
     created: Option<String>,
@@ -150,7 +133,11 @@ pub(crate) fn read_grpc_route(
     read: &mut Read,
     pending: &mut Pending,
 ) {
-    match grpc_route::try_grpc_route(key, spec, created, r).filter(|_| r.is_clean()) {
+    let route = match key.kind {
+        Kind::GrpcRoute => grpc_route::try_grpc_route(key, spec, created, r),
+        _ => http_route::try_http_route(key, spec, created, r),
+    };
+    match route.filter(|_| r.is_clean()) {
         Some(route) => pending.routes.push(route),
         None => {
             read.broken.virtual_services.insert(key.clone());

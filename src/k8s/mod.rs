@@ -33,6 +33,7 @@ pub mod rollout_status;
 pub mod route_patch;
 pub mod secrets;
 pub mod status;
+mod status_patch;
 
 pub use discovery::{discover, follow, Discovery, Services};
 pub use index::{host, Cluster, Index, Indexed};

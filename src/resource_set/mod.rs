@@ -124,15 +124,10 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
             }
         },
         Kind::KubernetesGateway => gateway_api::read_gateway(key, spec, r, read, pending),
-        Kind::HttpRoute => {
+        Kind::HttpRoute | Kind::GrpcRoute => {
             let created = doc.value.pointer("/metadata/creationTimestamp");
             let created = created.and_then(Value::as_str).map(str::to_string);
-            gateway_api::read_http_route(key, spec, created, r, read, pending)
-        }
-        Kind::GrpcRoute => {
-            let created = doc.value.pointer("/metadata/creationTimestamp");
-            let created = created.and_then(Value::as_str).map(str::to_string);
-            gateway_api::read_grpc_route(key, spec, created, r, read, pending)
+            gateway_api::read_route(key, spec, created, r, read, pending)
         }
         Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
         // Read above: a Secret has no spec.

@@ -18,9 +18,9 @@ use envoy_types::pb::google::protobuf::{Any, BoolValue};
 use envoy_types::util::pack_any;
 
 use super::ads_config_source;
+use super::chains::ChainPlan;
 use super::route::{route_config_name, FiltersUsed};
 use super::route_filter::{CORS_FILTER, FAULT_FILTER, ROUTER_FILTER};
-use super::select::ChainPlan;
 use super::tls::to_transport_socket;
 
 pub(super) fn listener_name(port: u32) -> String {

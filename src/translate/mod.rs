@@ -17,6 +17,7 @@
 //! that hold several entries inside a typed config (JWT providers, RBAC policies) are
 //! written in key order ([`packed`]).
 
+mod chains;
 mod cluster;
 mod endpoint;
 pub mod grpc;
