@@ -1,4 +1,4 @@
-//! GRPCRoute specs into a not yet attached [`VirtualService`] keyed
+//! GRPCRoute specs into a not yet attached [`VirtualService`](crate::model::VirtualService) keyed
 //! [`Kind::GrpcRoute`](crate::model::Kind::GrpcRoute): the same parentRefs,
 //! hostnames and weighted backendRefs as an HTTPRoute, rules matching a gRPC service
 //! and method ([`GrpcMethod`]) and headers, and GRPCRoute's filters (header modifiers,

@@ -24,7 +24,7 @@
 //!   `kubernetes.io/metadata.name: <name>`, which Kubernetes puts on every namespace
 //!   ([`namespace_labels`]).
 //!
-//! Reading happens per document ([`read_gateway`], [`read_http_route`]); attaching
+//! Reading happens per document ([`read_gateway`], [`read_route`]); attaching
 //! routes to their parents and resolving backends needs every document and happens in
 //! [`attach_routes`], before [`crate::resource_set`]'s cross-resource checks run on the
 //! result. Nothing here knows Envoy or Istio's kinds; field walking and errors are
