@@ -3,18 +3,18 @@
 //! the translation serves both unchanged.
 //!
 //! - A `Gateway` becomes a [`model::Gateway`](crate::model::Gateway) keyed
-//!   [`Kind::KubernetesGateway`](crate::model::Kind::KubernetesGateway): one server per listener (HTTP only; `hostname`
+//!   [`Kind::KubernetesGateway`]: one server per listener (HTTP only; `hostname`
 //!   absent means `*`). It selects the proxies whose node-metadata labels carry
 //!   `gateway.networking.k8s.io/gateway-name: <metadata.name>` ([`GATEWAY_NAME_LABEL`],
 //!   the label Istio puts on the gateways it deploys for a Gateway API Gateway).
 //! - An `HTTPRoute` becomes a [`model::VirtualService`](crate::model::VirtualService)
-//!   keyed [`Kind::HttpRoute`](crate::model::Kind::HttpRoute): parentRefs become its gateways (`namespace/name`),
+//!   keyed [`Kind::HttpRoute`]: parentRefs become its gateways (`namespace/name`),
 //!   hostnames its hosts (absent means `*`), rules its HTTP routes in order.
 //!   backendRefs name a Kubernetes Service of the route's namespace or a ServiceEntry
 //!   host, and their relative weights are normalized to exactly 100 %
 //!   ([`weights::normalize`]); a rule whose weights are all 0 (or that has no
 //!   backendRefs and no redirect) answers 500, as the Gateway API requires.
-//! - A `GRPCRoute` becomes one too, keyed [`Kind::GrpcRoute`](crate::model::Kind::GrpcRoute)
+//! - A `GRPCRoute` becomes one too, keyed [`Kind::GrpcRoute`]
 //!   ([`grpc_route`]): its method matches are [`GrpcMethod`](crate::model::GrpcMethod)s,
 //!   and what it cannot serve answers gRPC `UNAVAILABLE`.
 //!
