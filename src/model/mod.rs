@@ -23,8 +23,8 @@ pub use auth::{
 pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
-    Analysis, BuiltinMetric, Metric, MetricSource, MetricTemplate, Rollout, Strategy,
-    ThresholdRange, Webhook, WebhookType,
+    Analysis, BuiltinMetric, Metric, MetricSource, MetricTemplate, Rollout, SessionAffinity,
+    Strategy, ThresholdRange, Webhook, WebhookType,
 };
 pub use route::{
     Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, GrpcMethod, HeaderMatch,

@@ -34,18 +34,32 @@ impl Rollout {
         format!("coalmine-ab-{}", self.key.name)
     }
 
+    /// The names of the routes sticky sessions put before the target route, for the
+    /// canary's cookie and for the stable's.
+    pub fn sticky_route_names(&self) -> [String; 2] {
+        [
+            format!("coalmine-sticky-canary-{}", self.key.name),
+            format!("coalmine-sticky-stable-{}", self.key.name),
+        ]
+    }
+
+    /// Whether `name` is one of the routes a release adds (removed again on promotion
+    /// and rollback).
+    pub fn is_release_route(&self, name: Option<&str>) -> bool {
+        let Some(name) = name else { return false };
+        name == self.ab_route_name() || self.sticky_route_names().iter().any(|n| n == name)
+    }
+
     /// The index in `vs.http` of the route this rollout moves: among the routes with
-    /// destinations (the A/B route excepted), the first one that sends traffic to the
+    /// destinations (the routes a release adds excepted), the first one that sends traffic to the
     /// stable destination, or failing that the first that sends traffic to the canary
     /// (as after a promotion).
     pub fn target_route(&self, vs: &VirtualService) -> Option<usize> {
-        let ab = self.ab_route_name();
-        let ab = ab.as_str();
         let routes = || {
             vs.http
                 .iter()
                 .enumerate()
-                .filter(move |(_, route)| route.name.as_deref() != Some(ab))
+                .filter(|(_, route)| !self.is_release_route(route.name.as_deref()))
                 .filter_map(|(i, route)| match &route.action {
                     RouteAction::Route(destinations) => Some((i, destinations)),
                     _ => None,
@@ -106,6 +120,24 @@ pub struct Analysis {
     pub matches: Vec<RouteMatch>,
     pub metrics: Vec<Metric>,
     pub webhooks: Vec<Webhook>,
+    /// Canary: sticky sessions (Flagger's `sessionAffinity`).
+    pub session_affinity: Option<SessionAffinity>,
+    /// `mirror: true`: the share of stable traffic copied to the canary
+    /// (`mirrorWeight`, default 100 %). A Canary mirrors before its first weighted
+    /// step, a BlueGreen release during all its iterations.
+    pub mirror: Option<Weight>,
+}
+
+/// Flagger's `analysis.sessionAffinity`: a user who got a response from one side of a
+/// release gets a cookie that keeps them there until the release ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAffinity {
+    /// The canary side's cookie (`cookieName`).
+    pub cookie_name: String,
+    /// The stable side's cookie (`primaryCookieName`, default `<cookieName>-primary`).
+    pub primary_cookie_name: String,
+    /// The cookies' `Max-Age` (`maxAge`, default 86400 s).
+    pub max_age: Duration,
 }
 
 impl Analysis {
@@ -114,7 +146,8 @@ impl Analysis {
         if self.steps.is_empty() {
             self.iterations
         } else {
-            self.steps.len() as u32
+            // A mirrored first step is a step of its own.
+            self.steps.len() as u32 + u32::from(self.mirror.is_some())
         }
     }
 

@@ -29,6 +29,7 @@ impl Machine {
             StepKind::Traffic => Action::ApplyTraffic {
                 canary_weight: last.weight,
                 ab_match: last.ab_match,
+                mirror: last.mirror,
             },
             StepKind::Finalize => Action::Finalize,
             StepKind::Rollback => Action::Rollback,

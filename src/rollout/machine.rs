@@ -61,6 +61,12 @@ impl Machine {
         let plan = match rollout.strategy {
             // Never empty for a validated Rollout; hold at 0 % should one be.
             Strategy::Canary if rollout.analysis.steps.is_empty() => vec![Weight::ZERO],
+            // Flagger: with `mirror`, a first step at 0 % mirrors before weight shifts.
+            Strategy::Canary if rollout.analysis.mirror.is_some() => {
+                let mut plan = vec![Weight::ZERO];
+                plan.extend(rollout.analysis.steps.iter().copied());
+                plan
+            }
             Strategy::Canary => rollout.analysis.steps.clone(),
             Strategy::BlueGreen | Strategy::ABTesting => vec![Weight::ZERO],
         };
@@ -96,6 +102,17 @@ impl Machine {
             Strategy::BlueGreen => !self.rollout.analysis.matches.is_empty(),
             Strategy::ABTesting => true,
         }
+    }
+
+    /// Whether step `index` mirrors stable traffic to the canary: a Canary's first
+    /// (0 %) step, and a BlueGreen's only one, when `mirror` is on.
+    fn mirror_at(&self, index: usize) -> bool {
+        self.rollout.analysis.mirror.is_some()
+            && match self.rollout.strategy {
+                Strategy::Canary => index == 0,
+                Strategy::BlueGreen => true,
+                Strategy::ABTesting => false,
+            }
     }
 
     fn passes_needed(&self) -> u32 {
@@ -338,10 +355,12 @@ impl Machine {
     }
 
     fn record(&mut self, kind: StepKind, weight: Weight, now: Duration) {
+        let traffic = kind == StepKind::Traffic;
         self.state.steps.push(StepRecord {
             kind,
             weight,
-            ab_match: kind == StepKind::Traffic && self.ab_match(),
+            ab_match: traffic && self.ab_match(),
+            mirror: traffic && self.mirror_at(self.state.step),
             applied_at: now,
             revision: None,
             acked_at: None,
@@ -358,13 +377,22 @@ impl Machine {
         self.record(StepKind::Traffic, weight, now);
         self.state.stage = Stage::Applying;
         let ab_match = self.ab_match();
+        let mirror = self.mirror_at(index);
         out.push(Action::ApplyTraffic {
             canary_weight: weight,
             ab_match,
+            mirror,
         });
         let n = self.plan.len();
         let what = match self.rollout.strategy {
+            Strategy::Canary if mirror => {
+                format!(
+                    "step {}/{n}: stable traffic mirrored to the canary",
+                    index + 1
+                )
+            }
             Strategy::Canary => format!("step {}/{n}: canary weight {weight}", index + 1),
+            Strategy::BlueGreen if mirror => "canary with mirrored traffic only".into(),
             Strategy::BlueGreen if ab_match => "canary reachable by match only".into(),
             Strategy::BlueGreen => "canary with no user traffic".into(),
             Strategy::ABTesting => "requests that match go to the canary".into(),

@@ -95,6 +95,7 @@ pub(super) fn traffic(weight: Weight) -> Vec<Action> {
     vec![Action::ApplyTraffic {
         canary_weight: weight,
         ab_match: false,
+        mirror: false,
     }]
 }
 
@@ -274,6 +275,7 @@ fn ab_testing_routes_by_match_then_promotes() {
     let ab = Action::ApplyTraffic {
         canary_weight: Weight::ZERO,
         ab_match: true,
+        mirror: false,
     };
     assert_eq!(start, vec![ab]);
     run.store_and_ack();
@@ -315,4 +317,50 @@ fn state_survives_a_round_trip_and_a_new_leader_carries_on() {
     assert!(matches!(state.stage, Stage::Holding { .. }));
     let mut next = Machine::with_state(run.m.rollout().clone(), state);
     assert_eq!(next.tick(run.now + secs(30)), vec![Action::RunChecks]);
+}
+
+#[test]
+fn a_mirrored_canary_checks_the_mirror_before_the_first_weight() {
+    let mut run = Run::canary(&format!(
+        "    stepWeight: 20\n    maxWeight: 40\n    mirror: true\n{METRICS}"
+    ));
+    let mirrored = Action::ApplyTraffic {
+        canary_weight: Weight::ZERO,
+        ab_match: false,
+        mirror: true,
+    };
+    assert_eq!(effects(&run.start()), vec![mirrored.clone()]);
+    assert!(run.m.state().steps[0].mirror);
+    run.store_and_ack();
+    assert_eq!(effects(&run.wait(secs(30))), vec![Action::RunChecks]);
+    // A failing check of the mirrored traffic holds the first weight back.
+    assert_eq!(effects(&run.checks(Some(50.0), 500)), vec![]);
+    assert_eq!(run.m.state().failed_checks, 1);
+    assert_eq!(effects(&run.wait(secs(30))), vec![Action::RunChecks]);
+    assert_eq!(effects(&run.healthy()), traffic(pct(20.0)));
+    assert!(!run.m.state().steps[1].mirror);
+    // The unstored step is retried as it was asked for, mirror included.
+    let mut again = Run::canary("    stepWeight: 20\n    maxWeight: 40\n    mirror: true\n");
+    again.start();
+    assert_eq!(again.m.unstored(), Some(mirrored));
+    assert_eq!(run.m.rollout().analysis.total_iterations(), 3);
+}
+
+#[test]
+fn a_mirrored_blue_green_mirrors_through_every_iteration() {
+    let tail = "  strategy: BlueGreen\n  analysis:\n    interval: 10s\n    iterations: 2\n    \
+                mirror: true\n";
+    let mut run = Run::new(tail);
+    let start = effects(&run.start());
+    assert_eq!(
+        start,
+        vec![Action::ApplyTraffic {
+            canary_weight: Weight::ZERO,
+            ab_match: false,
+            mirror: true,
+        }]
+    );
+    run.store_and_ack();
+    assert_eq!(effects(&run.wait(secs(10))), vec![]);
+    assert_eq!(effects(&run.wait(secs(10))), vec![Action::Finalize]);
 }

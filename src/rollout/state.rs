@@ -18,6 +18,8 @@ pub enum Action {
     ApplyTraffic {
         canary_weight: Weight,
         ab_match: bool,
+        /// Copy the analysis' `mirrorWeight` of the stable's traffic to the canary.
+        mirror: bool,
     },
     /// Measure every metric; report with [`super::Machine::checks_done`].
     RunChecks,
@@ -49,6 +51,9 @@ pub struct StepRecord {
     #[serde(with = "weight_units")]
     pub weight: Weight,
     pub ab_match: bool,
+    /// Whether the step mirrors stable traffic to the canary.
+    #[serde(default)]
+    pub mirror: bool,
     pub applied_at: Duration,
     pub revision: Option<u64>,
     pub acked_at: Option<Duration>,

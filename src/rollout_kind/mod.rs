@@ -7,6 +7,7 @@
 //! target is not looked up: [`crate::resource_set`] does both.
 
 mod metric_template;
+mod traffic_options;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub(crate) use metric_template::try_metric_template;
+use traffic_options::{try_mirror, try_session_affinity};
 
 use crate::ingest::{try_destination, try_matches, Fields, Obj, Report};
 use crate::model::{
@@ -34,14 +36,14 @@ const ANALYSIS: Fields = Fields {
         "match",
         "metrics",
         "webhooks",
-    ],
-    unsupported: &[
+        "sessionAffinity",
         "mirror",
         "mirrorWeight",
+    ],
+    unsupported: &[
         "primaryReadyThreshold",
         "canaryReadyThreshold",
         "stepWeightPromotion",
-        "sessionAffinity",
         "alerts",
     ],
 };
@@ -193,6 +195,8 @@ fn try_analysis(
     }
     let metrics = try_metrics(a, interval, namespace, r);
     let webhooks = try_webhooks(a, r);
+    let session_affinity = try_session_affinity(a, strategy, r);
+    let mirror = try_mirror(a, strategy, r);
     Some(Analysis {
         interval,
         threshold,
@@ -201,6 +205,8 @@ fn try_analysis(
         matches,
         metrics,
         webhooks,
+        session_affinity,
+        mirror,
     })
 }
 

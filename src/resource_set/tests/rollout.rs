@@ -98,13 +98,13 @@ fn names_bad_fields() {
     let spec = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n  \
                 analysis:\n    stepWeights: [1, 10, 5, 0.00001]\n    threshold: 0\n    \
                 metrics: [{name: errors, thresholdRange: {min: 5, max: 1}}]\n    \
-                webhooks: [{name: a, type: later, url: 'ftp://x'}]\n    mirror: true\n";
+                webhooks: [{name: a, type: later, url: 'ftp://x'}]\n    stepWeightPromotion: 10\n";
     let found = errors(&[rollout("petstore", spec)]);
     let r = "Rollout default/petstore";
     assert_eq!(
         found,
         vec![
-            error(r, "spec.analysis.mirror", "not supported"),
+            error(r, "spec.analysis.stepWeightPromotion", "not supported"),
             error(
                 r,
                 "spec.analysis.threshold",
@@ -294,5 +294,57 @@ fn metrics_name_flagger_metric_templates() {
             "spec.analysis.metrics[0].templateRef",
             "metric \"error-rate\": MetricTemplate istio-system/error-rate is not defined"
         )]
+    );
+}
+
+#[test]
+fn reads_session_affinity_and_mirror_and_names_their_bad_fields() {
+    let dests = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n";
+    let good = format!(
+        "{dests}  analysis:\n    stepWeight: 10\n    mirror: true\n    \
+         sessionAffinity: {{cookieName: flagger-cookie, maxAge: 21600}}\n"
+    );
+    let config = mk_config(&format!("{BASE}{}", rollout("petstore", &good))).unwrap();
+    let a = &config.rollouts[0].analysis;
+    let affinity = a.session_affinity.as_ref().unwrap();
+    assert_eq!(affinity.cookie_name, "flagger-cookie");
+    assert_eq!(affinity.primary_cookie_name, "flagger-cookie-primary");
+    assert_eq!(affinity.max_age, Duration::from_secs(21600));
+    assert_eq!(a.mirror, Some(Weight::FULL));
+    let bad = format!(
+        "{dests}  analysis:\n    stepWeight: 10\n    mirrorWeight: 0\n    \
+         sessionAffinity: {{cookieName: 'a b', primaryCookieName: p, maxAge: 0, extra: 1}}\n"
+    );
+    let ab = format!(
+        "{dests}  strategy: ABTesting\n  analysis:\n    iterations: 1\n    mirror: true\n    \
+         match: [{{headers: {{x-canary: {{exact: 'true'}}}}}}]\n    \
+         sessionAffinity: {{cookieName: c}}\n"
+    );
+    let found = errors(&[rollout("petstore", &bad), rollout("ab", &ab)]);
+    let (r, s) = ("Rollout default/petstore", "spec.analysis.sessionAffinity");
+    let cookie = "\"a b\" is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)";
+    assert_eq!(
+        found,
+        vec![
+            error("Rollout default/ab", s, "applies to Canary only"),
+            error(
+                "Rollout default/ab",
+                "spec.analysis.mirror",
+                "applies to Canary and BlueGreen only"
+            ),
+            error(r, &format!("{s}.extra"), "unknown field"),
+            error(r, &format!("{s}.cookieName"), cookie),
+            error(
+                r,
+                &format!("{s}.maxAge"),
+                "must be an integer between 1 and 4294967295"
+            ),
+            error(
+                r,
+                "spec.analysis.mirrorWeight",
+                "must be a number over 0 and at most 100, with at most 4 decimals"
+            ),
+            error(r, "spec.analysis.mirrorWeight", "only with mirror: true"),
+        ]
     );
 }

@@ -13,7 +13,7 @@
 use serde_json::{json, Map, Value};
 
 use super::rewrite::{self, Shape};
-use super::Result;
+use super::{Error, Result, StepOptions};
 use crate::gateway_api::match_json;
 use crate::model::host_candidates;
 use crate::model::{Destination, Rollout, RouteMatch, Weight};
@@ -63,6 +63,115 @@ impl Shape for HttpRoute {
     fn merged_matches(original: Option<&Value>, ab: &[RouteMatch]) -> Value {
         merged_matches(original, ab)
     }
+
+    /// A `Set-Cookie` in the backendRef's ResponseHeaderModifier `add` list (the one
+    /// filter of that type a backendRef may have, created when missing).
+    fn add_set_cookie(entry: &mut Value, value: &str) {
+        let filters = &mut entry["filters"];
+        if !filters.is_array() {
+            *filters = json!([]);
+        }
+        let filters = filters.as_array_mut().expect("an array");
+        let kind = |f: &Value| f.get("type").and_then(Value::as_str) == Some(RESPONSE_HEADERS);
+        let index = match filters.iter().position(kind) {
+            Some(index) => index,
+            None => {
+                filters.push(json!({ "type": RESPONSE_HEADERS, "responseHeaderModifier": {} }));
+                filters.len() - 1
+            }
+        };
+        let add = &mut filters[index]["responseHeaderModifier"]["add"];
+        if !add.is_array() {
+            *add = json!([]);
+        }
+        let add = add.as_array_mut().expect("an array");
+        add.push(json!({ "name": "Set-Cookie", "value": value }));
+    }
+
+    fn remove_set_cookies(entry: &mut Value, ours: &dyn Fn(&str) -> bool) {
+        let Some(filters) = entry.get_mut("filters").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for filter in filters.iter_mut() {
+            if filter.get("type").and_then(Value::as_str) != Some(RESPONSE_HEADERS) {
+                continue;
+            }
+            let modifier = &mut filter["responseHeaderModifier"];
+            if let Some(add) = modifier.get_mut("add").and_then(Value::as_array_mut) {
+                add.retain(|header| {
+                    let name = header
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let value = header.get("value").and_then(Value::as_str);
+                    !(name.eq_ignore_ascii_case("set-cookie") && value.is_some_and(ours))
+                });
+                if add.is_empty() {
+                    modifier.as_object_mut().expect("an object").remove("add");
+                }
+            }
+        }
+        filters.retain(|filter| {
+            filter.get("type").and_then(Value::as_str) != Some(RESPONSE_HEADERS)
+                || filter["responseHeaderModifier"]
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty())
+        });
+        if filters.is_empty() {
+            entry.as_object_mut().expect("an object").remove("filters");
+        }
+    }
+
+    /// A RequestMirror filter on the rule: `percent` when the share is whole, else a
+    /// `fraction` in millionths.
+    fn add_mirror(rule: &mut Value, d: &Destination, namespace: &str, share: Weight) -> Result<()> {
+        let filters = rule.get("filters").and_then(Value::as_array);
+        let taken = filters.into_iter().flatten().find(|f| {
+            f.get("type").and_then(Value::as_str) == Some(MIRROR) && !mirrors_to(f, d, namespace)
+        });
+        if let Some(other) = taken {
+            let name = other.pointer("/requestMirror/backendRef/name");
+            let name = name.and_then(Value::as_str).unwrap_or_default();
+            return Err(Error::MirrorTaken("HTTPRoute", name.to_string()));
+        }
+        let mut mirror = json!({ "backendRef": new_backend(d, namespace) });
+        let units = share.units();
+        if units.is_multiple_of(Weight::PER_PERCENT) {
+            mirror["percent"] = Value::from(units / Weight::PER_PERCENT);
+        } else {
+            mirror["fraction"] = json!({ "numerator": units, "denominator": Weight::FULL.units() });
+        }
+        let filters = &mut rule["filters"];
+        if !filters.is_array() {
+            *filters = json!([]);
+        }
+        let filters = filters.as_array_mut().expect("an array");
+        filters.push(json!({ "type": MIRROR, "requestMirror": mirror }));
+        Ok(())
+    }
+
+    fn remove_mirror(rule: &mut Value, d: &Destination, namespace: &str) {
+        let Some(filters) = rule.get_mut("filters").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let before = filters.len();
+        filters.retain(|f| {
+            f.get("type").and_then(Value::as_str) != Some(MIRROR) || !mirrors_to(f, d, namespace)
+        });
+        if filters.is_empty() && before > 0 {
+            rule.as_object_mut().expect("an object").remove("filters");
+        }
+    }
+}
+
+const RESPONSE_HEADERS: &str = "ResponseHeaderModifier";
+const MIRROR: &str = "RequestMirror";
+
+/// Whether a RequestMirror filter mirrors to `d`.
+fn mirrors_to(filter: &Value, d: &Destination, namespace: &str) -> bool {
+    filter
+        .pointer("/requestMirror/backendRef")
+        .is_some_and(|backend| names(backend, d, namespace))
 }
 
 /// `canary` of the rule's traffic to the canary, the rest to stable (both listed, a 0
@@ -72,9 +181,9 @@ pub fn set_weight(
     route: &Value,
     rollout: &Rollout,
     canary: Weight,
-    ab_match: bool,
+    options: StepOptions,
 ) -> Result<Value> {
-    rewrite::set_weight::<HttpRoute>(route, rollout, canary, ab_match)
+    rewrite::set_weight::<HttpRoute>(route, rollout, canary, options)
 }
 
 /// All of the rule's traffic to the canary Service, which takes the stable's place
@@ -104,15 +213,21 @@ fn reduced(a: u32, b: u32) -> (u32, u32) {
 /// Service name of the namespace or a ServiceEntry host; port optional).
 fn find<'v>(rule: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Value> {
     let refs = rule.get("backendRefs")?.as_array()?;
-    refs.iter().find(|r| {
-        let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
-        let ns = r
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(namespace);
-        let port = r.get("port").and_then(Value::as_u64);
-        host_candidates(name, ns).contains(&d.host) && port.is_none_or(|p| p == u64::from(d.port))
-    })
+    refs.iter().find(|r| names(r, d, namespace))
+}
+
+/// Whether a backendRef names `d`.
+fn names(backend: &Value, d: &Destination, namespace: &str) -> bool {
+    let name = backend
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ns = backend
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(namespace);
+    let port = backend.get("port").and_then(Value::as_u64);
+    host_candidates(name, ns).contains(&d.host) && port.is_none_or(|p| p == u64::from(d.port))
 }
 
 /// A backendRef naming `d`: a Service by its short name when `d` is a Service of the

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::http_route::{finalize, rollback, set_weight};
+use super::StepOptions;
 use crate::ingest::{parse_documents, Document, Errors};
 use crate::model::{Config, Kind, Rollout, RouteAction, Weight};
 use crate::resource_set::build_config;
@@ -119,7 +120,7 @@ fn a_step_writes_reduced_relative_weights_that_read_back_exactly() {
     ];
     for (percent, (stable, canary), units) in cases {
         let weight = Weight::from_percent(percent).unwrap();
-        let out = set_weight(&before, rollout(&config), weight, false).unwrap();
+        let out = set_weight(&before, rollout(&config), weight, StepOptions::default()).unwrap();
         let rules = &out["spec"]["rules"];
         assert_eq!(
             rules[0], before["spec"]["rules"][0],
@@ -135,7 +136,8 @@ fn a_step_writes_reduced_relative_weights_that_read_back_exactly() {
         );
         assert_eq!(
             refs[1],
-            json!({"name": "petstore-v2", "port": 80, "weight": canary})
+            // A new canary backendRef copies the stable's filters.
+            json!({"name": "petstore-v2", "port": 80, "weight": canary, "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-tier", "value": "stable"}]}}]})
         );
         let built = rebuild(&docs, &out);
         let want = vec![
@@ -150,7 +152,13 @@ fn a_step_writes_reduced_relative_weights_that_read_back_exactly() {
 fn zero_and_full_weights_keep_both_backends() {
     let docs = docs(ROUTE, CANARY);
     let config = build(&docs).unwrap();
-    let out = set_weight(&route_doc(&docs), rollout(&config), Weight::ZERO, false).unwrap();
+    let out = set_weight(
+        &route_doc(&docs),
+        rollout(&config),
+        Weight::ZERO,
+        StepOptions::default(),
+    )
+    .unwrap();
     let refs = &out["spec"]["rules"][1]["backendRefs"];
     assert_eq!(
         (refs[0]["weight"].clone(), refs[1]["weight"].clone()),
@@ -165,8 +173,8 @@ fn ab_testing_puts_a_named_rule_before_the_target_and_replaces_it_each_step() {
     let docs = docs(ROUTE, AB);
     let config = build(&docs).unwrap();
     let r = rollout(&config);
-    let once = set_weight(&route_doc(&docs), r, Weight::ZERO, true).unwrap();
-    let twice = set_weight(&once, r, Weight::ZERO, true).unwrap();
+    let once = set_weight(&route_doc(&docs), r, Weight::ZERO, StepOptions::AB).unwrap();
+    let twice = set_weight(&once, r, Weight::ZERO, StepOptions::AB).unwrap();
     assert_eq!(once, twice, "a second step replaces the A/B rule");
     let rules = twice["spec"]["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 3);
@@ -184,7 +192,7 @@ fn ab_testing_puts_a_named_rule_before_the_target_and_replaces_it_each_step() {
     );
     assert_eq!(
         rules[1]["backendRefs"],
-        json!([{"name": "petstore-v2", "port": 80, "weight": 1}])
+        json!([{"name": "petstore-v2", "port": 80, "weight": 1, "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-tier", "value": "stable"}]}}]}])
     );
     let built = rebuild(&docs, &twice);
     let ab = &built.virtual_services[0].http[1];
@@ -211,13 +219,13 @@ fn finalize_moves_the_rule_to_the_canary_service() {
         &route_doc(&docs),
         r,
         Weight::from_percent(50.0).unwrap(),
-        false,
+        StepOptions::default(),
     );
     let done = finalize(&step.unwrap(), r).unwrap();
     let refs = &done["spec"]["rules"][1]["backendRefs"];
     assert_eq!(
         refs,
-        &json!([{"name": "petstore-v2", "port": 80, "weight": 1}])
+        &json!([{"name": "petstore-v2", "port": 80, "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-tier", "value": "stable"}]}}]}])
     );
     // Straight from the start: the stable's backendRef, filters and all, now names v2.
     let done = finalize(&route_doc(&docs), r).unwrap();
@@ -242,7 +250,7 @@ fn a_serviceentry_host_canary_is_named_as_a_hostname_backend() {
         &route_doc(&docs),
         rollout(&config),
         Weight::from_percent(10.0).unwrap(),
-        false,
+        StepOptions::default(),
     )
     .unwrap();
     assert_eq!(
@@ -313,4 +321,89 @@ fn the_example_rolls_out_an_http_route() {
         (Kind::HttpRoute, "petstore")
     );
     assert_eq!(r.target_route(&config.virtual_services[0]), Some(0));
+}
+
+const STICKY_MIRROR: &str = "  analysis:\n    stepWeights: [10, 50]\n    mirror: true\n    \
+                             mirrorWeight: 12.5\n    \
+                             sessionAffinity: {cookieName: canary, primaryCookieName: stable}\n";
+
+#[test]
+fn sticky_and_mirrored_steps_read_back_and_promotion_restores_the_rule() {
+    let docs = docs(ROUTE, STICKY_MIRROR);
+    let config = build(&docs).unwrap();
+    let r = rollout(&config);
+    let before = route_doc(&docs);
+    let mirror = StepOptions {
+        mirror: true,
+        ..StepOptions::default()
+    };
+    let first = set_weight(&before, r, Weight::ZERO, mirror).unwrap();
+    let second = set_weight(&first, r, Weight::from_percent(10.0).unwrap(), mirror).unwrap();
+    let rules = second["spec"]["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "debug",
+            "coalmine-sticky-canary-petstore",
+            "coalmine-sticky-stable-petstore",
+            ""
+        ]
+    );
+    let target = &rules[3];
+    let mirrors: Vec<&Value> = target["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["type"] == "RequestMirror")
+        .collect();
+    assert_eq!(
+        mirrors,
+        [&json!({"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": "petstore-v2", "port": 80},
+            "fraction": {"numerator": 125_000, "denominator": 1_000_000}}})],
+        "one mirror however many steps"
+    );
+    // The canary backendRef sets its cookie beside the filters it copied from stable.
+    let canary = &target["backendRefs"][1];
+    let filters = canary["filters"].as_array().unwrap();
+    assert_eq!(filters.len(), 2);
+    let add = &filters[1]["responseHeaderModifier"]["add"];
+    assert_eq!(add.as_array().unwrap().len(), 1);
+    assert!(add[0]["value"].as_str().unwrap().starts_with("canary="));
+    // The pinned rules match the cookie with the rule's own path, and mirror nothing.
+    let pinned = &rules[1];
+    assert_eq!(
+        pinned["matches"][0]["path"],
+        json!({"type": "PathPrefix", "value": "/api"})
+    );
+    assert_eq!(
+        pinned["matches"][0]["headers"][0]["type"],
+        "RegularExpression"
+    );
+    assert!(pinned["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["type"] != "RequestMirror"));
+    let built = rebuild(&docs, &second);
+    let routes = &built.virtual_services[0].http;
+    assert!(routes[3].mirror.is_some());
+    assert!(routes[1].mirror.is_none());
+    assert_eq!(
+        weights(&built, 1),
+        vec![("petstore-v2".into(), Weight::FULL.units())]
+    );
+    assert_eq!(
+        weights(&built, 2),
+        vec![("petstore-v1".into(), Weight::FULL.units())]
+    );
+    // Rollback gives back the rule as written; promotion the same with the canary.
+    assert_eq!(rollback(&second, r).unwrap(), before);
+    let mut promoted = before.clone();
+    promoted["spec"]["rules"][1]["backendRefs"][0]["name"] = json!("petstore-v2");
+    assert_eq!(finalize(&second, r).unwrap(), promoted);
 }

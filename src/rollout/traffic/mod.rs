@@ -5,10 +5,13 @@
 
 pub mod http_route;
 mod rewrite;
+mod sticky;
 pub mod virtual_service;
 
 #[cfg(test)]
 mod http_route_tests;
+#[cfg(test)]
+mod options_tests;
 #[cfg(test)]
 pub(crate) mod virtual_service_tests;
 
@@ -23,6 +26,8 @@ pub enum Error {
     NoRoutes(&'static str, &'static str),
     #[error("the {0} has no route to the stable or the canary destination")]
     NoTargetRoute(&'static str),
+    #[error("the {0}'s target route already mirrors to {1}; mirror: true needs a route without a mirror")]
+    MirrorTaken(&'static str, String),
     #[error("a Rollout cannot target a {0}")]
     UnsupportedTarget(&'static str),
 }
@@ -48,15 +53,40 @@ pub fn apply(doc: &Value, rollout: &Rollout, action: &Action) -> Result<Option<V
         Action::ApplyTraffic {
             canary_weight,
             ab_match,
-        } => set_weight(doc, rollout, *canary_weight, *ab_match)?,
+            mirror,
+        } => {
+            let options = StepOptions {
+                ab_match: *ab_match,
+                mirror: *mirror,
+            };
+            set_weight(doc, rollout, *canary_weight, options)?
+        }
         Action::Finalize => finalize(doc, rollout)?,
         Action::Rollback => rollback(doc, rollout)?,
         _ => return Ok(None),
     }))
 }
 
+/// What a traffic step asks of the target route besides its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepOptions {
+    /// Put the A/B route, for the rollout's `match`, before the target route.
+    pub ab_match: bool,
+    /// Mirror the analysis' `mirrorWeight` of the route's requests to the canary.
+    pub mirror: bool,
+}
+
+impl StepOptions {
+    /// Only the A/B route.
+    #[cfg(test)]
+    pub const AB: StepOptions = StepOptions {
+        ab_match: true,
+        mirror: false,
+    };
+}
+
 type Rewrites = (
-    fn(&Value, &Rollout, Weight, bool) -> Result<Value>,
+    fn(&Value, &Rollout, Weight, StepOptions) -> Result<Value>,
     fn(&Value, &Rollout) -> Result<Value>,
     fn(&Value, &Rollout) -> Result<Value>,
 );

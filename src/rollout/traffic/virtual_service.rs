@@ -9,7 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::rewrite::{self, Shape};
-use super::{weight_json, Result};
+use super::{weight_json, Error, Result, StepOptions};
 use crate::model::host_candidates;
 use crate::model::{Destination, HeaderMatch, Rollout, RouteMatch, StringMatch, Weight};
 
@@ -48,13 +48,91 @@ impl Shape for VirtualService {
     fn merged_matches(original: Option<&Value>, ab: &[RouteMatch]) -> Value {
         merged_matches(original, ab)
     }
+
+    /// `headers.response.add.Set-Cookie` of the destination.
+    fn add_set_cookie(entry: &mut Value, value: &str) {
+        let add = &mut entry["headers"]["response"]["add"];
+        if !add.is_object() {
+            *add = json!({});
+        }
+        add["Set-Cookie"] = Value::String(value.to_string());
+    }
+
+    fn remove_set_cookies(entry: &mut Value, ours: &dyn Fn(&str) -> bool) {
+        let Some(add) = entry
+            .pointer_mut("/headers/response/add")
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        add.retain(|name, value| {
+            !(name.eq_ignore_ascii_case("set-cookie") && value.as_str().is_some_and(ours))
+        });
+        prune(entry, &["headers", "response", "add"]);
+    }
+
+    fn add_mirror(
+        route: &mut Value,
+        d: &Destination,
+        namespace: &str,
+        share: Weight,
+    ) -> Result<()> {
+        if let Some(other) = route.get("mirror").filter(|m| !names(m, d, namespace)) {
+            let host = other
+                .get("host")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(Error::MirrorTaken("VirtualService", host.to_string()));
+        }
+        route["mirror"] = destination_json(d);
+        route["mirrorPercentage"] = json!({ "value": weight_json(share) });
+        Ok(())
+    }
+
+    fn remove_mirror(route: &mut Value, d: &Destination, namespace: &str) {
+        if route.get("mirror").is_some_and(|m| names(m, d, namespace)) {
+            let fields = route.as_object_mut().expect("a route is an object");
+            fields.remove("mirror");
+            fields.remove("mirrorPercentage");
+        }
+    }
+}
+
+/// Removes the object at the end of `path` when it is empty, then its parents while
+/// they are left empty.
+fn prune(value: &mut Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = &mut *value;
+    for key in parents {
+        match at.get_mut(*key) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    let Some(fields) = at.as_object_mut() else {
+        return;
+    };
+    if fields
+        .get(*last)
+        .is_some_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+    {
+        fields.remove(*last);
+        prune(value, parents);
+    }
 }
 
 /// `canary` of the route to the canary, the rest to stable (both listed, a 0 weight
 /// included). With `ab_match`, a copy of the route placed just before it sends the
 /// requests that match the rollout's `match` (and the route's own) to the canary.
-pub fn set_weight(vs: &Value, rollout: &Rollout, canary: Weight, ab_match: bool) -> Result<Value> {
-    rewrite::set_weight::<VirtualService>(vs, rollout, canary, ab_match)
+pub fn set_weight(
+    vs: &Value,
+    rollout: &Rollout,
+    canary: Weight,
+    options: StepOptions,
+) -> Result<Value> {
+    rewrite::set_weight::<VirtualService>(vs, rollout, canary, options)
 }
 
 /// All of the route's traffic to the canary's destination, which takes the stable's
@@ -74,16 +152,20 @@ pub fn rollback(vs: &Value, rollout: &Rollout) -> Result<Value> {
 fn find<'v>(route: &'v Value, d: &Destination, namespace: &str) -> Option<&'v Value> {
     let entries = route.get("route")?.as_array()?;
     entries.iter().find(|entry| {
-        let Some(dest) = entry.get("destination") else {
-            return false;
-        };
-        let host = dest.get("host").and_then(Value::as_str).unwrap_or_default();
-        let subset = dest.get("subset").and_then(Value::as_str);
-        let port = dest.pointer("/port/number").and_then(Value::as_u64);
-        host_candidates(host, namespace).contains(&d.host)
-            && subset == d.subset.as_deref()
-            && port.is_none_or(|p| p == u64::from(d.port))
+        entry
+            .get("destination")
+            .is_some_and(|dest| names(dest, d, namespace))
     })
+}
+
+/// Whether a `destination` (or `mirror`) names `d`.
+fn names(dest: &Value, d: &Destination, namespace: &str) -> bool {
+    let host = dest.get("host").and_then(Value::as_str).unwrap_or_default();
+    let subset = dest.get("subset").and_then(Value::as_str);
+    let port = dest.pointer("/port/number").and_then(Value::as_u64);
+    host_candidates(host, namespace).contains(&d.host)
+        && subset == d.subset.as_deref()
+        && port.is_none_or(|p| p == u64::from(d.port))
 }
 
 fn destination_json(d: &Destination) -> Value {

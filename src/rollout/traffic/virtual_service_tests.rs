@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::virtual_service::{finalize, rollback, set_weight};
 use super::weight_json;
+use super::StepOptions;
 use crate::ingest::{parse_documents, Document};
 use crate::model::{Config, Kind, RouteAction, Weight};
 use crate::resource_set::build_config;
@@ -107,7 +108,7 @@ fn a_canary_weight_moves_only_the_target_route() {
         &vs_doc(&docs),
         rollout,
         Weight::from_percent(10.0).unwrap(),
-        false,
+        StepOptions::default(),
     )
     .unwrap();
     let http = &out["spec"]["http"];
@@ -123,8 +124,10 @@ fn a_canary_weight_moves_only_the_target_route() {
         json!([
             {"destination": {"host": "petstore", "subset": "v1"}, "weight": 90,
              "headers": {"request": {"set": {"x-tier": "stable"}}}},
+            // A new canary entry copies the stable's (its header changes too).
             {"destination": {"host": "petstore.default.svc.cluster.local", "subset": "v2",
-                             "port": {"number": 80}}, "weight": 10}
+                             "port": {"number": 80}}, "weight": 10,
+             "headers": {"request": {"set": {"x-tier": "stable"}}}}
         ])
     );
     assert_eq!(out["spec"]["hosts"], json!(["petstore.example.com"]));
@@ -155,7 +158,7 @@ fn fractional_weights_are_written_exactly() {
     let rollout = &config.rollouts[0];
     for (canary, stable) in [(0.01, 99.99), (0.1, 99.9), (0.0001, 99.9999)] {
         let weight = Weight::from_percent(canary).unwrap();
-        let out = set_weight(&vs_doc(&docs), rollout, weight, false).unwrap();
+        let out = set_weight(&vs_doc(&docs), rollout, weight, StepOptions::default()).unwrap();
         let built = rebuild(&docs, &out);
         let RouteAction::Route(ds) = &built.virtual_services[0].http[1].action else {
             panic!()
@@ -170,7 +173,7 @@ fn ab_testing_adds_a_matching_route_before_the_target() {
     let docs = mk_docs(VS, AB);
     let config = build_config(&docs, &BTreeMap::new()).unwrap();
     let rollout = &config.rollouts[0];
-    let out = set_weight(&vs_doc(&docs), rollout, Weight::ZERO, true).unwrap();
+    let out = set_weight(&vs_doc(&docs), rollout, Weight::ZERO, StepOptions::AB).unwrap();
     let http = out["spec"]["http"].as_array().unwrap();
     assert_eq!(http.len(), 3);
     assert_eq!(http[1]["name"], "coalmine-ab-petstore");
@@ -189,7 +192,7 @@ fn ab_testing_adds_a_matching_route_before_the_target() {
         vec![("v1".into(), 100.0), ("v2".into(), 0.0)]
     );
     // Applying it again replaces the A/B route rather than adding a second one.
-    let again = set_weight(&out, rollout, Weight::ZERO, true).unwrap();
+    let again = set_weight(&out, rollout, Weight::ZERO, StepOptions::AB).unwrap();
     assert_eq!(again, out);
     // Finalize from there: no A/B route, the canary takes the stable's place.
     let done = finalize(&out, rollout).unwrap();
@@ -211,7 +214,7 @@ fn finalize_keeps_the_stable_entry_fields_for_the_canary() {
         done["spec"]["http"][1]["route"],
         json!([{"destination": {"host": "petstore.default.svc.cluster.local", "subset": "v2",
                                 "port": {"number": 80}},
-                "weight": 100, "headers": {"request": {"set": {"x-tier": "stable"}}}}])
+                "headers": {"request": {"set": {"x-tier": "stable"}}}}])
     );
 }
 
@@ -220,11 +223,10 @@ fn rollback_sends_everything_to_stable_in_one_document() {
     let docs = mk_docs(VS, AB);
     let config = build_config(&docs, &BTreeMap::new()).unwrap();
     let rollout = &config.rollouts[0];
-    let ab = set_weight(&vs_doc(&docs), rollout, Weight::ZERO, true).unwrap();
+    let ab = set_weight(&vs_doc(&docs), rollout, Weight::ZERO, StepOptions::AB).unwrap();
     let back = rollback(&ab, rollout).unwrap();
-    let mut expected = vs_doc(&docs);
-    expected["spec"]["http"][1]["route"][0]["weight"] = json!(100);
-    assert_eq!(back, expected);
+    // Exactly as before the release: a lone entry needs no weight.
+    assert_eq!(back, vs_doc(&docs));
     let built = rebuild(&docs, &back);
     assert_eq!(weights(&built, 1), vec![("v1".into(), 100.0)]);
 }
@@ -236,6 +238,12 @@ fn a_document_without_the_route_is_an_error() {
     let other = json!({"metadata": {"namespace": "default"}, "spec": {"http": [
         {"route": [{"destination": {"host": "other"}}]}
     ]}});
-    let err = set_weight(&other, &config.rollouts[0], Weight::ZERO, false).unwrap_err();
+    let err = set_weight(
+        &other,
+        &config.rollouts[0],
+        Weight::ZERO,
+        StepOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(err, super::Error::NoTargetRoute("VirtualService"));
 }
