@@ -68,6 +68,9 @@ pub struct StepStatus {
     /// A/B: matching requests go to the canary.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ab_match: bool,
+    /// Stable traffic is mirrored to the canary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
     /// The stored revision that holds it, once stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
@@ -120,6 +123,7 @@ impl RolloutStatus {
                     .to_string(),
                     weight: s.weight.percent(),
                     ab_match: s.ab_match,
+                    mirror: s.mirror,
                     revision: s.revision,
                     applied_at: rfc3339(s.applied_at),
                     acked_at: s.acked_at.map(rfc3339),
