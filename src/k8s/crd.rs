@@ -121,6 +121,32 @@ pub fn rollout() -> CustomResourceDefinition {
             ),
             ("metrics", json!({"type": "array", "items": metric})),
             ("webhooks", json!({"type": "array", "items": webhook})),
+            (
+                "sessionAffinity",
+                obj(
+                    &[
+                        ("cookieName", string("The canary side's cookie.")),
+                        (
+                            "maxAge",
+                            int("The cookies' Max-Age in seconds; 86400 by default."),
+                        ),
+                        (
+                            "primaryCookieName",
+                            string("The stable side's cookie; <cookieName>-primary by default."),
+                        ),
+                    ],
+                    &["cookieName"],
+                ),
+            ),
+            (
+                "mirror",
+                json!({"type": "boolean",
+                       "description": "Mirror stable traffic to the canary before the first weight."}),
+            ),
+            (
+                "mirrorWeight",
+                num("Percent of stable traffic mirrored; 100 by default."),
+            ),
         ],
         &[],
     );
