@@ -326,3 +326,99 @@ fn an_http_route_ab_test_sends_the_header_to_the_canary_then_aborts() {
         Duration::from_secs(30),
     );
 }
+
+/// The `name=value` of a response's `Set-Cookie`, if it has one.
+fn cookie_of(r: &support::traffic::Response) -> Option<String> {
+    let header = r.header("set-cookie")?;
+    Some(header.split(';').next().unwrap_or_default().to_string())
+}
+
+#[test]
+fn an_http_route_canary_keeps_sticky_sessions_and_gives_the_route_back() {
+    let w = World::start("ro-httproute-sticky");
+    let spec_of = |route: Value| {
+        let spec = route
+            .pointer("/spec")
+            .or_else(|| route.pointer("/items/0/spec"));
+        spec.cloned().expect("an HTTPRoute spec")
+    };
+    let before = spec_of(w.stored_route());
+    let analysis = "    interval: 2s
+    stepWeights: [30, 70]
+    sessionAffinity: {cookieName: canary, primaryCookieName: stable, maxAge: 600}
+";
+    w.apply("rollout.yaml", &rollout("Canary", analysis));
+    let get = |headers: &[(&str, &str)]| {
+        let r = support::traffic::get(w.port, HOST, "/", headers).expect("request");
+        assert_eq!(r.status, 200, "{r:?}");
+        r
+    };
+    // (cookie, version) of every user so far, and the steps checked.
+    let mut users: Vec<(String, String)> = Vec::new();
+    let mut checked: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut seen = Seen::default();
+    let end = poll(
+        &w.coalmine,
+        NAME,
+        &mut seen,
+        TIMEOUT,
+        |s| {
+            let Some(last) = steps(s).last().cloned() else {
+                return;
+            };
+            let weight = last["weight"].as_f64().unwrap_or(-1.0) as u64;
+            if last["kind"] != "step" || last["ackedAt"].is_null() || checked.contains_key(&weight)
+            {
+                return;
+            }
+            for _ in 0..10 {
+                let r = get(&[]);
+                let cookie = cookie_of(&r).unwrap_or_else(|| panic!("no cookie: {r:?}"));
+                let side = if r.outcome() == "v2" {
+                    "canary="
+                } else {
+                    "stable="
+                };
+                assert!(cookie.starts_with(side), "{} set {cookie}", r.outcome());
+                users.push((cookie, r.outcome()));
+            }
+            let moved: Vec<String> = users
+                .iter()
+                .filter_map(|(cookie, version)| {
+                    let now = get(&[("cookie", cookie)]).outcome();
+                    (&now != version).then(|| format!("{cookie}: {version} -> {now}"))
+                })
+                .collect();
+            let promoted = status_has_promotion(&w);
+            if !promoted {
+                assert!(moved.is_empty(), "at {weight} %: {moved:?}");
+                checked.insert(weight, users.len());
+            }
+        },
+        is_final,
+    );
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
+    assert_eq!(
+        checked.keys().copied().collect::<Vec<_>>(),
+        [30, 70],
+        "{}",
+        seen.summary()
+    );
+    let sides: std::collections::BTreeSet<&str> = users.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(sides.len(), 2, "users landed on both sides: {users:?}");
+    // Promoted: the stored route is the one before the release, on the canary Service.
+    let mut expected = before.clone();
+    expected["rules"][1]["backendRefs"][0]["name"] = Value::from("petstore-v2");
+    assert_eq!(spec_of(w.stored_route()), expected);
+    wait_for_outcomes(w.port, HOST, &[], &["v2"], Duration::from_secs(30));
+    for (cookie, _) in &users {
+        let r = get(&[("cookie", cookie)]);
+        assert_eq!((r.outcome().as_str(), cookie_of(&r)), ("v2", None));
+    }
+}
+
+/// Whether the release has stored its promotion (after which cookies stop mattering).
+fn status_has_promotion(w: &World) -> bool {
+    let s = support::rollout::status(&w.coalmine, NAME).expect("status");
+    steps(&s).iter().any(|st| st["kind"] == "promote")
+}

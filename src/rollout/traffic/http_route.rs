@@ -231,11 +231,13 @@ fn names(backend: &Value, d: &Destination, namespace: &str) -> bool {
 }
 
 /// A backendRef naming `d`: a Service by its short name when `d` is a Service of the
-/// route's namespace, else a ServiceEntry host.
+/// route's namespace, or a host without a dot (which a bare name resolves to, as the
+/// route's own backendRefs are read), else a ServiceEntry host.
 fn new_backend(d: &Destination, namespace: &str) -> Value {
     let suffix = format!(".{namespace}.svc.cluster.local");
-    match d.host.strip_suffix(&suffix) {
-        Some(name) if !name.contains('.') => json!({ "name": name, "port": d.port }),
+    let short = d.host.strip_suffix(&suffix).unwrap_or(&d.host);
+    match short {
+        name if !name.contains('.') => json!({ "name": name, "port": d.port }),
         _ => json!({
             "group": HOSTNAME_GROUP,
             "kind": "Hostname",
