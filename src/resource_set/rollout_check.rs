@@ -133,4 +133,18 @@ fn check_route(rollout: &Rollout, vs: &VirtualService, r: &mut Report) {
             );
         }
     }
+    // A route mirrors to one place; a release's mirror would take another's.
+    let mirror = vs.http[index].mirror.as_ref();
+    if let Some(m) =
+        mirror.filter(|m| rollout.analysis.mirror.is_some() && m.destination != rollout.canary)
+    {
+        r.push(
+            "spec.analysis.mirror",
+            format!(
+                "spec.{routes}[{index}] of {} already mirrors to host {:?}; a release that \
+                 mirrors needs a target route without a mirror of its own",
+                vs.key, m.destination.host
+            ),
+        );
+    }
 }

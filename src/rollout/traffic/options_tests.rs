@@ -159,7 +159,18 @@ fn a_route_that_mirrors_elsewhere_is_not_taken_over() {
         "      timeout: 5s\n      mirror: {host: petstore, subset: v1}\n",
     );
     let docs = mk_docs(&taken, MIRROR);
+    // Refused when applied, naming the field...
+    let err = build_config(&docs, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.analysis.mirror") && err.contains("already mirrors"),
+        "{err}"
+    );
+    // ...and never written by a step should the route gain a mirror during a release.
+    let docs = mk_docs(VS, MIRROR);
     let config = build_config(&docs, &BTreeMap::new()).unwrap();
+    let docs = mk_docs(&taken, MIRROR);
     let mirror = StepOptions {
         mirror: true,
         ..StepOptions::default()
