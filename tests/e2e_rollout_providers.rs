@@ -422,3 +422,42 @@ fn failing_pre_rollout_webhook_fails_the_release() {
     assert_eq!(report.failures(), 0, "{report:?}");
     assert_eq!(w.p.v2.hits(), 0, "{report:?}");
 }
+
+/// A MetricTemplate whose provider is coalmine's built-in source: the canary is judged
+/// on Envoy's own stats, with the metric's `minSamples`, no Prometheus involved.
+#[test]
+fn builtin_metric_template_judges_on_envoys_stats() {
+    let w = World::start("ro-builtin-tpl");
+    let template = "apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: success, namespace: default}
+spec:
+  provider: {type: coalmine}
+  query: request-success-rate
+";
+    w.apply("template.yaml", template);
+    let load = w.load(&[], Duration::from_millis(5));
+    let analysis = "    interval: 2s
+    threshold: 2
+    stepWeights: [30, 60]
+    metrics:
+    - name: success
+      templateRef: {name: success}
+      thresholdRange: {min: 99}
+      interval: 2s
+      minSamples: 5
+";
+    w.apply(
+        "rollout.yaml",
+        &rollout_yaml(NAME, "petstore", "Canary", analysis),
+    );
+    let mut seen = Seen::default();
+    let end = poll(&w.coalmine, NAME, &mut seen, TIMEOUT, |_| {}, is_final);
+    assert_eq!(phase(&end), "Succeeded", "statuses:\n{}", seen.summary());
+    let m = metric(&end, "success");
+    assert_eq!(m["verdict"], "pass", "{end}");
+    assert!(m["samples"].as_u64().unwrap_or(0) >= 5, "{end}");
+    assert!(m["value"].as_f64().unwrap_or(0.0) >= 99.0, "{end}");
+    let report = load.stop();
+    assert_eq!(report.failures(), 0, "{report:?}");
+}

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::release::Entry;
 use super::{clock, prometheus, webhook, Controller};
-use crate::model::{BuiltinMetric, Metric, MetricSource, Rollout, WebhookType};
+use crate::model::{BuiltinMetric, Metric, MetricSource, Rollout, TemplateSource, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
 
@@ -90,16 +90,8 @@ impl Controller {
     async fn measure(&self, rollout: &Rollout) -> Vec<MetricResult> {
         let mut results = Vec::new();
         for metric in &rollout.analysis.metrics {
-            let (value, samples) = match &metric.source {
-                MetricSource::Builtin(builtin) => {
-                    let cluster = cluster_name(&rollout.canary);
-                    let window = self.stats.window(&cluster, metric.interval, Instant::now());
-                    let value = match builtin {
-                        BuiltinMetric::RequestSuccessRate => window.success_rate(),
-                        BuiltinMetric::RequestDuration => window.p99_ms(),
-                    };
-                    (value, window.requests)
-                }
+            let (value, samples, counted) = match &metric.source {
+                MetricSource::Builtin(builtin) => self.builtin(rollout, metric, *builtin),
                 MetricSource::Prometheus { address, query } => {
                     let empty = BTreeMap::new();
                     self.prometheus(rollout, metric, address, query, &empty)
@@ -111,15 +103,18 @@ impl Controller {
                     variables,
                 } => {
                     let config = self.desired.published().config;
-                    match config.metric_templates.get(template) {
-                        Some(t) => {
-                            self.prometheus(rollout, metric, &t.address, &t.query, variables)
+                    match config.metric_templates.get(template).map(|t| &t.source) {
+                        Some(TemplateSource::Prometheus { address, query }) => {
+                            self.prometheus(rollout, metric, address, query, variables)
                                 .await
+                        }
+                        Some(TemplateSource::Builtin(builtin)) => {
+                            self.builtin(rollout, metric, *builtin)
                         }
                         None => {
                             warn!(rollout = %rollout.key, metric = %metric.name,
                                 "MetricTemplate {template} is gone");
-                            (None, 0)
+                            (None, 0, false)
                         }
                     }
                 }
@@ -128,9 +123,27 @@ impl Controller {
                 name: metric.name.clone(),
                 value,
                 samples,
+                counted,
             });
         }
         results
+    }
+
+    /// A built-in metric of the canary's cluster over the metric's window, from the
+    /// stats the connected proxies pushed: `(value, requests, counted)`.
+    fn builtin(
+        &self,
+        rollout: &Rollout,
+        metric: &Metric,
+        builtin: BuiltinMetric,
+    ) -> (Option<f64>, u64, bool) {
+        let cluster = cluster_name(&rollout.canary);
+        let window = self.stats.window(&cluster, metric.interval, Instant::now());
+        let value = match builtin {
+            BuiltinMetric::RequestSuccessRate => window.success_rate(),
+            BuiltinMetric::RequestDuration => window.p99_ms(),
+        };
+        (value, window.requests, true)
     }
 
     /// One Prometheus metric: the query with Flagger's variables filled in, or no value
@@ -142,7 +155,7 @@ impl Controller {
         address: &str,
         query: &str,
         variables: &BTreeMap<String, String>,
-    ) -> (Option<f64>, u64) {
+    ) -> (Option<f64>, u64, bool) {
         let vars = prometheus::Vars {
             namespace: &rollout.target.namespace,
             target: &rollout.target.name,
@@ -151,10 +164,10 @@ impl Controller {
         };
         let promql = prometheus::render(query, &vars);
         match prometheus::query(&self.http, address, &promql, Duration::from_secs(10)).await {
-            Ok(value) => (value, 0),
+            Ok(value) => (value, 0, false),
             Err(e) => {
                 warn!(rollout = %rollout.key, metric = %metric.name, "{e}");
-                (None, 0)
+                (None, 0, false)
             }
         }
     }

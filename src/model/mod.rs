@@ -24,7 +24,7 @@ pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue}
 pub use key::{Kind, ResourceKey};
 pub use rollout::{
     Analysis, BuiltinMetric, Metric, MetricSource, MetricTemplate, Rollout, SessionAffinity,
-    Strategy, ThresholdRange, Webhook, WebhookType,
+    Strategy, TemplateSource, ThresholdRange, Webhook, WebhookType,
 };
 pub use route::{
     Abort, AttachedListener, CorsPolicy, Delay, Destination, Fault, GrpcMethod, HeaderMatch,

@@ -195,14 +195,22 @@ pub enum MetricSource {
     },
 }
 
-/// A Flagger `MetricTemplate` (`flagger.app/v1beta1`): a Prometheus query that
-/// releases' metrics name by `templateRef`.
+/// A Flagger `MetricTemplate` (`flagger.app/v1beta1`): a query that releases' metrics
+/// name by `templateRef`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricTemplate {
     pub key: super::ResourceKey,
-    /// The Prometheus HTTP API's address (`provider.address`).
-    pub address: String,
-    pub query: String,
+    pub source: TemplateSource,
+}
+
+/// Where a MetricTemplate's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TemplateSource {
+    /// `provider: {type: prometheus, address}`, `query` in PromQL.
+    Prometheus { address: String, query: String },
+    /// `provider: {type: coalmine}`, `query` naming a built-in metric: measured from
+    /// Envoy's own stats for the canary, as when the metric is named directly.
+    Builtin(BuiltinMetric),
 }
 
 /// Metrics coalmine computes from Envoy's own stats for the canary destination.

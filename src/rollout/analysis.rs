@@ -18,6 +18,10 @@ pub struct MetricResult {
     pub value: Option<f64>,
     /// Requests in the window (built-in metrics); 0 when the provider cannot tell.
     pub samples: u64,
+    /// Whether `samples` counts requests (the built-in source does, Prometheus does
+    /// not): only then does the metric's `minSamples` apply.
+    #[serde(default)]
+    pub counted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,14 +70,17 @@ impl fmt::Display for MetricCheck {
     }
 }
 
-/// A metric's verdict: no value (or not a number), or fewer samples than the metric's
-/// `minSamples`, is inconclusive; a value outside `thresholdRange` fails; else it passes.
+/// A metric's verdict: no value (or not a number), or fewer counted samples than the
+/// metric's `minSamples`, is inconclusive; a value outside `thresholdRange` fails; else
+/// it passes.
 pub fn evaluate(metric: &Metric, result: Option<&MetricResult>) -> Verdict {
     let Some(result) = result else {
         return Verdict::Inconclusive;
     };
     match result.value {
-        Some(value) if !value.is_nan() && result.samples >= metric.min_samples => {
+        Some(value)
+            if !value.is_nan() && (!result.counted || result.samples >= metric.min_samples) =>
+        {
             if metric.threshold_range.contains(value) {
                 Verdict::Pass
             } else {
@@ -176,6 +183,7 @@ mod tests {
             name: name.into(),
             value,
             samples,
+            counted: true,
         }
     }
 

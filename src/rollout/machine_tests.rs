@@ -69,6 +69,7 @@ impl Run {
             name: "request-success-rate".into(),
             value,
             samples,
+            counted: true,
         };
         self.m.checks_done(self.now, vec![result])
     }

@@ -361,11 +361,7 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, namespace: &str, r: &mut Repo
                 None
             }
         });
-        let provided = matches!(
-            source,
-            Some(MetricSource::Prometheus { .. } | MetricSource::Template { .. })
-        );
-        if min_samples.is_some() && provided {
+        if min_samples.is_some() && matches!(source, Some(MetricSource::Prometheus { .. })) {
             r.push(
                 m.at("minSamples"),
                 "applies to built-in metrics only (a provider's \"no data\" is an empty result)",
@@ -376,9 +372,13 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, namespace: &str, r: &mut Repo
         else {
             continue;
         };
+        // A template may be the built-in source: its minimum applies then (a Prometheus
+        // result counts no requests, so none applies to it).
         let min_samples = match source {
-            MetricSource::Builtin(_) => min_samples.unwrap_or(DEFAULT_MIN_SAMPLES),
-            MetricSource::Prometheus { .. } | MetricSource::Template { .. } => 0,
+            MetricSource::Builtin(_) | MetricSource::Template { .. } => {
+                min_samples.unwrap_or(DEFAULT_MIN_SAMPLES)
+            }
+            MetricSource::Prometheus { .. } => 0,
         };
         out.push(Metric {
             name,

@@ -284,7 +284,8 @@ fn metrics_name_flagger_metric_templates() {
     assert_eq!(template, "istio-system/error-rate");
     assert_eq!(variables["code"], "5..");
     let held = &config.metric_templates["istio-system/error-rate"];
-    assert_eq!(held.address, "http://prometheus:9090");
+    assert!(matches!(&held.source,
+        TemplateSource::Prometheus { address, .. } if address == "http://prometheus:9090"));
     // Without the template, the metric names what is missing.
     let found = errors(&[rollout("petstore", spec)]);
     assert_eq!(
