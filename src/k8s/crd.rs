@@ -84,6 +84,10 @@ pub fn rollout() -> CustomResourceDefinition {
                 "inconclusiveLimit",
                 int("Inconclusive checks in a row that count as a failure."),
             ),
+            (
+                "dryRun",
+                boolean("Judged and shown in status, never failing or holding the release."),
+            ),
         ],
         &["name"],
     );
@@ -174,6 +178,19 @@ pub fn rollout() -> CustomResourceDefinition {
                 json!({"type": "string", "enum": ["Canary", "BlueGreen", "ABTesting"]}),
             ),
             ("analysis", analysis),
+            (
+                "skipAnalysis",
+                boolean("Promote without metric checks, still step by step on ACKs."),
+            ),
+            (
+                "progressDeadlineSeconds",
+                int("A step not ACKed within this fails the release (default 600)."),
+            ),
+            (
+                "onFailure",
+                json!({"type": "string", "enum": ["Rollback", "Pause"],
+                       "description": "At the failed-check threshold: roll back (default) or pause."}),
+            ),
         ],
         &["target", "stable", "canary", "analysis"],
     );
@@ -238,6 +255,10 @@ fn int(description: &str) -> Value {
     json!({"type": "integer", "description": description})
 }
 
+fn boolean(description: &str) -> Value {
+    json!({"type": "boolean", "description": description})
+}
+
 fn num(description: &str) -> Value {
     json!({"type": "number", "description": description})
 }
@@ -262,6 +283,10 @@ mod tests {
         for field in [
             "stepWeights",
             "thresholdRange",
+            "dryRun",
+            "skipAnalysis",
+            "progressDeadlineSeconds",
+            "onFailure",
             "webhooks",
             "iterations",
             "strategy",

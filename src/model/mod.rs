@@ -9,6 +9,7 @@
 mod auth;
 mod gateway_status;
 mod key;
+mod release_controls;
 mod rollout;
 mod route;
 mod service;
@@ -22,6 +23,7 @@ pub use auth::{
 };
 pub use gateway_status::{GatewayAddress, GatewayStatus, ListenerStatus, NotTrue};
 pub use key::{Kind, ResourceKey};
+pub use release_controls::{OnFailure, ReleaseControls};
 pub use rollout::{
     Analysis, BuiltinMetric, Metric, MetricSource, MetricTemplate, Rollout, SessionAffinity,
     Strategy, TemplateSource, ThresholdRange, Webhook, WebhookType,

@@ -25,6 +25,8 @@ pub struct Rollout {
     pub canary: Destination,
     pub strategy: Strategy,
     pub analysis: Analysis,
+    /// `skipAnalysis`, `progressDeadlineSeconds` and `onFailure`.
+    pub controls: super::ReleaseControls,
 }
 
 impl Rollout {
@@ -175,6 +177,8 @@ pub struct Metric {
     /// Inconclusive checks of this metric in a row that count as one failed check;
     /// default 3 (a scrape gap is not a failure, a quiet canary is).
     pub inconclusive_limit: u32,
+    /// Argo's `dryRun`: evaluated and shown, never failing or holding the release.
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -58,6 +58,9 @@ pub struct MetricCheck {
     pub verdict: Verdict,
     /// The clock of the check (see [`crate::rollout::machine`]).
     pub checked_at: Duration,
+    /// A dry-run metric's check: shown, never counted.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl fmt::Display for MetricCheck {
@@ -66,7 +69,8 @@ impl fmt::Display for MetricCheck {
             Some(value) => write!(f, "{} {value} ({}", self.name, self.verdict)?,
             None => write!(f, "{} no value ({}", self.name, self.verdict)?,
         }
-        write!(f, ", {} samples)", self.samples)
+        write!(f, ", {} samples", self.samples)?;
+        f.write_str(if self.dry_run { ", dry run)" } else { ")" })
     }
 }
 
@@ -109,6 +113,9 @@ pub enum Outcome {
 ///   streak starts again), so a canary without traffic is eventually rolled back;
 /// - otherwise any inconclusive metric makes the round inconclusive (never a pass);
 /// - otherwise the round passes. A passing or failing value ends a streak.
+///
+/// A `dryRun` metric is evaluated and its check returned (marked dry run), but its
+/// verdict never fails nor holds the round, and it keeps no streak.
 pub fn assess(
     metrics: &[Metric],
     results: &[MetricResult],
@@ -127,8 +134,10 @@ pub fn assess(
             samples: result.map_or(0, |r| r.samples),
             verdict,
             checked_at: now,
+            dry_run: metric.dry_run,
         };
         match verdict {
+            _ if metric.dry_run => {}
             Verdict::Pass => {
                 streaks.remove(&metric.name);
             }
@@ -175,6 +184,7 @@ mod tests {
             interval: Duration::from_secs(60),
             min_samples: 10,
             inconclusive_limit: 2,
+            dry_run: false,
         }
     }
 
@@ -238,6 +248,30 @@ mod tests {
         assert_eq!(reason, "sr 50 (fail, 100 samples) outside >= 99");
         assert_eq!(checks[1].verdict, Verdict::Inconclusive);
         assert_eq!(checks[1].value, None);
+    }
+
+    #[test]
+    fn a_dry_run_metric_is_shown_but_never_counted() {
+        let mut lat = mk_metric("lat", None, Some(500.0));
+        lat.dry_run = true;
+        let metrics = vec![mk_metric("sr", Some(99.0), None), lat];
+        let mut streaks = BTreeMap::new();
+        for lat_value in [Some(900.0), None] {
+            let results = vec![
+                mk_result("sr", Some(100.0), 50),
+                mk_result("lat", lat_value, 50),
+            ];
+            let (outcome, checks) = assess(&metrics, &results, &mut streaks, Duration::ZERO);
+            assert_eq!(outcome, Outcome::Pass, "{lat_value:?}");
+            assert!(checks[1].dry_run);
+            assert_ne!(checks[1].verdict, Verdict::Pass);
+        }
+        assert!(streaks.is_empty(), "a dry run keeps no streak");
+        let (_, checks) = assess(&metrics, &[], &mut streaks, Duration::ZERO);
+        assert_eq!(
+            checks[1].to_string(),
+            "lat no value (inconclusive, 0 samples, dry run)"
+        );
     }
 
     #[test]

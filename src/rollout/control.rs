@@ -53,6 +53,13 @@ impl Machine {
             return out;
         }
         match last.kind {
+            // skipAnalysis: the step's round (without metrics) runs at once.
+            StepKind::Traffic if self.rollout.controls.skip_analysis => {
+                self.state.stage = Stage::Holding { at: now };
+                let what = format!("revision {revision} ACKed at {}", last.weight);
+                self.event(&mut out, what);
+                out.extend(self.tick(now));
+            }
             StepKind::Traffic => {
                 self.state.stage = Stage::Holding {
                     at: now + self.interval(),
@@ -150,7 +157,8 @@ impl Machine {
     }
 
     /// Carries on after a pause: a held step waits a full interval before its next
-    /// check; a pending gate is retried at once.
+    /// check; a pending gate is retried at once. After a pause on failure
+    /// (`onFailure: Pause`) the failed checks count from 0 again.
     pub fn resume(&mut self, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         let Some(phase) = self.state.paused_from.take() else {
@@ -158,6 +166,9 @@ impl Machine {
             return out;
         };
         self.set_phase(phase, now);
+        if self.state.failed_checks >= self.rollout.analysis.threshold {
+            self.state.failed_checks = 0;
+        }
         match &mut self.state.stage {
             Stage::Holding { at } => *at = now + self.rollout.analysis.interval,
             Stage::Retry { at, .. } => *at = now,

@@ -28,6 +28,16 @@
 //! - **Failure.** `threshold` failed checks (in all, as Flagger counts them), a NACK, a
 //!   `rollback` webhook or an abort: one [`Action::Rollback`] revision, phase Failed,
 //!   `post-rollout` webhooks called.
+//! - **Release controls** (see [`crate::model::ReleaseControls`]). `skipAnalysis`:
+//!   every step is still applied and ACK-gated one after another, but right after its
+//!   ACK a round without metrics and without `rollout` webhooks passes it (one round per
+//!   step, whatever the strategy's `iterations`); the gates (`confirm-rollout`,
+//!   `pre-rollout`, `confirm-promotion`), `rollback` and `post-rollout` webhooks still
+//!   run. `progressDeadlineSeconds`: a step or promotion neither ACKed nor rejected
+//!   more than that after it was asked for fails the release and rolls back.
+//!   `onFailure: Pause`: reaching `threshold` pauses at the current weight instead of
+//!   rolling back; `resume` starts the count of failed checks again, `abort` rolls back.
+//!   `dryRun` metrics are judged and shown, never counted ([`super::analysis::assess`]).
 //! - **By hand.** `pause` holds the current weight (ticks do nothing; a step in flight
 //!   is still recorded); `resume` holds the step for a full interval again before its
 //!   next check, or retries a pending gate at once; `promote` skips the remaining steps
@@ -40,7 +50,7 @@ use std::time::Duration;
 use super::analysis::{assess, MetricResult, Outcome};
 use super::phase::Phase;
 use super::state::{Action, Pending, Stage, State, StepKind, StepRecord};
-use crate::model::{Rollout, Strategy, WebhookType, Weight};
+use crate::model::{OnFailure, Rollout, Strategy, WebhookType, Weight};
 
 /// One release in progress: its Rollout and its state.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +100,7 @@ impl Machine {
         match self.state.stage {
             _ if self.state.phase == Phase::Paused => None,
             Stage::Retry { at, .. } | Stage::Holding { at } => Some(at),
+            Stage::Applying => self.ack_deadline(),
             _ => None,
         }
     }
@@ -117,6 +128,7 @@ impl Machine {
 
     fn passes_needed(&self) -> u32 {
         match self.rollout.strategy {
+            _ if self.rollout.controls.skip_analysis => 1,
             Strategy::Canary => 1,
             Strategy::BlueGreen | Strategy::ABTesting => self.rollout.analysis.iterations,
         }
@@ -241,12 +253,29 @@ impl Machine {
             out,
             format!("check failed ({failed}/{threshold}): {reason}"),
         );
-        if failed >= threshold {
-            let why = format!("{failed} failed checks, rolling back (last: {reason})");
-            self.rollback(now, why, out);
-            return true;
+        if failed < threshold {
+            return false;
         }
-        false
+        match self.rollout.controls.on_failure {
+            OnFailure::Rollback => {
+                let why = format!("{failed} failed checks, rolling back (last: {reason})");
+                self.rollback(now, why, out);
+                true
+            }
+            // The caller sets the stage as for any failed check; resume carries on.
+            OnFailure::Pause => {
+                let phase = self.state.phase;
+                self.state.paused_from = Some(phase);
+                self.set_phase(Phase::Paused, now);
+                let weight = self.state.canary_weight;
+                let why = format!(
+                    "{failed} failed checks, paused at {weight} (onFailure: Pause; resume \
+                     carries on, abort rolls back; last: {reason})"
+                );
+                self.event(out, why);
+                false
+            }
+        }
     }
 
     /// Runs what is due: a gate to retry, or a round of checks.
@@ -258,16 +287,44 @@ impl Machine {
         match self.state.stage {
             Stage::Retry { hook, at } if now >= at => self.gate(hook, now, &mut out),
             Stage::Holding { at } if now >= at => self.start_checks(now, &mut out),
+            Stage::Applying if self.ack_deadline().is_some_and(|d| now > d) => {
+                self.progress_deadline_passed(now, &mut out);
+            }
             _ => {}
         }
         out
     }
 
+    /// When the newest step, promotion included, is late: `progressDeadlineSeconds`
+    /// after it was asked for, while it is neither ACKed nor rejected.
+    fn ack_deadline(&self) -> Option<std::time::Duration> {
+        let last = self.state.steps.last()?;
+        let pending = last.acked_at.is_none() && last.rejected.is_none();
+        let deadline = self.rollout.controls.progress_deadline;
+        (pending && last.kind != StepKind::Rollback).then_some(last.applied_at + deadline)
+    }
+
+    fn progress_deadline_passed(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let Some(last) = self.state.steps.last() else {
+            return;
+        };
+        let what = match (last.kind, last.revision) {
+            (StepKind::Finalize, _) => "the promotion".to_string(),
+            (_, Some(revision)) => format!("revision {revision} (canary weight {})", last.weight),
+            (_, None) => format!("the step to canary weight {} (never stored)", last.weight),
+        };
+        let secs = self.rollout.controls.progress_deadline.as_secs();
+        let why =
+            format!("{what} was not ACKed within progressDeadlineSeconds ({secs}s); rolling back");
+        self.rollback(now, why, out);
+    }
+
     fn start_checks(&mut self, now: Duration, out: &mut Vec<Action>) {
         let analysis = &self.rollout.analysis;
+        let skip = self.rollout.controls.skip_analysis;
         let pending = Pending {
-            metrics: !analysis.metrics.is_empty(),
-            rollout_hooks: analysis.has_webhooks(WebhookType::Rollout),
+            metrics: !skip && !analysis.metrics.is_empty(),
+            rollout_hooks: !skip && analysis.has_webhooks(WebhookType::Rollout),
             rollback_hooks: analysis.has_webhooks(WebhookType::Rollback),
             ..Pending::default()
         };
@@ -310,7 +367,11 @@ impl Machine {
             self.rollback(now, "a rollback webhook asked to roll back".into(), out);
             return;
         }
-        let metrics = &self.rollout.analysis.metrics;
+        // skipAnalysis: no metric is checked, so none is judged.
+        let metrics = match self.rollout.controls.skip_analysis {
+            true => &[][..],
+            false => &self.rollout.analysis.metrics[..],
+        };
         let (mut outcome, checks) = assess(metrics, &p.results, &mut self.state.inconclusive, now);
         if !checks.is_empty() {
             let weight = self.state.canary_weight;

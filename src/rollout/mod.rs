@@ -18,6 +18,8 @@ pub mod traffic;
 mod control_tests;
 #[cfg(test)]
 mod machine_tests;
+#[cfg(test)]
+mod release_controls_tests;
 
 pub use analysis::MetricResult;
 #[cfg(test)]

@@ -56,6 +56,9 @@ pub struct MetricStatus {
     #[schema(value_type = String)]
     pub verdict: Verdict,
     pub checked_at: String,
+    /// A dry-run metric (`dryRun`): its verdict is shown, never counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -109,6 +112,7 @@ impl RolloutStatus {
                     samples: m.samples,
                     verdict: m.verdict,
                     checked_at: rfc3339(m.checked_at),
+                    dry_run: m.dry_run,
                 })
                 .collect(),
             steps: state

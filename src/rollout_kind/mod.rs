@@ -6,6 +6,7 @@
 //! Destinations come out unresolved (as for VirtualService destinations) and the
 //! target is not looked up: [`crate::resource_set`] does both.
 
+mod controls;
 mod metric_template;
 mod traffic_options;
 
@@ -23,7 +24,16 @@ use crate::model::{
     ThresholdRange, Webhook, WebhookType, Weight,
 };
 
-const SPEC: Fields = Fields::known(&["target", "stable", "canary", "strategy", "analysis"]);
+const SPEC: Fields = Fields::known(&[
+    "target",
+    "stable",
+    "canary",
+    "strategy",
+    "analysis",
+    controls::FIELDS[0],
+    controls::FIELDS[1],
+    controls::FIELDS[2],
+]);
 const TARGET: Fields = Fields::known(&["kind", "name", "namespace"]);
 const ANALYSIS: Fields = Fields {
     known: &[
@@ -58,6 +68,7 @@ const METRIC: Fields = Fields {
         "inconclusiveLimit",
         "templateRef",
         "templateVariables",
+        "dryRun",
     ],
     unsupported: &["threshold"],
 };
@@ -112,6 +123,7 @@ pub(crate) fn try_rollout(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
             .and_then(|a| try_analysis(a, strategy, &key.namespace, r)),
         (Some(_), None) => None,
     };
+    let controls = controls::try_controls(spec, r);
     Some(Rollout {
         key: key.clone(),
         target: target?,
@@ -119,6 +131,7 @@ pub(crate) fn try_rollout(key: &ResourceKey, spec: &Value, r: &mut Report) -> Op
         canary: canary?,
         strategy: strategy?,
         analysis: analysis?,
+        controls,
     })
 }
 
@@ -368,6 +381,7 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, namespace: &str, r: &mut Repo
             );
         }
         let inconclusive_limit = m.uint(r, "inconclusiveLimit", 1, u32::MAX);
+        let dry_run = m.boolean(r, "dryRun").unwrap_or(false);
         let (Some(name), Some(source), Some(threshold_range)) = (name, source, threshold_range)
         else {
             continue;
@@ -387,6 +401,7 @@ fn try_metrics(a: Obj<'_, '_>, interval: Duration, namespace: &str, r: &mut Repo
             interval: window,
             min_samples,
             inconclusive_limit: inconclusive_limit.unwrap_or(DEFAULT_INCONCLUSIVE_LIMIT),
+            dry_run,
         });
     }
     out

@@ -10,6 +10,7 @@ use crate::model::*;
 mod check;
 mod kinds;
 mod rollout;
+mod rollout_controls;
 
 pub(super) const FULL: &str = r#"
 apiVersion: networking.istio.io/v1

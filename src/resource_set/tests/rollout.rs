@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{mk_config, mk_errors};
 use crate::model::*;
 
-const BASE: &str = "apiVersion: networking.istio.io/v1
+pub(super) const BASE: &str = "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: petstore}
 spec:
@@ -30,22 +30,22 @@ spec:
   http: [{route: [{destination: {host: petstore, subset: v1}}]}]
 ";
 
-fn rollout(name: &str, spec: &str) -> String {
+pub(super) fn rollout(name: &str, spec: &str) -> String {
     format!(
         "---\napiVersion: coalmine.dev/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}}}\n\
          spec:\n  target: {{kind: VirtualService, name: petstore}}\n{spec}"
     )
 }
 
-const DESTS: &str =
+pub(super) const DESTS: &str =
     "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n";
 
 /// (resource, field, message) of each error of BASE plus these Rollouts.
-fn errors(rollouts: &[String]) -> Vec<(String, String, String)> {
+pub(super) fn errors(rollouts: &[String]) -> Vec<(String, String, String)> {
     mk_errors(&format!("{BASE}{}", rollouts.concat()))
 }
 
-fn error(resource: &str, field: &str, message: &str) -> (String, String, String) {
+pub(super) fn error(resource: &str, field: &str, message: &str) -> (String, String, String) {
     (resource.into(), field.into(), message.into())
 }
 
