@@ -98,6 +98,26 @@ pub fn rollout() -> CustomResourceDefinition {
         ],
         &["name", "url"],
     );
+    let alert = obj(
+        &[
+            ("name", string("The alert's name.")),
+            ("severity", string("info (every event), warn or error.")),
+            (
+                "providerRef",
+                obj(
+                    &[
+                        ("name", string("A Flagger AlertProvider's name.")),
+                        (
+                            "namespace",
+                            string("Its namespace; the Rollout's by default."),
+                        ),
+                    ],
+                    &["name"],
+                ),
+            ),
+        ],
+        &["name", "providerRef"],
+    );
     let analysis = obj(
         &[
             ("interval", string("Time between steps, e.g. 30s.")),
@@ -121,6 +141,7 @@ pub fn rollout() -> CustomResourceDefinition {
             ),
             ("metrics", json!({"type": "array", "items": metric})),
             ("webhooks", json!({"type": "array", "items": webhook})),
+            ("alerts", json!({"type": "array", "items": alert})),
         ],
         &[],
     );

@@ -106,6 +106,8 @@ pub struct Analysis {
     pub matches: Vec<RouteMatch>,
     pub metrics: Vec<Metric>,
     pub webhooks: Vec<Webhook>,
+    /// Flagger's `alerts`: where release events are posted.
+    pub alerts: Vec<super::Alert>,
 }
 
 impl Analysis {

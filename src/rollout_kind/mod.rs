@@ -6,6 +6,7 @@
 //! Destinations come out unresolved (as for VirtualService destinations) and the
 //! target is not looked up: [`crate::resource_set`] does both.
 
+mod alerts;
 mod metric_template;
 
 use std::collections::BTreeSet;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub(crate) use alerts::try_alert_provider;
 pub(crate) use metric_template::try_metric_template;
 
 use crate::ingest::{try_destination, try_matches, Fields, Obj, Report};
@@ -34,6 +36,7 @@ const ANALYSIS: Fields = Fields {
         "match",
         "metrics",
         "webhooks",
+        "alerts",
     ],
     unsupported: &[
         "mirror",
@@ -42,7 +45,6 @@ const ANALYSIS: Fields = Fields {
         "canaryReadyThreshold",
         "stepWeightPromotion",
         "sessionAffinity",
-        "alerts",
     ],
 };
 const METRIC: Fields = Fields {
@@ -193,6 +195,7 @@ fn try_analysis(
     }
     let metrics = try_metrics(a, interval, namespace, r);
     let webhooks = try_webhooks(a, r);
+    let alerts = alerts::try_alerts(a, namespace, r);
     Some(Analysis {
         interval,
         threshold,
@@ -201,6 +204,7 @@ fn try_analysis(
         matches,
         metrics,
         webhooks,
+        alerts,
     })
 }
 
