@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::release::Entry;
-use super::{clock, prometheus, webhook, Controller};
+use super::{alert, clock, prometheus, webhook, Controller};
 use crate::model::{BuiltinMetric, Metric, MetricSource, Rollout, TemplateSource, WebhookType};
 use crate::rollout::{traffic, Action, MetricResult};
 use crate::translate::cluster_name;
@@ -58,6 +58,16 @@ impl Controller {
                     let phase = entry.machine.state().phase.as_str();
                     self.call_webhooks(&rollout, WebhookType::Event, phase, Some(&message))
                         .await;
+                    let state = entry.machine.state();
+                    let fields = vec![
+                        ("Target".to_string(), rollout.target.to_string()),
+                        ("Canary weight".to_string(), state.canary_weight.to_string()),
+                        (
+                            "Failed checks threshold".to_string(),
+                            format!("{}/{}", state.failed_checks, rollout.analysis.threshold),
+                        ),
+                    ];
+                    self.send_alerts(&rollout, phase, &message, fields);
                     Vec::new()
                 }
             };
@@ -169,6 +179,43 @@ impl Controller {
                 warn!(rollout = %rollout.key, metric = %metric.name, "{e}");
                 (None, 0, false)
             }
+        }
+    }
+
+    /// Posts an event to every alert whose severity wants it, in the background: a
+    /// missing provider or a failed post is logged and never holds the release.
+    fn send_alerts(
+        &self,
+        rollout: &Rollout,
+        phase: &str,
+        message: &str,
+        fields: Vec<(String, String)>,
+    ) {
+        let severity = alert::severity_of(phase, message);
+        let config = self.desired.published().config;
+        for a in &rollout.analysis.alerts {
+            if !alert::wants(a, severity) {
+                continue;
+            }
+            let Some(provider) = config.alert_providers.get(&a.provider).cloned() else {
+                warn!(rollout = %rollout.key, alert = %a.name, "AlertProvider {} is gone", a.provider);
+                continue;
+            };
+            let event = alert::Event {
+                name: &rollout.key.name,
+                namespace: &rollout.key.namespace,
+                phase,
+                message,
+                severity,
+                fields: fields.clone(),
+            };
+            let body = alert::payload(&provider, &event);
+            let (client, key, name) = (self.http.clone(), rollout.key.clone(), a.name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = alert::post(&client, &provider, &body).await {
+                    warn!(rollout = %key, alert = %name, "alert not sent: {e}");
+                }
+            });
         }
     }
 

@@ -18,6 +18,7 @@
 //! (see `tick.rs`). Store calls run on the blocking pool (`saved.rs`).
 
 mod acks;
+mod alert;
 mod cluster;
 mod execute;
 pub mod prometheus;

@@ -27,7 +27,7 @@ pub const GATEWAY_API: Api = Api {
     versions: &["v1", "v1beta1"],
 };
 
-/// Flagger's kinds coalmine reads: `MetricTemplate`.
+/// Flagger's kinds coalmine reads: `MetricTemplate`, `AlertProvider`.
 pub const FLAGGER: Api = Api {
     group: "flagger.app",
     versions: &["v1beta1"],
@@ -63,7 +63,7 @@ impl Api {
             }
             Kind::Rollout => COALMINE,
             Kind::Secret => CORE,
-            Kind::MetricTemplate => FLAGGER,
+            Kind::MetricTemplate | Kind::AlertProvider => FLAGGER,
             Kind::RequestAuthentication | Kind::AuthorizationPolicy => ISTIO_SECURITY,
         }
     }

@@ -357,8 +357,8 @@ mod tests {
     fn an_unknown_kind_with_a_wrong_api_version_names_both() {
         let all_kinds = "unsupported kind \"Deployment\" (expected Gateway, VirtualService, \
                          DestinationRule, ServiceEntry, Rollout, HTTPRoute, ReferenceGrant, \
-                         GRPCRoute, Secret, RequestAuthentication, AuthorizationPolicy or \
-                         MetricTemplate)";
+                         GRPCRoute, Secret, RequestAuthentication, AuthorizationPolicy, \
+                         MetricTemplate or AlertProvider)";
         let any_group = "(expected a version of networking.istio.io, security.istio.io, \
                          gateway.networking.k8s.io, coalmine.dev, flagger.app or v1 (Secret))";
         assert_eq!(

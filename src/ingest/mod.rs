@@ -9,6 +9,7 @@
 //! [`crate::resource_set`] assembles and cross-checks the whole set. Nothing here knows
 //! a dialect, Envoy, Kubernetes or the store.
 
+mod address_secret;
 mod api;
 mod destination;
 mod document;
@@ -23,6 +24,7 @@ pub use api::{Api, COALMINE, COALMINE_API_VERSION, CORE, GATEWAY_API, ISTIO, IST
 pub use document::{parse_documents, Document};
 pub use error::{Errors, FieldError, Result};
 
+pub(crate) use address_secret::try_address_secret;
 pub(crate) use destination::{check_host, try_destination};
 pub(crate) use error::Report;
 pub(crate) use http_match::{check_regex, is_header_name, try_matches, try_string_match};

@@ -1,10 +1,10 @@
 //! What the dialects read from a set of documents, before the cross-resource checks:
 //! the resources that read cleanly, and the names the broken ones would have defined.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    AuthorizationPolicy, DestinationRule, Gateway, GatewayStatus, MetricTemplate,
+    AlertProvider, AuthorizationPolicy, DestinationRule, Gateway, GatewayStatus, MetricTemplate,
     RequestAuthentication, ResourceKey, Rollout, Service, TlsSecret, UnresolvedRef, VirtualService,
 };
 
@@ -22,6 +22,10 @@ pub(crate) struct Read {
     pub secrets: Vec<TlsSecret>,
     /// Flagger MetricTemplates.
     pub metric_templates: Vec<MetricTemplate>,
+    /// Flagger AlertProviders, addresses from Secrets not yet filled in.
+    pub alert_providers: Vec<AlertProvider>,
+    /// Webhook addresses of Secrets holding one (`address`), by `namespace/name`.
+    pub addresses: BTreeMap<String, String>,
     pub request_authentications: Vec<RequestAuthentication>,
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// References of accepted resources that could not be resolved.

@@ -102,6 +102,26 @@ pub fn rollout() -> CustomResourceDefinition {
         ],
         &["name", "url"],
     );
+    let alert = obj(
+        &[
+            ("name", string("The alert's name.")),
+            ("severity", string("info (every event), warn or error.")),
+            (
+                "providerRef",
+                obj(
+                    &[
+                        ("name", string("A Flagger AlertProvider's name.")),
+                        (
+                            "namespace",
+                            string("Its namespace; the Rollout's by default."),
+                        ),
+                    ],
+                    &["name"],
+                ),
+            ),
+        ],
+        &["name", "providerRef"],
+    );
     let analysis = obj(
         &[
             ("interval", string("Time between steps, e.g. 30s.")),
@@ -151,6 +171,7 @@ pub fn rollout() -> CustomResourceDefinition {
                 "mirrorWeight",
                 num("Percent of stable traffic mirrored; 100 by default."),
             ),
+            ("alerts", json!({"type": "array", "items": alert})),
         ],
         &[],
     );

@@ -108,6 +108,7 @@ pub fn watched() -> Vec<ApiResource> {
             "MetricTemplate",
             "metrictemplates",
         ),
+        mk("flagger.app", "v1beta1", "AlertProvider", "alertproviders"),
         mk("", "v1", "Secret", "secrets"),
     ]
 }
@@ -125,6 +126,7 @@ pub fn resource_of(kind: crate::model::Kind) -> Option<ApiResource> {
         Kind::GrpcRoute => ("gateway.networking.k8s.io/v1", "GRPCRoute"),
         Kind::Secret => ("v1", "Secret"),
         Kind::MetricTemplate => ("flagger.app/v1beta1", "MetricTemplate"),
+        Kind::AlertProvider => ("flagger.app/v1beta1", "AlertProvider"),
         Kind::ReferenceGrant => ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         Kind::Rollout => ("coalmine.dev/v1alpha1", "Rollout"),
         Kind::RequestAuthentication => ("security.istio.io/v1", "RequestAuthentication"),
@@ -525,6 +527,7 @@ mod tests {
                 "gateway.networking.k8s.io/v1/gatewayclasses",
                 "coalmine.dev/v1alpha1/rollouts",
                 "flagger.app/v1beta1/metrictemplates",
+                "flagger.app/v1beta1/alertproviders",
                 "v1/secrets",
             ]
         );

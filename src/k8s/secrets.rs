@@ -1,6 +1,7 @@
 //! Which Kubernetes Secrets coalmine reads: only those a Gateway of the set names for
 //! TLS (Istio's `credentialName`, and its `<name>-cacert` companion; the Gateway API's
-//! `certificateRefs`). Every other Secret of the cluster (tokens, Helm releases) is
+//! `certificateRefs`), and those a Flagger AlertProvider's `secretRef` names for its
+//! webhook address. Every other Secret of the cluster (tokens, Helm releases) is
 //! never parsed, judged or kept.
 
 use std::collections::BTreeSet;
@@ -14,6 +15,13 @@ pub type Object<'a> = (&'a str, &'a str, &'a Value);
 pub fn named_by_gateways<'a>(objects: impl Iterator<Item = Object<'a>>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (kind, namespace, value) in objects {
+        // A Flagger AlertProvider's webhook address (key `address`).
+        if kind == "AlertProvider" {
+            if let Some(name) = value["spec"]["secretRef"]["name"].as_str() {
+                out.insert(format!("{namespace}/{name}"));
+            }
+            continue;
+        }
         if kind != "Gateway" {
             continue;
         }
@@ -63,11 +71,13 @@ mod tests {
                                          {"name": "cm", "kind": "ConfigMap"}]}}
         ]}});
         let route_spec = json!({"spec": {"servers": [{"tls": {"credentialName": "no"}}]}});
+        let alerts_spec = json!({"spec": {"type": "slack", "secretRef": {"name": "hook"}}});
         let names = named_by_gateways(
             [
                 ("Gateway", "edge", &istio_spec),
                 ("Gateway", "edge", &gapi_spec),
                 ("HTTPRoute", "edge", &route_spec),
+                ("AlertProvider", "shop", &alerts_spec),
             ]
             .into_iter(),
         );
@@ -78,7 +88,8 @@ mod tests {
                 "certs/shared",
                 "edge/api-cert",
                 "edge/web-cert",
-                "edge/web-cert-cacert"
+                "edge/web-cert-cacert",
+                "shop/hook"
             ]
         );
     }

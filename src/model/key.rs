@@ -27,6 +27,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// Flagger's `MetricTemplate` (`flagger.app/v1beta1`): a query releases' metrics name.
     MetricTemplate,
+    /// Flagger's `AlertProvider` (`flagger.app/v1beta1`): where releases' alerts go.
+    AlertProvider,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::MetricTemplate => "MetricTemplate",
+            Kind::AlertProvider => "AlertProvider",
         }
     }
 }
@@ -56,7 +59,7 @@ impl Kind {
         matches!(self, Kind::HttpRoute | Kind::GrpcRoute)
     }
 
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::AuthorizationPolicy,
         Kind::MetricTemplate,
+        Kind::AlertProvider,
     ];
 
     /// The kind as its documents write it (`kind: Gateway` for both gateways; the

@@ -6,6 +6,7 @@
 //! protobuf, Envoy or Kubernetes, and a value of these types is always valid: the
 //! translation that consumes them cannot fail.
 
+mod alert;
 mod auth;
 mod gateway_status;
 mod key;
@@ -16,6 +17,7 @@ mod service;
 mod tls;
 mod weight;
 
+pub use alert::{Alert, AlertProvider, ProviderType, Severity};
 pub use auth::{
     AuthAction, AuthRule, AuthSource, AuthorizationPolicy, ClaimMatch, ClaimToHeader, Condition,
     ConditionKey, Jwks, JwksUri, JwtHeader, JwtRule, Operation, PolicyTarget,
@@ -66,6 +68,8 @@ pub struct Config {
     pub secrets: BTreeMap<String, TlsSecret>,
     /// Flagger MetricTemplates by `namespace/name`.
     pub metric_templates: BTreeMap<String, MetricTemplate>,
+    /// Flagger AlertProviders by `namespace/name`, their addresses resolved.
+    pub alert_providers: BTreeMap<String, AlertProvider>,
     /// JWT checks and access rules (`security.istio.io`), sorted by key.
     pub request_authentications: Vec<RequestAuthentication>,
     pub authorization_policies: Vec<AuthorizationPolicy>,

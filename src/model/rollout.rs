@@ -128,6 +128,8 @@ pub struct Analysis {
     /// (`mirrorWeight`, default 100 %). A Canary mirrors before its first weighted
     /// step, a BlueGreen release during all its iterations.
     pub mirror: Option<Weight>,
+    /// Flagger's `alerts`: where release events are posted.
+    pub alerts: Vec<super::Alert>,
 }
 
 /// Flagger's `analysis.sessionAffinity`: a user who got a response from one side of a

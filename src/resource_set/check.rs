@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::alert_check::check_alerts;
 use super::resolve::{resolve, resolve_host, Known};
 use super::rollout_check::check_rollouts;
 use super::tls_check::check_tls;
@@ -84,6 +85,7 @@ pub(crate) fn check(
         errors,
     );
     let metric_templates = check_templates(&rollouts, read.metric_templates, errors);
+    let alert_providers = check_alerts(&rollouts, read.alert_providers, &read.addresses, errors);
     let mut services = services;
     speak_grpc(&virtual_services, &mut services);
     let mut gateways = read.gateways;
@@ -98,6 +100,7 @@ pub(crate) fn check(
         gateway_status: read.gateway_status,
         secrets,
         metric_templates,
+        alert_providers,
         request_authentications: read.request_authentications,
         authorization_policies: read.authorization_policies,
     }

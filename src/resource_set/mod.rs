@@ -4,6 +4,7 @@
 //! ([`check()`]): every destination resolved, every gateway defined, no host claimed twice,
 //! Rollouts against their targets. Owns the order (by key) and the duplicate check.
 
+mod alert_check;
 mod check;
 mod resolve;
 mod rollout_check;
@@ -17,13 +18,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::gateway_api::{self, NamespaceLabels, Pending};
-use crate::ingest::{try_secret, Document, Errors, Read, Report, Result};
+use crate::ingest::{try_address_secret, try_secret, Document, Errors, Read, Report, Result};
 use crate::istio::{
     try_authorization_policy, try_destination_rule, try_gateway, try_request_authentication,
     try_service_entry, try_virtual_service,
 };
 use crate::model::{Config, Kind, Service};
-use crate::rollout_kind::{try_metric_template, try_rollout};
+use crate::rollout_kind::{try_alert_provider, try_metric_template, try_rollout};
 use check::check;
 
 /// Validates every document and the set as a whole, returning the consistent Config,
@@ -76,6 +77,18 @@ pub fn build_config_with(
 /// `read.broken`.
 fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut Pending) {
     if doc.key.kind == Kind::Secret {
+        let name = format!("{}/{}", doc.key.namespace, doc.key.name);
+        match try_address_secret(&doc.value) {
+            Some(Ok(address)) => {
+                read.addresses.insert(name, address);
+                return;
+            }
+            Some(Err(field)) => {
+                r.push(field, "is not base64 of UTF-8 text (a webhook address)");
+                return;
+            }
+            None => {}
+        }
         match try_secret(&doc.key, &doc.value, r).filter(|_| r.is_clean()) {
             Some(secret) => read.secrets.push(secret),
             None => {
@@ -132,6 +145,11 @@ fn read_document(doc: &Document, r: &mut Report, read: &mut Read, pending: &mut 
         Kind::ReferenceGrant => gateway_api::read_reference_grant(key, spec, r, pending),
         // Read above: a Secret has no spec.
         Kind::Secret => {}
+        Kind::AlertProvider => {
+            if let Some(provider) = try_alert_provider(key, spec, r).filter(|_| r.is_clean()) {
+                read.alert_providers.push(provider);
+            }
+        }
         Kind::MetricTemplate => {
             if let Some(template) = try_metric_template(key, spec, r).filter(|_| r.is_clean()) {
                 read.metric_templates.push(template);

@@ -6,6 +6,7 @@
 //! Destinations come out unresolved (as for VirtualService destinations) and the
 //! target is not looked up: [`crate::resource_set`] does both.
 
+mod alerts;
 mod controls;
 mod metric_template;
 mod traffic_options;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub(crate) use alerts::try_alert_provider;
 pub(crate) use metric_template::try_metric_template;
 use traffic_options::{try_mirror, try_session_affinity};
 
@@ -49,12 +51,12 @@ const ANALYSIS: Fields = Fields {
         "sessionAffinity",
         "mirror",
         "mirrorWeight",
+        "alerts",
     ],
     unsupported: &[
         "primaryReadyThreshold",
         "canaryReadyThreshold",
         "stepWeightPromotion",
-        "alerts",
     ],
 };
 const METRIC: Fields = Fields {
@@ -210,6 +212,7 @@ fn try_analysis(
     let webhooks = try_webhooks(a, r);
     let session_affinity = try_session_affinity(a, strategy, r);
     let mirror = try_mirror(a, strategy, r);
+    let alerts = alerts::try_alerts(a, namespace, r);
     Some(Analysis {
         interval,
         threshold,
@@ -220,6 +223,7 @@ fn try_analysis(
         webhooks,
         session_affinity,
         mirror,
+        alerts,
     })
 }
 

@@ -59,7 +59,7 @@ pub fn reaches(config: &Config, key: &ResourceKey, gateways: &BTreeSet<ResourceK
                 .any(|s| &s.source == key && hosts.contains(s.host.as_str()))
         }
         // A template is read by the rollout controller, never by proxies.
-        Kind::MetricTemplate => false,
+        Kind::MetricTemplate | Kind::AlertProvider => false,
         // A Secret shapes the proxies whose Gateways terminate TLS with it.
         Kind::Secret => {
             let name = format!("{}/{}", key.namespace, key.name);

@@ -349,3 +349,36 @@ fn reads_session_affinity_and_mirror_and_names_their_bad_fields() {
         ]
     );
 }
+
+#[test]
+fn alerts_name_flagger_alert_providers_with_addresses_from_secrets() {
+    let spec = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n  \
+                analysis:\n    stepWeights: [50]\n    alerts:\n    \
+                - {name: on-call, severity: error, providerRef: {name: team}}\n";
+    let provider = "---\napiVersion: flagger.app/v1beta1\nkind: AlertProvider\n\
+                    metadata: {name: team}\n\
+                    spec: {type: slack, channel: releases, secretRef: {name: team-hook}}\n";
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: team-hook}\n\
+                  stringData: {address: 'http://hooks.example/s'}\n";
+    let text = format!("{BASE}{}{provider}{secret}", rollout("petstore", spec));
+    let config = mk_config(&text).unwrap();
+    assert_eq!(
+        config.rollouts[0].analysis.alerts[0].provider,
+        "default/team"
+    );
+    let held = &config.alert_providers["default/team"];
+    assert_eq!(held.address, "http://hooks.example/s");
+    // Without the Secret, the provider names it; without the provider, the alert does.
+    let text = format!("{BASE}{}{provider}", rollout("petstore", spec));
+    let message = format!("{:?}", mk_config(&text).unwrap_err());
+    assert!(message.contains("spec.secretRef"), "{message}");
+    let found = errors(&[rollout("petstore", spec)]);
+    assert_eq!(
+        found,
+        [error(
+            "Rollout default/petstore",
+            "spec.analysis.alerts[0].providerRef",
+            "alert \"on-call\": AlertProvider default/team is not defined"
+        )]
+    );
+}
