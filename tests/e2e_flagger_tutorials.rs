@@ -124,8 +124,8 @@ impl Hooks {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    /// The webhook names called, in order (Flagger's payload has no hook name; the
-    /// `type` field and the `metadata.cmd` tell them apart).
+    /// The JSON bodies received, in order (Flagger's payload carries no hook name: its
+    /// `type` and `metadata.cmd` tell the tutorial's hooks apart).
     fn bodies(&self) -> Vec<Value> {
         let calls = self.calls.lock().unwrap();
         calls.iter().map(|(_, b)| b.clone()).collect()
