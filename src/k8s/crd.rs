@@ -136,6 +136,10 @@ pub fn rollout() -> CustomResourceDefinition {
             ),
             ("maxWeight", num("Canary weight to promote at.")),
             (
+                "stepWeightPromotion",
+                num("Weight added per step of a gradual promotion (Canary)."),
+            ),
+            (
                 "iterations",
                 int("Checks before promotion (BlueGreen, ABTesting)."),
             ),

@@ -130,6 +130,9 @@ pub struct Analysis {
     pub mirror: Option<Weight>,
     /// Flagger's `alerts`: where release events are posted.
     pub alerts: Vec<super::Alert>,
+    /// Canary: `stepWeightPromotion`, the weight added per step of a gradual
+    /// promotion from the last analysis step to 100 % (none: promotion at once).
+    pub step_weight_promotion: Option<Weight>,
 }
 
 /// Flagger's `analysis.sessionAffinity`: a user who got a response from one side of a

@@ -115,7 +115,7 @@ impl Machine {
                 let what = format!("nothing to promote: {}", self.state.phase);
                 out.push(Action::Event(what));
             }
-            _ => self.finalize(now, "promoted by hand".into(), &mut out),
+            _ => self.finalize_now(now, "promoted by hand".into(), &mut out),
         }
         out
     }

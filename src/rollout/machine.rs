@@ -286,6 +286,10 @@ impl Machine {
         }
         match self.state.stage {
             Stage::Retry { hook, at } if now >= at => self.gate(hook, now, &mut out),
+            // A gradual promotion's step is held for an interval, then the next.
+            Stage::Holding { at } if now >= at && self.state.phase == Phase::Promoting => {
+                self.finalize(now, "promoting".into(), &mut out)
+            }
             Stage::Holding { at } if now >= at => self.start_checks(now, &mut out),
             Stage::Applying if self.ack_deadline().is_some_and(|d| now > d) => {
                 self.progress_deadline_passed(now, &mut out);
@@ -461,7 +465,32 @@ impl Machine {
         self.event(out, what);
     }
 
+    /// Promotes: with `stepWeightPromotion`, first one more traffic step of that much
+    /// (ACK-gated and held for an interval, without checks, as Flagger's promotion
+    /// steps), until the next would reach 100 %; then [`Machine::finalize_now`].
     pub(super) fn finalize(&mut self, now: Duration, reason: String, out: &mut Vec<Action>) {
+        let step = self.rollout.analysis.step_weight_promotion;
+        let next = step.map(|s| self.state.canary_weight.units() + s.units());
+        match next {
+            Some(next) if next < Weight::FULL.units() => {
+                let weight = Weight::from_units(next);
+                self.set_phase(Phase::Promoting, now);
+                self.state.canary_weight = weight;
+                self.record(StepKind::Traffic, weight, now);
+                self.state.stage = Stage::Applying;
+                out.push(Action::ApplyTraffic {
+                    canary_weight: weight,
+                    ab_match: false,
+                    mirror: false,
+                });
+                self.event(out, format!("{reason}: canary weight {weight}"));
+            }
+            _ => self.finalize_now(now, reason, out),
+        }
+    }
+
+    /// All traffic to the canary in one revision.
+    pub(super) fn finalize_now(&mut self, now: Duration, reason: String, out: &mut Vec<Action>) {
         self.set_phase(Phase::Promoting, now);
         self.state.paused_from = None;
         self.record(StepKind::Finalize, Weight::FULL, now);

@@ -365,3 +365,25 @@ fn a_mirrored_blue_green_mirrors_through_every_iteration() {
     assert_eq!(effects(&run.wait(secs(10))), vec![]);
     assert_eq!(effects(&run.wait(secs(10))), vec![Action::Finalize]);
 }
+
+#[test]
+fn step_weight_promotion_promotes_gradually_after_the_analysis() {
+    let mut run = Run::canary("    stepWeights: [50]\n    stepWeightPromotion: 20\n");
+    assert_eq!(effects(&run.start()), traffic(pct(50.0)));
+    run.store_and_ack();
+    // The analysis step passes: promotion starts, one ACK-gated step at a time.
+    assert_eq!(effects(&run.wait(secs(30))), traffic(pct(70.0)));
+    assert_eq!(run.phase(), Phase::Promoting);
+    run.store_and_ack();
+    assert_eq!(effects(&run.wait(secs(29))), vec![]);
+    assert_eq!(effects(&run.wait(secs(1))), traffic(pct(90.0)));
+    run.store_and_ack();
+    assert_eq!(effects(&run.wait(secs(30))), vec![Action::Finalize]);
+    run.store_and_ack();
+    assert_eq!(run.phase(), Phase::Succeeded);
+    // By hand, promotion is at once.
+    let mut run = Run::canary("    stepWeights: [50]\n    stepWeightPromotion: 20\n");
+    run.start();
+    run.store_and_ack();
+    assert_eq!(effects(&run.m.promote(run.now)), vec![Action::Finalize]);
+}

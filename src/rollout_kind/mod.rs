@@ -52,12 +52,9 @@ const ANALYSIS: Fields = Fields {
         "mirror",
         "mirrorWeight",
         "alerts",
-    ],
-    unsupported: &[
-        "primaryReadyThreshold",
-        "canaryReadyThreshold",
         "stepWeightPromotion",
     ],
+    unsupported: &["primaryReadyThreshold", "canaryReadyThreshold"],
 };
 const METRIC: Fields = Fields {
     known: &[
@@ -176,7 +173,12 @@ fn try_analysis(
     let threshold = a
         .uint(r, "threshold", 1, u32::MAX)
         .unwrap_or(DEFAULT_THRESHOLD);
-    let canary_only = ["stepWeight", "stepWeights", "maxWeight"];
+    let canary_only = [
+        "stepWeight",
+        "stepWeights",
+        "maxWeight",
+        "stepWeightPromotion",
+    ];
     let iterations = match strategy {
         Strategy::Canary => {
             if a.has("iterations") {
@@ -204,6 +206,9 @@ fn try_analysis(
         Strategy::Canary => try_steps(a, r),
         _ => Vec::new(),
     };
+    let step_weight_promotion = a
+        .get("stepWeightPromotion")
+        .and_then(|value| try_step_weight(&a.at("stepWeightPromotion"), value, r));
     let matches = try_matches(a, r);
     if strategy == Strategy::ABTesting && matches.is_empty() {
         r.push(a.at("match"), "ABTesting requires at least one match");
@@ -224,6 +229,7 @@ fn try_analysis(
         session_affinity,
         mirror,
         alerts,
+        step_weight_promotion,
     })
 }
 
