@@ -214,4 +214,17 @@ fn a_mirrored_canary_gets_copies_and_is_judged_on_them_before_any_weight() {
     let report = load.stop();
     assert_eq!(report.failures(), 0, "{report:?}");
     w.wait_targets(&["v2"]);
+    // The release as Prometheus series on /metrics.
+    let text = w.coalmine.admin_get("/metrics").body;
+    let l = format!("namespace=\"default\",name=\"{NAME}\"");
+    for line in [
+        format!("coalmine_rollout_phase{{{l},phase=\"Succeeded\"}} 1"),
+        format!("coalmine_rollout_phase{{{l},phase=\"Progressing\"}} 0"),
+        format!("coalmine_rollout_canary_weight{{{l}}} 100"),
+        format!("coalmine_rollout_steps_total{{{l},kind=\"step\"}} 2"),
+        format!("coalmine_rollout_steps_total{{{l},kind=\"promote\"}} 1"),
+        format!("coalmine_rollout_metric_verdict{{{l},metric=\"request-success-rate\",verdict=\"pass\"}} 1"),
+    ] {
+        assert!(text.lines().any(|t| t == line), "no {line} in /metrics:\n{text}");
+    }
 }

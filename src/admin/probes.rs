@@ -29,9 +29,14 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "probes", security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AdminState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let config = state.desired.published().config;
+    let mut releases = Vec::new();
+    for rollout in &config.rollouts {
+        if let Some(status) = state.rollouts.status(&rollout.key).await {
+            releases.push((rollout.key.clone(), status));
+        }
+    }
+    let mut text = state.metrics.render();
+    text.push_str(&crate::rollout::series::render(&releases));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

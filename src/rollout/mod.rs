@@ -10,6 +10,7 @@ pub mod analysis;
 mod control;
 pub mod machine;
 mod phase;
+pub mod series;
 pub mod state;
 pub mod status;
 pub mod traffic;
