@@ -13,15 +13,13 @@
 
 mod support;
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::config::{docs, service_entry};
-use support::http::{read_body, read_head, wants_close};
+use support::hooks::Hooks;
 use support::rollout::{assert_gated_on_ack, is_final, phase, step_kinds, Seen, World};
 use support::scenario::{stderr, stdout, Petstore};
 use support::Coalmine;
@@ -96,58 +94,6 @@ fn shortened(spec_lines: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
-}
-
-/// An HTTP server answering 200 to everything, recording each request's
-/// `(path, JSON body)`: the tutorials' load tester.
-struct Hooks {
-    port: u16,
-    calls: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Hooks {
-    fn start() -> Hooks {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook server");
-        let port = listener.local_addr().expect("addr").port();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let c = calls.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let c = c.clone();
-                std::thread::spawn(move || serve(stream, &c));
-            }
-        });
-        Hooks { port, calls }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-
-    /// The JSON bodies received, in order (Flagger's payload carries no hook name: its
-    /// `type` and `metadata.cmd` tell the tutorial's hooks apart).
-    fn bodies(&self) -> Vec<Value> {
-        let calls = self.calls.lock().unwrap();
-        calls.iter().map(|(_, b)| b.clone()).collect()
-    }
-}
-
-fn serve(stream: TcpStream, calls: &Mutex<Vec<(String, Value)>>) {
-    let mut out = stream.try_clone().expect("clone stream");
-    let mut r = BufReader::new(stream);
-    while let Ok(Some((start, headers))) = read_head(&mut r) {
-        let Ok(body) = read_body(&mut r, &headers, false) else {
-            return;
-        };
-        let path = start.split_whitespace().nth(1).unwrap_or("").to_string();
-        let body: Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-        calls.lock().unwrap().push((path, body));
-        let reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-        if out.write_all(reply.as_bytes()).is_err() || wants_close(&start, &headers) {
-            return;
-        }
-    }
 }
 
 /// A bare coalmine holding the route a block targets, for applying blocks to.

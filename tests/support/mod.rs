@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod envoy;
 pub mod fake_apiserver;
 pub mod grpc;
+pub mod hooks;
 pub mod http;
 pub mod jwt;
 pub mod pip;

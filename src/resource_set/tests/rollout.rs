@@ -98,13 +98,13 @@ fn names_bad_fields() {
     let spec = "  stable: {host: petstore, subset: v1}\n  canary: {host: petstore, subset: v2}\n  \
                 analysis:\n    stepWeights: [1, 10, 5, 0.00001]\n    threshold: 0\n    \
                 metrics: [{name: errors, thresholdRange: {min: 5, max: 1}}]\n    \
-                webhooks: [{name: a, type: later, url: 'ftp://x'}]\n    stepWeightPromotion: 10\n";
+                webhooks: [{name: a, type: later, url: 'ftp://x'}]\n    primaryReadyThreshold: 99\n";
     let found = errors(&[rollout("petstore", spec)]);
     let r = "Rollout default/petstore";
     assert_eq!(
         found,
         vec![
-            error(r, "spec.analysis.stepWeightPromotion", "not supported"),
+            error(r, "spec.analysis.primaryReadyThreshold", "not supported"),
             error(
                 r,
                 "spec.analysis.threshold",
